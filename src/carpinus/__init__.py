@@ -1,0 +1,10 @@
+"""carpinus: a fast, strict ASGI 3 server with an HTTP/1.1 core in C."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from carpinus.config import Config
+from carpinus.server import Server, run
+
+__all__ = ["Config", "Server", "run", "__version__"]

@@ -1,0 +1,59 @@
+"""Typed stubs for the C core, carpinus._core."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+class ClientDisconnected(OSError):
+    """Raised by send() when the client has gone away (ASGI spec 2.4)."""
+
+class ServerState:
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        loop: asyncio.AbstractEventLoop,
+        run_app: Callable[..., Awaitable[None]],
+        task_factory: Callable[..., asyncio.Task[None]],
+        task_kwargs: dict[str, Any] | None,
+        log_error: Callable[[str], object],
+        *,
+        root_path: str = "",
+        lifespan_state: dict[str, Any] | None = None,
+        access_log: Callable[[dict[str, Any], int], object] | None = None,
+        server_header: bool = True,
+        date_header: bool = True,
+        limit_request_line: int | None = 8190,
+        limit_request_headers: int | None = 100,
+        limit_request_header_size: int | None = 8190,
+        limit_request_body: int | None = None,
+        limit_concurrency: int | None = None,
+        timeout_keep_alive: float = 5.0,
+        timeout_request_header: float = 10.0,
+    ) -> None: ...
+    def __call__(self) -> HttpProtocol: ...
+    def tick(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def close_all(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def connections(self) -> int: ...
+    @property
+    def active_requests(self) -> int: ...
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[None]]: ...
+    @property
+    def shutting_down(self) -> bool: ...
+
+class HttpProtocol(asyncio.BufferedProtocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def buffer_capacity(self) -> int: ...
+    def _process_pending(self) -> None: ...
+
+class RequestCycle:
+    async def receive(self) -> dict[str, Any]: ...
+    async def send(self, message: dict[str, Any]) -> None: ...
+    def _app_done(self, exc: BaseException | None) -> bool | None: ...
+    @property
+    def disconnected(self) -> bool: ...

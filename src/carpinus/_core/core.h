@@ -1,0 +1,307 @@
+/*
+ * core.h -- the objects of the C core and how they refer to each other.
+ *
+ *   module state (cp_state)   interned keys, constants, types; one per module
+ *        ^                    object, i.e. one per (sub-)interpreter
+ *        |
+ *   ServerState               one per running server (one event loop): the
+ *        ^                    app, the limits, the connection list, the shared
+ *        |                    read buffer, the Date cache, counters
+ *   HttpProtocol              one per connection: transport, receive buffer,
+ *        ^  |                 parse state, body decoder, timers
+ *        |  v
+ *   RequestCycle              one per request: the app's receive()/send(),
+ *                             queued body, response state
+ *
+ * Ownership: a HttpProtocol owns a strong reference to its ServerState and to
+ * its current RequestCycle; a RequestCycle owns a strong reference to its
+ * HttpProtocol until its response is complete (then it detaches) and to its
+ * ServerState until its app returns.  The ServerState's connection list holds
+ * strong references, dropped in connection_lost.  All reference cycles are
+ * visible to the GC through tp_traverse.
+ */
+#ifndef CARPINUS_CORE_H
+#define CARPINUS_CORE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "parser.h"
+
+/* ---- module state -------------------------------------------------- */
+
+/* Common request header names, lowercased, shared as bytes objects. */
+#define CP_COMMON_HEADER_COUNT 40
+#define CP_COMMON_HEADER_MAXLEN 31
+
+typedef struct {
+    PyTypeObject *ServerState_Type;
+    PyTypeObject *HttpProtocol_Type;
+    PyTypeObject *RequestCycle_Type;
+    PyTypeObject *Ready_Type;
+    PyObject *ClientDisconnected; /* OSError subclass raised by send() */
+
+    /* interned scope keys */
+    PyObject *k_type, *k_asgi, *k_http_version, *k_method, *k_scheme, *k_path,
+        *k_raw_path, *k_query_string, *k_root_path, *k_headers, *k_client,
+        *k_server, *k_state, *k_extensions;
+    /* interned message keys */
+    PyObject *k_status, *k_body, *k_more_body, *k_trailers, *k_version,
+        *k_spec_version;
+    /* constant values */
+    PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_3_0, *v_2_4;
+    PyObject *v_http_request, *v_http_disconnect, *v_http_response_start,
+        *v_http_response_body;
+    PyObject *methods[CP_METHOD_COUNT]; /* str; [0] unused */
+    PyObject *empty_bytes;
+    PyObject *asgi_template; /* {"version": "3.0", "spec_version": "2.4"} */
+    PyObject *common_headers[CP_COMMON_HEADER_COUNT]; /* bytes */
+    /* indexes into common_headers by name length, -1 terminated */
+    signed char headers_by_len[CP_COMMON_HEADER_MAXLEN + 1][8];
+    /* attribute / method names used on asyncio objects */
+    PyObject *s_write, *s_writelines, *s_close, *s_is_closing, *s_pause_reading,
+        *s_resume_reading, *s_get_extra_info, *s_peername, *s_sockname,
+        *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_add, *s_discard,
+        *s_process_pending;
+    PyObject *done_awaitable; /* Ready(None): what a non-blocking send returns */
+} cp_state;
+
+/* ---- awaitable.c --------------------------------------------------- */
+
+/* An awaitable that is already complete: `await r` gives r's result without
+   suspending (am_send returns PYGEN_RETURN).  Steals a reference to result;
+   result NULL means None. */
+PyObject *cp_ready_new(cp_state *st, PyObject *result);
+extern PyType_Spec cp_ready_spec;
+
+/* ---- ServerState (server.c) ---------------------------------------- */
+
+struct HttpProtocol;
+struct RequestCycle;
+
+typedef struct {
+    uint64_t connections_total;
+    uint64_t requests_total;
+    uint64_t parse_errors;
+    uint64_t app_errors;
+    uint64_t body_bytes;
+} cp_stats;
+
+typedef struct ServerState {
+    PyObject_HEAD
+    PyObject *module; /* strong: keeps `mod` alive */
+    cp_state *mod;
+
+    /* configuration (immutable after construction) */
+    PyObject *app;
+    PyObject *loop;
+    PyObject *create_future; /* loop.create_future */
+    PyObject *call_soon;     /* loop.call_soon */
+    PyObject *run_app;       /* coroutine fn(app, scope, receive, send, cycle) */
+    PyObject *task_factory;  /* callable(coro) -> Task */
+    PyObject *task_kwnames;  /* kwnames for task_factory, or NULL */
+    PyObject *task_kwvalues; /* tuple of values for task_kwnames, or NULL */
+    PyObject *root_path;     /* str */
+    PyObject *lifespan_state;  /* dict copied into each scope */
+    PyObject *access_log;      /* callable(scope, status, size) or NULL */
+    PyObject *log_error;       /* callable(str): logs an error line */
+    PyObject *tasks;           /* set of running app tasks */
+    int server_header;
+    int date_header;
+    cp_limits limits;
+    int64_t max_body;             /* -1: unlimited */
+    double timeout_keep_alive;    /* seconds */
+    double timeout_request_header;
+    Py_ssize_t limit_concurrency; /* -1: none */
+
+    /* runtime */
+    struct HttpProtocol *conns; /* intrusive doubly-linked list (strong refs) */
+    Py_ssize_t n_conns;
+    Py_ssize_t n_tasks;
+    int shutting_down;
+    double now; /* monotonic seconds, refreshed by tick() and on events */
+
+    /* shared read buffer: all reads land here unless a connection has
+       unconsumed bytes of its own (see protocol.c) */
+    char *scratch;
+    size_t scratch_cap;
+    PyObject *scratch_view; /* memoryview over scratch, handed to transports */
+    cp_header *header_spans; /* limits.max_headers entries */
+
+    /* Date header cache */
+    time_t date_second;
+    char date_line[48]; /* "date: Fri, 27 Nov 2026 07:54:03 GMT\r\n" */
+    size_t date_len;
+
+    cp_stats stats;
+} ServerState;
+
+extern PyType_Spec cp_server_state_spec;
+double cp_monotonic(void);
+/* Make `date_line` current. */
+void cp_server_refresh_date(ServerState *s);
+void cp_server_link(ServerState *s, struct HttpProtocol *c);
+void cp_server_unlink(ServerState *s, struct HttpProtocol *c);
+
+/* ---- HttpProtocol (protocol.c) ------------------------------------- */
+
+enum cp_conn_state {
+    CP_ST_HEAD = 0,      /* waiting for / parsing a request head */
+    CP_ST_BODY,          /* reading the body of the current request */
+    CP_ST_WAIT_RESPONSE, /* body done; holding further bytes until the
+                            response is complete (pipelining) */
+    CP_ST_DRAIN,         /* response sent; discarding the rest of the body */
+    CP_ST_CLOSED         /* closing or closed: ignore everything */
+};
+
+enum cp_body_mode { CP_BODY_NONE = 0, CP_BODY_LENGTH, CP_BODY_CHUNKED };
+
+typedef struct HttpProtocol {
+    PyObject_HEAD
+    ServerState *server; /* strong */
+    PyObject *transport;
+    PyObject *write;       /* transport.write */
+    PyObject *client;      /* (host, port) or None */
+    PyObject *server_addr; /* (host, port), (path, None) or None */
+    PyObject *scheme;      /* "http" or "https" (borrowed from mod) */
+    struct HttpProtocol *prev, *next; /* ServerState.conns */
+    int linked;
+
+    enum cp_conn_state state;
+    int lost;           /* connection_lost was called */
+    int processing;     /* inside conn_process (re-entrancy guard) */
+    int reading_paused; /* we called pause_reading */
+    int writing_paused; /* the transport called pause_writing */
+    int keep_alive;     /* of the current request */
+    int in_scratch;     /* the bytes being processed live in server->scratch */
+
+    /* receive buffer: unconsumed bytes are rbuf[rpos..rlen).  While bytes
+       are being processed they may instead live in the server's scratch
+       buffer (in_scratch); leftovers are moved here before returning. */
+    char *rbuf;
+    size_t rpos, rlen, rcap;
+    size_t head_checked; /* start of the incomplete head line (see try_head) */
+    size_t head_scanned; /* bytes of the pending head known to hold no further
+                            '\n' (see try_head) */
+    int process_scheduled; /* _process_pending is queued with call_soon */
+
+    /* body decoding of the current request (lives here because the body may
+       outlive the cycle's interest in it: draining) */
+    enum cp_body_mode body_mode;
+    uint64_t body_remaining; /* CP_BODY_LENGTH */
+    uint64_t body_seen;      /* bytes of body decoded so far */
+    cp_chunked chunked;
+
+    struct RequestCycle *cycle; /* strong; the request being served */
+
+    /* timeouts (monotonic seconds; 0 = none) */
+    double deadline;
+    int deadline_is_header; /* 1: request-header timeout, 0: keep-alive */
+} HttpProtocol;
+
+extern PyType_Spec cp_protocol_spec;
+PyObject *cp_protocol_new(ServerState *s);
+/* Called by the cycle when its response is complete. */
+void cp_conn_response_complete(HttpProtocol *c, int keep_alive);
+/* Write bytes (a new reference is NOT stolen).  Returns -1 on error. */
+int cp_conn_write(HttpProtocol *c, PyObject *data);
+int cp_conn_writelines(HttpProtocol *c, PyObject *list);
+void cp_conn_close(HttpProtocol *c);
+/* Called when the app drained the body queue below the high-water mark. */
+void cp_conn_body_consumed(HttpProtocol *c);
+/* timeouts / shutdown, called by the ServerState */
+void cp_conn_check_deadline(HttpProtocol *c, double now);
+void cp_conn_shutdown(HttpProtocol *c);
+
+/* ---- RequestCycle (cycle.c) ---------------------------------------- */
+
+#define CP_HEAD_INLINE 224
+
+typedef struct RequestCycle {
+    PyObject_HEAD
+    ServerState *server;  /* strong until the app has returned */
+    HttpProtocol *conn;   /* strong until the response is complete */
+    PyObject *scope;      /* kept for the access log only, else NULL */
+    PyObject *task;
+
+    /* request */
+    int http_minor;
+    int is_head;
+    int expect_continue; /* a "100 Continue" is owed on first receive() */
+    int body_complete;   /* every body byte has been decoded */
+    int body_final_sent; /* the app got more_body=False */
+    int disconnected;
+    PyObject *body_first; /* queued body not yet given to the app */
+    PyObject *body_more;  /* list of further chunks, or NULL */
+    size_t body_queued;   /* bytes in the queue */
+    PyObject *receive_waiter; /* Future the app awaits in receive(), or NULL */
+
+    /* response */
+    int response_started;
+    int response_complete;
+    int wire_started; /* response bytes have been written */
+    int app_running; /* the app's task has not finished */
+    int status;
+    int keep_alive;      /* the request allows keeping the connection */
+    int out_chunked;     /* writing Transfer-Encoding: chunked */
+    int out_close_delim; /* HTTP/1.0 stream without length: close at end */
+    int out_no_body;     /* HEAD, 1xx, 204, 304 */
+    int64_t out_length;  /* declared Content-Length, -1 if none */
+    int64_t out_sent;    /* body bytes sent */
+    int app_conn_close;  /* the app sent "connection: close" */
+    PyObject *write_waiter; /* Future send() awaits while writing is paused */
+    /* the serialized response head, until the first body message */
+    char *head;
+    size_t head_len, head_cap;
+    char head_inline[CP_HEAD_INLINE];
+} RequestCycle;
+
+extern PyType_Spec cp_cycle_spec;
+RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c);
+/* Start the app for this cycle: builds receive/send and the task. */
+int cp_cycle_start(RequestCycle *cy, PyObject *scope);
+/* Body bytes arrived for this request; data is a new reference (stolen). */
+int cp_cycle_push_body(RequestCycle *cy, PyObject *data);
+/* The request body ended. */
+int cp_cycle_body_done(RequestCycle *cy);
+/* The client went away (or the request failed to parse mid-body). */
+void cp_cycle_disconnect(RequestCycle *cy);
+/* Writing was resumed or the connection was lost: wake send(). */
+void cp_cycle_wake_writer(RequestCycle *cy);
+/* Whether the cycle's own queue is above the high-water mark. */
+int cp_cycle_body_backlogged(RequestCycle *cy);
+
+/* ---- scope.c ------------------------------------------------------- */
+
+PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
+                         const cp_request *req, const cp_header *headers);
+
+/* ---- headers.c ----------------------------------------------------- */
+
+int cp_common_headers_init(cp_state *st);
+/* New reference to the lowercased name as bytes (shared when common). */
+PyObject *cp_header_name(cp_state *st, const char *name, size_t len);
+
+/* ---- response.c ---------------------------------------------------- */
+
+/* Serialize http.response.start into cy->head. Sets RuntimeError on a bad
+   message. */
+int cp_response_start(RequestCycle *cy, PyObject *message);
+/* Handle http.response.body: frame it and write it. */
+int cp_response_body(RequestCycle *cy, PyObject *message);
+/* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
+PyObject *cp_error_response(ServerState *s, int status);
+const char *cp_reason_phrase(int status);
+
+/* ---- module.c ------------------------------------------------------ */
+
+cp_state *cp_get_state_from_type(PyTypeObject *tp);
+
+/* Read-flow high-water mark: per connection, for queued body and for
+   unprocessed pipelined bytes. */
+#define CP_HIGH_WATER (256 * 1024)
+#define CP_SCRATCH_SIZE (256 * 1024)
+
+#endif /* CARPINUS_CORE_H */

@@ -1,0 +1,607 @@
+/*
+ * cycle.c -- RequestCycle: one request, the app's receive() and send().
+ *
+ * receive() hands out the queued body as one `bytes` per call (more_body
+ * tells whether more follows), then waits for the client to go away or the
+ * response to complete, then answers http.disconnect forever.  It returns a
+ * Ready awaitable when it has an answer now, or an asyncio Future when it
+ * must wait.
+ *
+ * send() checks the order of messages (start, body..., final body),
+ * serializes through response.c and returns a Ready, or a Future while the
+ * transport asked us to pause writing.  After the client went away send()
+ * raises ClientDisconnected, an OSError, as ASGI spec 2.4 asks.
+ *
+ * The app runs as run_app(app, scope, receive, send, cycle) in its own Task;
+ * run_app calls cycle._app_done() when the app returns or raises, which is
+ * where a missing or broken response becomes a 500 or a closed connection.
+ */
+#include "core.h"
+
+#include <string.h>
+
+static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c)
+{
+    PyTypeObject *tp = s->mod->RequestCycle_Type;
+    RequestCycle *cy = (RequestCycle *)tp->tp_alloc(tp, 0);
+    if (cy == NULL) {
+        return NULL;
+    }
+    cy->server = (ServerState *)Py_NewRef((PyObject *)s);
+    cy->conn = (HttpProtocol *)Py_NewRef((PyObject *)c);
+    cy->head = cy->head_inline;
+    cy->head_cap = CP_HEAD_INLINE;
+    cy->out_length = -1;
+    return cy;
+}
+
+/* ---- body queue ----------------------------------------------------- */
+
+int cp_cycle_push_body(RequestCycle *cy, PyObject *data)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (n == 0 || cy->body_final_sent || cy->disconnected) {
+        Py_DECREF(data);
+        return 0;
+    }
+    if (cy->body_first == NULL) {
+        cy->body_first = data;
+    } else {
+        if (cy->body_more == NULL && (cy->body_more = PyList_New(0)) == NULL) {
+            Py_DECREF(data);
+            return -1;
+        }
+        int r = PyList_Append(cy->body_more, data);
+        Py_DECREF(data);
+        if (r < 0) {
+            return -1;
+        }
+    }
+    cy->body_queued += (size_t)n;
+    return 0;
+}
+
+int cp_cycle_body_backlogged(RequestCycle *cy)
+{
+    return cy->body_queued > CP_HIGH_WATER;
+}
+
+/* All queued body as one bytes object (new reference). */
+static PyObject *take_body(RequestCycle *cy)
+{
+    PyObject *out;
+    if (cy->body_first == NULL) {
+        out = Py_NewRef(cy->server->mod->empty_bytes);
+    } else if (cy->body_more == NULL) {
+        out = cy->body_first;
+        cy->body_first = NULL;
+    } else {
+        out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cy->body_queued);
+        if (out == NULL) {
+            return NULL;
+        }
+        char *w = PyBytes_AS_STRING(out);
+        memcpy(w, PyBytes_AS_STRING(cy->body_first), (size_t)PyBytes_GET_SIZE(cy->body_first));
+        w += PyBytes_GET_SIZE(cy->body_first);
+        Py_ssize_t n = PyList_GET_SIZE(cy->body_more);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *b = PyList_GET_ITEM(cy->body_more, i);
+            memcpy(w, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+            w += PyBytes_GET_SIZE(b);
+        }
+        Py_CLEAR(cy->body_first);
+        Py_CLEAR(cy->body_more);
+    }
+    cy->body_queued = 0;
+    return out;
+}
+
+/* ---- messages ------------------------------------------------------- */
+
+static PyObject *disconnect_message(cp_state *st)
+{
+    PyObject *msg = PyDict_New();
+    if (msg != NULL && PyDict_SetItem(msg, st->k_type, st->v_http_disconnect) < 0) {
+        Py_CLEAR(msg);
+    }
+    return msg;
+}
+
+/* The next http.request message if one is due now, else NULL with no
+   exception set. */
+static PyObject *next_request_message(RequestCycle *cy)
+{
+    if (cy->body_final_sent || (cy->body_queued == 0 && !cy->body_complete)) {
+        return NULL;
+    }
+    cp_state *st = cy->server->mod;
+    PyObject *body = take_body(cy);
+    if (body == NULL) {
+        return NULL;
+    }
+    int more = !cy->body_complete;
+    PyObject *msg = PyDict_New();
+    if (msg == NULL || PyDict_SetItem(msg, st->k_type, st->v_http_request) < 0 ||
+        PyDict_SetItem(msg, st->k_body, body) < 0 ||
+        PyDict_SetItem(msg, st->k_more_body, more ? Py_True : Py_False) < 0) {
+        Py_XDECREF(msg);
+        Py_DECREF(body);
+        return NULL;
+    }
+    Py_DECREF(body);
+    if (!more) {
+        cy->body_final_sent = 1;
+    }
+    if (cy->conn != NULL) {
+        cp_conn_body_consumed(cy->conn);
+    }
+    return msg;
+}
+
+/* Is the future still waiting (not cancelled by the app's task)? */
+static int future_pending(cp_state *st, PyObject *fut)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(fut, st->s_done);
+    if (r == NULL) {
+        return -1;
+    }
+    int done = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return done < 0 ? -1 : !done;
+}
+
+static void resolve(cp_state *st, PyObject **slot, PyObject *value)
+{
+    PyObject *fut = *slot;
+    *slot = NULL;
+    int pending = future_pending(st, fut);
+    if (pending > 0) {
+        PyObject *r = PyObject_CallMethodOneArg(fut, st->s_set_result, value);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(fut);
+        }
+        Py_XDECREF(r);
+    } else if (pending < 0) {
+        PyErr_WriteUnraisable(fut);
+    }
+    Py_DECREF(fut);
+}
+
+/* Give a waiting receive() its answer, if there is one now. */
+static void wake_receiver(RequestCycle *cy)
+{
+    if (cy->receive_waiter == NULL) {
+        return;
+    }
+    cp_state *st = cy->server->mod;
+    int pending = future_pending(st, cy->receive_waiter);
+    if (pending <= 0) {
+        if (pending < 0) {
+            PyErr_WriteUnraisable(cy->receive_waiter);
+        }
+        Py_CLEAR(cy->receive_waiter); /* cancelled: keep the body queued */
+        return;
+    }
+    PyObject *msg = NULL;
+    if (!cy->disconnected && !cy->response_complete) {
+        msg = next_request_message(cy);
+        if (msg == NULL) {
+            if (PyErr_Occurred()) {
+                PyErr_WriteUnraisable((PyObject *)cy);
+            }
+            return;
+        }
+    } else {
+        msg = disconnect_message(st);
+        if (msg == NULL) {
+            PyErr_WriteUnraisable((PyObject *)cy);
+            return;
+        }
+    }
+    resolve(st, &cy->receive_waiter, msg);
+    Py_DECREF(msg);
+}
+
+int cp_cycle_body_done(RequestCycle *cy)
+{
+    cy->body_complete = 1;
+    wake_receiver(cy);
+    return 0;
+}
+
+void cp_cycle_wake_writer(RequestCycle *cy)
+{
+    if (cy->write_waiter != NULL) {
+        resolve(cy->server->mod, &cy->write_waiter, Py_None);
+    }
+}
+
+void cp_cycle_disconnect(RequestCycle *cy)
+{
+    if (cy->disconnected) {
+        return;
+    }
+    cy->disconnected = 1;
+    wake_receiver(cy);
+    cp_cycle_wake_writer(cy);
+}
+
+/* ---- receive() ------------------------------------------------------ */
+
+static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
+{
+    (void)unused;
+    cp_state *st = cy->server->mod;
+    HttpProtocol *c = cy->conn;
+    if (cy->expect_continue) {
+        cy->expect_continue = 0;
+        if (c != NULL && !c->lost && !cy->wire_started && !cy->disconnected) {
+            PyObject *b = PyBytes_FromStringAndSize(CONTINUE_100, sizeof(CONTINUE_100) - 1);
+            int r = b ? cp_conn_write(c, b) : -1;
+            Py_XDECREF(b);
+            if (r < 0) {
+                return NULL;
+            }
+        }
+    }
+    if (!cy->disconnected && !cy->response_complete) {
+        PyObject *msg = next_request_message(cy);
+        if (msg != NULL) {
+            return cp_ready_new(st, msg);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        /* wait for body bytes, the end of the response, or a disconnect */
+        if (cy->receive_waiter != NULL) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "receive() called while another receive() is waiting");
+            return NULL;
+        }
+        PyObject *fut = PyObject_CallNoArgs(cy->server->create_future);
+        if (fut == NULL) {
+            return NULL;
+        }
+        cy->receive_waiter = Py_NewRef(fut);
+        return fut;
+    }
+    PyObject *msg = disconnect_message(st);
+    if (msg == NULL) {
+        return NULL;
+    }
+    return cp_ready_new(st, msg);
+}
+
+/* ---- send() --------------------------------------------------------- */
+
+static int type_is(PyObject *type, PyObject *expected)
+{
+    if (type == expected) {
+        return 1;
+    }
+    return PyUnicode_Check(type) && PyUnicode_Compare(type, expected) == 0;
+}
+
+static void response_finished(RequestCycle *cy)
+{
+    ServerState *s = cy->server;
+    HttpProtocol *c = cy->conn;
+    if (s->access_log != NULL && cy->scope != NULL) {
+        PyObject *status = PyLong_FromLong(cy->status);
+        PyObject *args[2] = {cy->scope, status};
+        PyObject *r = status ? PyObject_Vectorcall(s->access_log, args, 2, NULL) : NULL;
+        Py_XDECREF(status);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(s->access_log);
+        }
+        Py_XDECREF(r);
+    }
+    Py_CLEAR(cy->scope);
+    /* receive() now answers http.disconnect */
+    wake_receiver(cy);
+    if (c != NULL) {
+        cy->conn = NULL; /* detach: the connection moves on */
+        if (c->cycle == cy) {
+            cp_conn_response_complete(c, cy->keep_alive);
+        }
+        Py_DECREF(c);
+    }
+}
+
+static PyObject *send_wait(RequestCycle *cy)
+{
+    HttpProtocol *c = cy->conn;
+    if (c == NULL || !c->writing_paused || c->lost) {
+        return Py_NewRef(cy->server->mod->done_awaitable);
+    }
+    if (cy->write_waiter == NULL) {
+        cy->write_waiter = PyObject_CallNoArgs(cy->server->create_future);
+        if (cy->write_waiter == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(cy->write_waiter);
+}
+
+static PyObject *cycle_send(RequestCycle *cy, PyObject *message)
+{
+    cp_state *st = cy->server->mod;
+    PyObject *type;
+    if (PyDict_CheckExact(message)) {
+        type = PyDict_GetItemWithError(message, st->k_type);
+        Py_XINCREF(type);
+    } else if (PyMapping_Check(message)) {
+        type = PyObject_GetItem(message, st->k_type);
+        if (type == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+        }
+    } else {
+        PyErr_Format(PyExc_TypeError, "Expected an ASGI message dict, but got %R.",
+                     (PyObject *)Py_TYPE(message));
+        return NULL;
+    }
+    if (type == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "ASGI message has no 'type'.");
+        }
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (cy->disconnected || (cy->conn != NULL && cy->conn->lost)) {
+        PyErr_SetString(st->ClientDisconnected, "The client has disconnected.");
+        goto done;
+    }
+    if (type_is(type, st->v_http_response_start)) {
+        if (cy->response_started) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Expected ASGI message 'http.response.body', but got "
+                            "'http.response.start'.");
+            goto done;
+        }
+        if (cy->conn == NULL) {
+            PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+            goto done;
+        }
+        if (cp_response_start(cy, message) < 0) {
+            goto done;
+        }
+        cy->response_started = 1;
+        result = Py_NewRef(st->done_awaitable);
+    } else if (type_is(type, st->v_http_response_body)) {
+        if (!cy->response_started) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Expected ASGI message 'http.response.start', but got "
+                            "'http.response.body'.");
+            goto done;
+        }
+        if (cy->response_complete) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Unexpected ASGI message 'http.response.body' sent, after "
+                            "response already completed.");
+            goto done;
+        }
+        if (cy->conn == NULL) {
+            PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+            goto done;
+        }
+        if (cp_response_body(cy, message) < 0) {
+            goto done;
+        }
+        if (cy->response_complete) {
+            response_finished(cy);
+            result = Py_NewRef(st->done_awaitable);
+        } else {
+            result = send_wait(cy);
+        }
+    } else {
+        PyErr_Format(PyExc_RuntimeError,
+                     "Unexpected ASGI message %R sent, expected 'http.response.start' or "
+                     "'http.response.body'.",
+                     type);
+    }
+done:
+    Py_DECREF(type);
+    return result;
+}
+
+/* ---- app lifecycle -------------------------------------------------- */
+
+static PyMethodDef receive_def = {"receive", (PyCFunction)cycle_receive, METH_NOARGS,
+                                  "ASGI receive()."};
+static PyMethodDef send_def = {"send", (PyCFunction)cycle_send, METH_O, "ASGI send()."};
+
+int cp_cycle_start(RequestCycle *cy, PyObject *scope)
+{
+    ServerState *s = cy->server;
+    int rc = -1;
+    PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL;
+    if (s->access_log != NULL) {
+        cy->scope = Py_NewRef(scope);
+    }
+    receive = PyCFunction_New(&receive_def, (PyObject *)cy);
+    send = PyCFunction_New(&send_def, (PyObject *)cy);
+    if (receive == NULL || send == NULL) {
+        goto done;
+    }
+    PyObject *args[5] = {s->app, scope, receive, send, (PyObject *)cy};
+    coro = PyObject_Vectorcall(s->run_app, args, 5, NULL);
+    if (coro == NULL) {
+        goto done;
+    }
+    s->n_tasks++;
+    cy->app_running = 1;
+    if (s->task_kwnames != NULL) {
+        /* Task(coro, loop=..., eager_start=True): positional then kw values */
+        PyObject *targs[4] = {coro, NULL, NULL, NULL};
+        Py_ssize_t nkw = PyTuple_GET_SIZE(s->task_kwnames);
+        for (Py_ssize_t i = 0; i < nkw && i < 3; i++) {
+            targs[1 + i] = PyTuple_GET_ITEM(s->task_kwvalues, i);
+        }
+        task = PyObject_Vectorcall(s->task_factory, targs, 1, s->task_kwnames);
+    } else {
+        task = PyObject_CallOneArg(s->task_factory, coro);
+    }
+    if (task == NULL) {
+        s->n_tasks--;
+        cy->app_running = 0;
+        /* never awaited: close it quietly */
+        PyObject *r = PyObject_CallMethod(coro, "close", NULL);
+        Py_XDECREF(r);
+        goto done;
+    }
+    if (cy->app_running) { /* not finished eagerly */
+        if (PySet_Add(s->tasks, task) < 0) {
+            goto done;
+        }
+        cy->task = Py_NewRef(task);
+    }
+    rc = 0;
+done:
+    Py_XDECREF(receive);
+    Py_XDECREF(send);
+    Py_XDECREF(coro);
+    Py_XDECREF(task);
+    return rc;
+}
+
+/* run_app calls this with None when the app returned, or with the exception
+   it raised (already logged by run_app).  Returns True when the response was
+   complete, so run_app can tell a clean finish from a failed one. */
+static PyObject *cycle_app_done(RequestCycle *cy, PyObject *exc)
+{
+    ServerState *s = cy->server;
+    if (!cy->app_running) {
+        Py_RETURN_NONE;
+    }
+    cy->app_running = 0;
+    s->n_tasks--;
+    if (cy->task != NULL) {
+        if (PySet_Discard(s->tasks, cy->task) < 0) {
+            PyErr_WriteUnraisable((PyObject *)cy);
+        }
+        Py_CLEAR(cy->task);
+    }
+    if (cy->response_complete) {
+        Py_RETURN_TRUE;
+    }
+    HttpProtocol *c = cy->conn;
+    const char *problem = NULL;
+    if (exc == Py_None) {
+        s->stats.app_errors++;
+        problem = cy->response_started ? "ASGI callable returned without completing response."
+                                       : "ASGI callable returned without starting response.";
+    } else {
+        s->stats.app_errors++;
+    }
+    if (problem != NULL && !cy->disconnected) {
+        PyObject *r = PyObject_CallFunction(s->log_error, "s", problem);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(s->log_error);
+        }
+        Py_XDECREF(r);
+    }
+    cy->response_complete = 1;
+    Py_CLEAR(cy->scope);
+    wake_receiver(cy);
+    if (c != NULL) {
+        cy->conn = NULL;
+        if (c->cycle == cy && !c->lost) {
+            if (!cy->wire_started) {
+                cy->status = 500;
+                PyObject *resp = cp_error_response(s, 500);
+                if (resp == NULL || cp_conn_write(c, resp) < 0) {
+                    PyErr_WriteUnraisable((PyObject *)cy);
+                }
+                Py_XDECREF(resp);
+            }
+            cp_conn_response_complete(c, 0);
+        }
+        Py_DECREF(c);
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyObject *cycle_get_disconnected(RequestCycle *cy, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(cy->disconnected || (cy->conn != NULL && cy->conn->lost));
+}
+
+/* ---- type ------------------------------------------------------------ */
+
+static int cycle_traverse(RequestCycle *cy, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(cy));
+    Py_VISIT(cy->server);
+    Py_VISIT(cy->conn);
+    Py_VISIT(cy->scope);
+    Py_VISIT(cy->task);
+    Py_VISIT(cy->body_first);
+    Py_VISIT(cy->body_more);
+    Py_VISIT(cy->receive_waiter);
+    Py_VISIT(cy->write_waiter);
+    return 0;
+}
+
+static int cycle_clear(RequestCycle *cy)
+{
+    Py_CLEAR(cy->conn);
+    Py_CLEAR(cy->scope);
+    Py_CLEAR(cy->task);
+    Py_CLEAR(cy->body_first);
+    Py_CLEAR(cy->body_more);
+    Py_CLEAR(cy->receive_waiter);
+    Py_CLEAR(cy->write_waiter);
+    if (cy->app_running && cy->server != NULL) {
+        cy->app_running = 0;
+        cy->server->n_tasks--;
+    }
+    Py_CLEAR(cy->server);
+    return 0;
+}
+
+static void cycle_dealloc(RequestCycle *cy)
+{
+    PyTypeObject *tp = Py_TYPE(cy);
+    PyObject_GC_UnTrack(cy);
+    cycle_clear(cy);
+    if (cy->head != cy->head_inline) {
+        PyMem_Free(cy->head);
+    }
+    tp->tp_free((PyObject *)cy);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef cycle_methods[] = {
+    {"receive", (PyCFunction)cycle_receive, METH_NOARGS, "ASGI receive()."},
+    {"send", (PyCFunction)cycle_send, METH_O, "ASGI send()."},
+    {"_app_done", (PyCFunction)cycle_app_done, METH_O,
+     "Called by run_app when the app returned (None) or raised (the exception)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef cycle_getset[] = {
+    {"disconnected", (getter)cycle_get_disconnected, NULL,
+     "Whether the client has gone away.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot cycle_slots[] = {
+    {Py_tp_dealloc, cycle_dealloc},
+    {Py_tp_traverse, cycle_traverse},
+    {Py_tp_clear, cycle_clear},
+    {Py_tp_methods, cycle_methods},
+    {Py_tp_getset, cycle_getset},
+    {Py_tp_doc, "The state of one HTTP request and its response."},
+    {0, NULL},
+};
+
+PyType_Spec cp_cycle_spec = {
+    .name = "carpinus._core.RequestCycle",
+    .basicsize = sizeof(RequestCycle),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = cycle_slots,
+};

@@ -1,0 +1,254 @@
+/*
+ * module.c -- carpinus._core: module state and multi-phase initialization.
+ *
+ * Everything mutable or Python-owned lives in the module state (cp_state):
+ * the heap types, interned keys, constant values.  There are no static
+ * PyObject* globals, so each (sub-)interpreter gets its own copy.
+ */
+#include "core.h"
+
+#include <string.h>
+
+/* tp must be one of this module's own (non-subclassable) types. */
+cp_state *cp_get_state_from_type(PyTypeObject *tp)
+{
+    return (cp_state *)PyType_GetModuleState(tp);
+}
+
+static inline cp_state *get_state(PyObject *module)
+{
+    return (cp_state *)PyModule_GetState(module);
+}
+
+/* Every PyObject* field of cp_state, for traverse and clear. */
+#define CP_STATE_FIELDS(X)                                                               \
+    X(ServerState_Type)                                                                  \
+    X(HttpProtocol_Type)                                                                 \
+    X(RequestCycle_Type)                                                                 \
+    X(Ready_Type)                                                                        \
+    X(ClientDisconnected)                                                                \
+    X(k_type)                                                                            \
+    X(k_asgi)                                                                            \
+    X(k_http_version)                                                                    \
+    X(k_method)                                                                          \
+    X(k_scheme)                                                                          \
+    X(k_path)                                                                            \
+    X(k_raw_path)                                                                        \
+    X(k_query_string)                                                                    \
+    X(k_root_path)                                                                       \
+    X(k_headers)                                                                         \
+    X(k_client)                                                                          \
+    X(k_server)                                                                          \
+    X(k_state)                                                                           \
+    X(k_extensions)                                                                      \
+    X(k_status)                                                                          \
+    X(k_body)                                                                            \
+    X(k_more_body)                                                                       \
+    X(k_trailers)                                                                        \
+    X(k_version)                                                                         \
+    X(k_spec_version)                                                                    \
+    X(v_http)                                                                            \
+    X(v_https)                                                                           \
+    X(v_1_0)                                                                             \
+    X(v_1_1)                                                                             \
+    X(v_3_0)                                                                             \
+    X(v_2_4)                                                                             \
+    X(v_http_request)                                                                    \
+    X(v_http_disconnect)                                                                 \
+    X(v_http_response_start)                                                             \
+    X(v_http_response_body)                                                              \
+    X(empty_bytes)                                                                       \
+    X(asgi_template)                                                                     \
+    X(s_write)                                                                           \
+    X(s_writelines)                                                                      \
+    X(s_close)                                                                           \
+    X(s_is_closing)                                                                      \
+    X(s_pause_reading)                                                                   \
+    X(s_resume_reading)                                                                  \
+    X(s_get_extra_info)                                                                  \
+    X(s_peername)                                                                        \
+    X(s_sockname)                                                                        \
+    X(s_sslcontext)                                                                      \
+    X(s_set_result)                                                                      \
+    X(s_done)                                                                            \
+    X(s_cancel)                                                                          \
+    X(s_add)                                                                             \
+    X(s_discard)                                                                         \
+    X(s_process_pending)                                                                 \
+    X(done_awaitable)
+
+static int core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    cp_state *st = get_state(module);
+#define VISIT(name) Py_VISIT(st->name);
+    CP_STATE_FIELDS(VISIT)
+#undef VISIT
+    for (int i = 0; i < CP_METHOD_COUNT; i++) {
+        Py_VISIT(st->methods[i]);
+    }
+    for (int i = 0; i < CP_COMMON_HEADER_COUNT; i++) {
+        Py_VISIT(st->common_headers[i]);
+    }
+    return 0;
+}
+
+static int core_clear(PyObject *module)
+{
+    cp_state *st = get_state(module);
+#define CLEAR(name) Py_CLEAR(st->name);
+    CP_STATE_FIELDS(CLEAR)
+#undef CLEAR
+    for (int i = 0; i < CP_METHOD_COUNT; i++) {
+        Py_CLEAR(st->methods[i]);
+    }
+    for (int i = 0; i < CP_COMMON_HEADER_COUNT; i++) {
+        Py_CLEAR(st->common_headers[i]);
+    }
+    return 0;
+}
+
+static void core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+static int intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int add_type(PyObject *module, PyTypeObject **slot, PyType_Spec *spec,
+                    PyObject *bases)
+{
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, bases);
+    if (*slot == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, *slot);
+}
+
+static int core_exec(PyObject *module)
+{
+    cp_state *st = get_state(module);
+    PyObject *asyncio = NULL, *buffered = NULL, *bases = NULL;
+
+    /* HttpProtocol subclasses asyncio.BufferedProtocol so that transports
+       (stdlib and uvloop) recognise it and call get_buffer/buffer_updated. */
+    asyncio = PyImport_ImportModule("asyncio");
+    if (asyncio == NULL) {
+        goto fail;
+    }
+    buffered = PyObject_GetAttrString(asyncio, "BufferedProtocol");
+    if (buffered == NULL || (bases = PyTuple_Pack(1, buffered)) == NULL) {
+        goto fail;
+    }
+    if (add_type(module, &st->ServerState_Type, &cp_server_state_spec, NULL) < 0 ||
+        add_type(module, &st->HttpProtocol_Type, &cp_protocol_spec, bases) < 0 ||
+        add_type(module, &st->RequestCycle_Type, &cp_cycle_spec, NULL) < 0 ||
+        add_type(module, &st->Ready_Type, &cp_ready_spec, NULL) < 0) {
+        goto fail;
+    }
+    st->ClientDisconnected = PyErr_NewExceptionWithDoc(
+        "carpinus._core.ClientDisconnected",
+        "Raised by send() when the client has gone away (ASGI spec 2.4).",
+        PyExc_OSError, NULL);
+    if (st->ClientDisconnected == NULL ||
+        PyModule_AddObjectRef(module, "ClientDisconnected", st->ClientDisconnected) < 0) {
+        goto fail;
+    }
+
+    if (intern(&st->k_type, "type") < 0 || intern(&st->k_asgi, "asgi") < 0 ||
+        intern(&st->k_http_version, "http_version") < 0 ||
+        intern(&st->k_method, "method") < 0 || intern(&st->k_scheme, "scheme") < 0 ||
+        intern(&st->k_path, "path") < 0 || intern(&st->k_raw_path, "raw_path") < 0 ||
+        intern(&st->k_query_string, "query_string") < 0 ||
+        intern(&st->k_root_path, "root_path") < 0 || intern(&st->k_headers, "headers") < 0 ||
+        intern(&st->k_client, "client") < 0 || intern(&st->k_server, "server") < 0 ||
+        intern(&st->k_state, "state") < 0 || intern(&st->k_extensions, "extensions") < 0 ||
+        intern(&st->k_status, "status") < 0 || intern(&st->k_body, "body") < 0 ||
+        intern(&st->k_more_body, "more_body") < 0 ||
+        intern(&st->k_trailers, "trailers") < 0 || intern(&st->k_version, "version") < 0 ||
+        intern(&st->k_spec_version, "spec_version") < 0 || intern(&st->v_http, "http") < 0 ||
+        intern(&st->v_https, "https") < 0 || intern(&st->v_1_0, "1.0") < 0 ||
+        intern(&st->v_1_1, "1.1") < 0 || intern(&st->v_3_0, "3.0") < 0 ||
+        intern(&st->v_2_4, "2.4") < 0 || intern(&st->v_http_request, "http.request") < 0 ||
+        intern(&st->v_http_disconnect, "http.disconnect") < 0 ||
+        intern(&st->v_http_response_start, "http.response.start") < 0 ||
+        intern(&st->v_http_response_body, "http.response.body") < 0 ||
+        intern(&st->s_write, "write") < 0 || intern(&st->s_writelines, "writelines") < 0 ||
+        intern(&st->s_close, "close") < 0 || intern(&st->s_is_closing, "is_closing") < 0 ||
+        intern(&st->s_pause_reading, "pause_reading") < 0 ||
+        intern(&st->s_resume_reading, "resume_reading") < 0 ||
+        intern(&st->s_get_extra_info, "get_extra_info") < 0 ||
+        intern(&st->s_peername, "peername") < 0 || intern(&st->s_sockname, "sockname") < 0 ||
+        intern(&st->s_sslcontext, "sslcontext") < 0 ||
+        intern(&st->s_set_result, "set_result") < 0 || intern(&st->s_done, "done") < 0 ||
+        intern(&st->s_cancel, "cancel") < 0 || intern(&st->s_add, "add") < 0 ||
+        intern(&st->s_discard, "discard") < 0 ||
+        intern(&st->s_process_pending, "_process_pending") < 0) {
+        goto fail;
+    }
+    static const char *const method_names[CP_METHOD_COUNT] = {
+        [CP_METHOD_OTHER] = "", [CP_METHOD_GET] = "GET",         [CP_METHOD_HEAD] = "HEAD",
+        [CP_METHOD_POST] = "POST", [CP_METHOD_PUT] = "PUT",     [CP_METHOD_DELETE] = "DELETE",
+        [CP_METHOD_PATCH] = "PATCH", [CP_METHOD_OPTIONS] = "OPTIONS",
+        [CP_METHOD_TRACE] = "TRACE",
+    };
+    for (int i = 0; i < CP_METHOD_COUNT; i++) {
+        if (intern(&st->methods[i], method_names[i]) < 0) {
+            goto fail;
+        }
+    }
+    st->empty_bytes = PyBytes_FromStringAndSize("", 0);
+    st->asgi_template = PyDict_New();
+    if (st->empty_bytes == NULL || st->asgi_template == NULL ||
+        PyDict_SetItem(st->asgi_template, st->k_version, st->v_3_0) < 0 ||
+        PyDict_SetItem(st->asgi_template, st->k_spec_version, st->v_2_4) < 0) {
+        goto fail;
+    }
+    if (cp_common_headers_init(st) < 0) {
+        goto fail;
+    }
+    st->done_awaitable = cp_ready_new(st, NULL);
+    if (st->done_awaitable == NULL) {
+        goto fail;
+    }
+    Py_DECREF(asyncio);
+    Py_DECREF(buffered);
+    Py_DECREF(bases);
+    return 0;
+fail:
+    Py_XDECREF(asyncio);
+    Py_XDECREF(buffered);
+    Py_XDECREF(bases);
+    return -1;
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* The core relies on the GIL: one event loop thread drives it. */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "carpinus._core",
+    .m_doc = "The C core of carpinus: HTTP/1.1 parsing, ASGI scopes, responses.",
+    .m_size = sizeof(cp_state),
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

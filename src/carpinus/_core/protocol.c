@@ -1,0 +1,829 @@
+/*
+ * protocol.c -- HttpProtocol: one HTTP/1.1 connection as an asyncio
+ * BufferedProtocol written in C.
+ *
+ * Theory of operation
+ * -------------------
+ * The transport asks get_buffer() where to put the next read and then tells
+ * buffer_updated(n).  A connection with no unconsumed bytes of its own
+ * (the usual case: every read is one or more whole requests) is handed the
+ * server's shared scratch buffer; reads complete synchronously, so one buffer
+ * serves every connection of the loop.  Whatever a read leaves unconsumed
+ * (a partial head, pipelined requests waiting their turn) is copied into the
+ * connection's own buffer, which exists only while it holds bytes: an idle
+ * keep-alive connection owns no buffer at all.
+ *
+ * The connection is a small state machine:
+ *
+ *   HEAD ──head parsed──► BODY ──body ends──► WAIT_RESPONSE
+ *    ▲   (no body) ─────────────────────────►      │
+ *    │                                             │ response complete,
+ *    ├─────────────────────────────────────────────┘ keep-alive
+ *    │
+ *    └──body ends── DRAIN ◄── response complete while the body still arrives
+ *
+ *   any state ── error / timeout / Connection: close / connection_lost ──► CLOSED
+ *
+ * Requests are served strictly one at a time: bytes of a pipelined request
+ * wait in WAIT_RESPONSE until the previous response is complete, so
+ * responses are in order and an error in request N+1 can never be written
+ * into the middle of response N.
+ *
+ * Re-entrancy: on Python >= 3.12 the app starts eagerly, i.e. inside
+ * buffer_updated, and may complete its response (and so the request) before
+ * the call that started it returns.  conn_process() is therefore a loop
+ * guarded by `processing`: a nested call returns at once and the outer loop
+ * picks up the new state.
+ */
+#include "core.h"
+
+#include <string.h>
+
+#define DRAIN_MAX (64 * 1024) /* body bytes we read and drop to keep a
+                                 connection after an early response */
+#define MIN_READ 16384        /* least free space offered to a read */
+
+/* ---- buffer helpers ------------------------------------------------- */
+
+static void buf_free(HttpProtocol *c)
+{
+    PyMem_Free(c->rbuf);
+    c->rbuf = NULL;
+    c->rpos = c->rlen = c->rcap = 0;
+}
+
+/* Make room for at least `extra` more bytes after rlen. */
+static int buf_reserve(HttpProtocol *c, size_t extra)
+{
+    if (c->rpos > 0 && (c->rpos == c->rlen || c->rcap - c->rlen < extra)) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+        c->rlen -= c->rpos;
+        c->rpos = 0;
+    }
+    if (c->rcap - c->rlen >= extra) {
+        return 0;
+    }
+    size_t cap = c->rcap ? c->rcap : 4096;
+    while (cap - c->rlen < extra) {
+        cap *= 2;
+    }
+    char *p = PyMem_Realloc(c->rbuf, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->rbuf = p;
+    c->rcap = cap;
+    return 0;
+}
+
+/* ---- transport calls ------------------------------------------------ */
+
+int cp_conn_write(HttpProtocol *c, PyObject *data)
+{
+    if (c->write == NULL) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallOneArg(c->write, data);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+int cp_conn_writelines(HttpProtocol *c, PyObject *list)
+{
+    if (c->transport == NULL) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(c->transport, c->server->mod->s_writelines, list);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static void call_transport(HttpProtocol *c, PyObject *name)
+{
+    if (c->transport == NULL) {
+        return;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(c->transport, name);
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)c);
+    } else {
+        Py_DECREF(r);
+    }
+}
+
+void cp_conn_close(HttpProtocol *c)
+{
+    if (c->state == CP_ST_CLOSED) {
+        return;
+    }
+    c->state = CP_ST_CLOSED;
+    c->deadline = 0;
+    call_transport(c, c->server->mod->s_close);
+}
+
+static void set_reading(HttpProtocol *c, int paused)
+{
+    if (c->reading_paused == paused || c->lost) {
+        return;
+    }
+    c->reading_paused = paused;
+    call_transport(c, paused ? c->server->mod->s_pause_reading
+                             : c->server->mod->s_resume_reading);
+}
+
+/* Pause reading while the app lags behind the body or pipelined bytes pile
+   up; resume once it catches up. */
+static void update_reading(HttpProtocol *c)
+{
+    if (c->state == CP_ST_CLOSED) {
+        return;
+    }
+    int backlog = (c->rlen - c->rpos) > CP_HIGH_WATER ||
+                  (c->cycle != NULL && cp_cycle_body_backlogged(c->cycle));
+    set_reading(c, backlog);
+}
+
+void cp_conn_body_consumed(HttpProtocol *c)
+{
+    if (c->reading_paused) {
+        update_reading(c);
+    }
+}
+
+/* ---- errors and deadlines ------------------------------------------ */
+
+/* Answer a protocol error (unless response bytes are already out) and
+   close.  The app, if running, sees http.disconnect. */
+static void conn_fail(HttpProtocol *c, int status)
+{
+    ServerState *s = c->server;
+    s->stats.parse_errors++;
+    RequestCycle *cy = c->cycle;
+    int can_answer = cy == NULL || !cy->wire_started;
+    if (cy != NULL) {
+        c->cycle = NULL;
+        cy->response_complete = 1; /* nothing more from this app goes out */
+        cp_cycle_disconnect(cy);
+        Py_DECREF(cy);
+    }
+    if (can_answer && status > 0 && !c->lost) {
+        PyObject *resp = cp_error_response(s, status);
+        if (resp == NULL || cp_conn_write(c, resp) < 0) {
+            PyErr_WriteUnraisable((PyObject *)c);
+        }
+        Py_XDECREF(resp);
+    }
+    cp_conn_close(c);
+}
+
+static void set_keep_alive_deadline(HttpProtocol *c)
+{
+    c->deadline = cp_monotonic() + c->server->timeout_keep_alive;
+    c->deadline_is_header = 0;
+}
+
+void cp_conn_check_deadline(HttpProtocol *c, double now)
+{
+    if (c->deadline == 0 || now < c->deadline || c->state == CP_ST_CLOSED) {
+        return;
+    }
+    if (c->deadline_is_header && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
+        conn_fail(c, 408); /* part of a head arrived, the rest did not */
+    } else {
+        cp_conn_close(c);
+    }
+}
+
+void cp_conn_shutdown(HttpProtocol *c)
+{
+    if (c->state == CP_ST_HEAD && c->cycle == NULL) {
+        cp_conn_close(c);
+    }
+    /* otherwise the response in flight carries Connection: close */
+}
+
+/* ---- request dispatch ---------------------------------------------- */
+
+static const char *cur_data(HttpProtocol *c)
+{
+    return c->in_scratch ? c->server->scratch : c->rbuf;
+}
+
+/* Feed body bytes at rpos to the current request.  Returns 1 when progress
+   was made, 0 when nothing is left to feed, -1 after a failure (closed). */
+static int feed_body(HttpProtocol *c)
+{
+    ServerState *s = c->server;
+    const char *base = cur_data(c) + c->rpos;
+    size_t len = c->rlen - c->rpos;
+    if (len == 0) {
+        return 0;
+    }
+    int deliver = c->state == CP_ST_BODY && c->cycle != NULL;
+    int ended = 0;
+    if (c->body_mode == CP_BODY_LENGTH) {
+        size_t n = len < c->body_remaining ? len : (size_t)c->body_remaining;
+        if (deliver) {
+            PyObject *chunk = PyBytes_FromStringAndSize(base, (Py_ssize_t)n);
+            if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk) < 0) {
+                goto error;
+            }
+        }
+        c->rpos += n;
+        c->body_remaining -= n;
+        c->body_seen += n;
+        s->stats.body_bytes += n;
+        ended = c->body_remaining == 0;
+    } else {
+        size_t used = 0;
+        while (used < len) {
+            size_t consumed, off, dlen;
+            int rc = cp_chunked_decode(&c->chunked, base + used, len - used, &s->limits,
+                                       &consumed, &off, &dlen);
+            if (rc == CP_CHUNK_ERROR) {
+                c->rpos += used + consumed;
+                conn_fail(c, c->chunked.error_status ? c->chunked.error_status : 400);
+                return -1;
+            }
+            if (rc == CP_CHUNK_DATA) {
+                c->body_seen += dlen;
+                s->stats.body_bytes += dlen;
+                if (s->max_body >= 0 && c->body_seen > (uint64_t)s->max_body) {
+                    conn_fail(c, 413);
+                    return -1;
+                }
+                if (deliver) {
+                    PyObject *chunk =
+                        PyBytes_FromStringAndSize(base + used + off, (Py_ssize_t)dlen);
+                    if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk) < 0) {
+                        c->rpos += used;
+                        goto error;
+                    }
+                }
+            }
+            used += consumed;
+            if (rc == CP_CHUNK_DONE) {
+                ended = 1;
+                break;
+            }
+            if (rc == CP_CHUNK_MORE) {
+                break;
+            }
+        }
+        c->rpos += used;
+    }
+    if (ended) {
+        if (c->state == CP_ST_DRAIN) {
+            c->state = CP_ST_HEAD;
+            set_keep_alive_deadline(c);
+        } else {
+            c->state = CP_ST_WAIT_RESPONSE;
+            if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
+                goto error;
+            }
+        }
+    }
+    return 1;
+error:
+    PyErr_WriteUnraisable((PyObject *)c);
+    conn_fail(c, 500);
+    return -1;
+}
+
+static int keep_alive_of(const cp_request *req)
+{
+    if (req->flags & CP_F_CONN_CLOSE) {
+        return 0;
+    }
+    if (req->http_minor == 0) {
+        return (req->flags & CP_F_CONN_KEEP_ALIVE) != 0;
+    }
+    return 1;
+}
+
+/* Try to parse a head at rpos and start its request.  Returns 1 when a
+   request was started, 0 when more bytes are needed, -1 after a failure. */
+static int try_head(HttpProtocol *c)
+{
+    ServerState *s = c->server;
+    const char *base = cur_data(c) + c->rpos;
+    size_t len = c->rlen - c->rpos;
+
+    /* A partial head was seen before: parse again only once a line may have
+       completed or the partial line may have outgrown every limit.  Bytes
+       up to head_scanned are known to hold no '\n'. */
+    if (c->head_scanned > 0 && c->head_scanned <= len) {
+        const char *nl = memchr(base + c->head_scanned, '\n', len - c->head_scanned);
+        if (nl == NULL && len - c->head_checked <= cp_longest_line(&s->limits)) {
+            c->head_scanned = len;
+            return 0;
+        }
+    }
+    cp_request req;
+    ptrdiff_t r = cp_parse_request(base, len, &s->limits, &req, s->header_spans);
+    if (r == CP_INCOMPLETE) {
+        c->head_checked = req.incomplete_line_start;
+        c->head_scanned = len > req.incomplete_line_start ? len : req.incomplete_line_start;
+        if (!c->deadline_is_header || c->deadline == 0) {
+            c->deadline = cp_monotonic() + s->timeout_request_header;
+            c->deadline_is_header = 1;
+        }
+        return 0;
+    }
+    c->head_checked = c->head_scanned = 0;
+    if (r == CP_ERROR) {
+        conn_fail(c, req.error_status);
+        return -1;
+    }
+    c->deadline = 0;
+    s->stats.requests_total++;
+
+    if (req.content_length >= 0 && s->max_body >= 0 && req.content_length > s->max_body) {
+        conn_fail(c, 413);
+        return -1;
+    }
+    if (s->limit_concurrency >= 0 && s->n_tasks >= s->limit_concurrency) {
+        conn_fail(c, 503);
+        return -1;
+    }
+
+    PyObject *scope = cp_build_scope(s, c, base, &req, s->header_spans);
+    if (scope == NULL) {
+        goto error;
+    }
+    RequestCycle *cy = cp_cycle_new(s, c);
+    if (cy == NULL) {
+        Py_DECREF(scope);
+        goto error;
+    }
+    c->rpos += (size_t)r;
+    cy->http_minor = req.http_minor;
+    cy->is_head = req.method_id == CP_METHOD_HEAD;
+    cy->keep_alive = keep_alive_of(&req);
+    c->keep_alive = cy->keep_alive;
+    c->body_seen = 0;
+    if (req.flags & CP_F_CHUNKED) {
+        c->body_mode = CP_BODY_CHUNKED;
+        cp_chunked_init(&c->chunked);
+    } else if (req.content_length > 0) {
+        c->body_mode = CP_BODY_LENGTH;
+        c->body_remaining = (uint64_t)req.content_length;
+    } else {
+        c->body_mode = CP_BODY_NONE;
+    }
+    cy->expect_continue = c->body_mode != CP_BODY_NONE && req.http_minor == 1 &&
+                          (req.flags & CP_F_EXPECT_CONTINUE);
+    c->cycle = cy; /* the connection's reference */
+    if (c->body_mode == CP_BODY_NONE) {
+        c->state = CP_ST_WAIT_RESPONSE;
+        cy->body_complete = 1;
+    } else {
+        c->state = CP_ST_BODY;
+        /* Hand over the body bytes that came with the head before the app
+           runs, so its first receive() need not wait. */
+        if (feed_body(c) < 0) {
+            Py_DECREF(scope);
+            return -1;
+        }
+        if (c->cycle != cy) {
+            Py_DECREF(scope);
+            return -1;
+        }
+        if (cy->body_queued > 0) {
+            cy->expect_continue = 0; /* the client did not wait for it */
+        }
+    }
+    Py_INCREF(cy);
+    int rc = cp_cycle_start(cy, scope); /* may run the whole app (eager) */
+    Py_DECREF(scope);
+    Py_DECREF(cy);
+    if (rc < 0) {
+        goto error;
+    }
+    return 1;
+error:
+    PyErr_WriteUnraisable((PyObject *)c);
+    conn_fail(c, 500);
+    return -1;
+}
+
+static void conn_process(HttpProtocol *c)
+{
+    if (c->processing) {
+        return;
+    }
+    c->processing = 1;
+    Py_INCREF(c);
+    for (;;) {
+        int r;
+        switch (c->state) {
+        case CP_ST_HEAD:
+            r = c->rpos < c->rlen ? try_head(c) : 0;
+            break;
+        case CP_ST_BODY:
+        case CP_ST_DRAIN:
+            r = feed_body(c);
+            break;
+        default:
+            r = 0;
+            break;
+        }
+        if (r <= 0) {
+            break;
+        }
+    }
+    c->processing = 0;
+    Py_DECREF(c);
+}
+
+/* Move unconsumed scratch bytes into the connection's own buffer. */
+static int keep_leftover(HttpProtocol *c)
+{
+    if (!c->in_scratch) {
+        if (c->rpos == c->rlen) {
+            buf_free(c);
+        }
+        return 0;
+    }
+    c->in_scratch = 0;
+    size_t left = c->rlen - c->rpos;
+    size_t from = c->rpos;
+    c->rpos = c->rlen = 0;
+    if (left == 0 || c->state == CP_ST_CLOSED) {
+        return 0;
+    }
+    if (buf_reserve(c, left < MIN_READ ? MIN_READ : left) < 0) {
+        return -1;
+    }
+    memcpy(c->rbuf, c->server->scratch + from, left);
+    c->rlen = left;
+    return 0;
+}
+
+void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
+{
+    RequestCycle *cy = c->cycle;
+    c->cycle = NULL;
+    if (c->state == CP_ST_CLOSED) {
+        Py_XDECREF(cy);
+        return;
+    }
+    if (!keep_alive || c->server->shutting_down) {
+        cp_conn_close(c);
+    } else if (c->state == CP_ST_WAIT_RESPONSE) {
+        c->state = CP_ST_HEAD;
+        set_keep_alive_deadline(c);
+    } else if (c->state == CP_ST_BODY) {
+        /* answered before the body was read: drop the rest if it is small */
+        if (c->body_mode == CP_BODY_LENGTH && c->body_remaining <= DRAIN_MAX &&
+            (cy == NULL || !cy->expect_continue)) {
+            c->state = CP_ST_DRAIN;
+        } else {
+            cp_conn_close(c);
+        }
+    }
+    Py_XDECREF(cy);
+    if (c->state == CP_ST_CLOSED) {
+        return;
+    }
+    if (!c->processing && c->rpos < c->rlen && !c->process_scheduled) {
+        /* Pipelined bytes wait.  We are inside the app's send(); serving the
+           next request from here would nest one app inside another, as deep
+           as the pipeline is long.  Let the loop call us back instead. */
+        PyObject *cb = PyObject_GetAttr((PyObject *)c, c->server->mod->s_process_pending);
+        PyObject *h = cb ? PyObject_CallOneArg(c->server->call_soon, cb) : NULL;
+        Py_XDECREF(cb);
+        if (h == NULL) {
+            PyErr_WriteUnraisable((PyObject *)c);
+            cp_conn_close(c);
+            return;
+        }
+        Py_DECREF(h);
+        c->process_scheduled = 1;
+    }
+    if (!c->processing && c->rpos == c->rlen && !c->in_scratch) {
+        buf_free(c);
+    }
+    update_reading(c);
+}
+
+static PyObject *proto_process_pending(HttpProtocol *c, PyObject *unused)
+{
+    (void)unused;
+    c->process_scheduled = 0;
+    if (c->state != CP_ST_CLOSED && !c->processing) {
+        conn_process(c);
+        if (c->state != CP_ST_CLOSED && c->rpos == c->rlen) {
+            buf_free(c);
+        }
+        update_reading(c);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- asyncio protocol methods -------------------------------------- */
+
+/* (host, port) from a socket address as asyncio reports it, else None. */
+static PyObject *address_tuple(PyObject *addr, int for_server)
+{
+    if (PyTuple_Check(addr) && PyTuple_GET_SIZE(addr) >= 2) {
+        PyObject *host = PyTuple_GET_ITEM(addr, 0);
+        PyObject *port = PyTuple_GET_ITEM(addr, 1);
+        if (PyUnicode_Check(host) && PyLong_Check(port)) {
+            return PyTuple_Pack(2, host, port);
+        }
+    }
+    if (for_server && PyUnicode_Check(addr) && PyUnicode_GET_LENGTH(addr) > 0) {
+        return PyTuple_Pack(2, addr, Py_None); /* Unix socket path */
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *extra_info(HttpProtocol *c, PyObject *transport, PyObject *name)
+{
+    PyObject *args[2] = {transport, name};
+    return PyObject_VectorcallMethod(c->server->mod->s_get_extra_info, args,
+                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
+{
+    ServerState *s = c->server;
+    cp_state *st = s->mod;
+    PyObject *peer = NULL, *sock = NULL, *ssl = NULL;
+    Py_XSETREF(c->transport, Py_NewRef(transport));
+    Py_XSETREF(c->write, PyObject_GetAttr(transport, st->s_write));
+    if (c->write == NULL) {
+        return NULL;
+    }
+    if ((peer = extra_info(c, transport, st->s_peername)) == NULL ||
+        (sock = extra_info(c, transport, st->s_sockname)) == NULL ||
+        (ssl = extra_info(c, transport, st->s_sslcontext)) == NULL) {
+        goto fail;
+    }
+    Py_XSETREF(c->client, address_tuple(peer, 0));
+    Py_XSETREF(c->server_addr, address_tuple(sock, 1));
+    if (c->client == NULL || c->server_addr == NULL) {
+        goto fail;
+    }
+    c->scheme = ssl != Py_None ? st->v_https : st->v_http;
+    Py_DECREF(peer);
+    Py_DECREF(sock);
+    Py_DECREF(ssl);
+    s->stats.connections_total++;
+    cp_server_link(s, c);
+    c->state = CP_ST_HEAD;
+    c->deadline = cp_monotonic() + s->timeout_request_header;
+    c->deadline_is_header = 1;
+    if (s->shutting_down) {
+        cp_conn_close(c);
+    }
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(peer);
+    Py_XDECREF(sock);
+    Py_XDECREF(ssl);
+    return NULL;
+}
+
+static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
+{
+    (void)sizehint;
+    if (c->rlen > c->rpos) {
+        c->in_scratch = 0;
+        if (buf_reserve(c, MIN_READ) < 0) {
+            return NULL;
+        }
+        return PyMemoryView_FromMemory(c->rbuf + c->rlen, (Py_ssize_t)(c->rcap - c->rlen),
+                                       PyBUF_WRITE);
+    }
+    c->in_scratch = 1;
+    c->rpos = c->rlen = 0;
+    return Py_NewRef(c->server->scratch_view);
+}
+
+static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "negative byte count");
+        }
+        return NULL;
+    }
+    if (c->state == CP_ST_CLOSED) {
+        c->in_scratch = 0;
+        Py_RETURN_NONE;
+    }
+    size_t cap = c->in_scratch ? c->server->scratch_cap : c->rcap;
+    if ((size_t)n > cap - c->rlen) {
+        PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the buffer holds");
+        return NULL;
+    }
+    c->rlen += (size_t)n;
+    conn_process(c);
+    if (keep_leftover(c) < 0) {
+        PyErr_WriteUnraisable((PyObject *)c);
+        conn_fail(c, 500);
+    }
+    update_reading(c);
+    Py_RETURN_NONE;
+}
+
+static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
+{
+    /* For transports that do not speak BufferedProtocol. */
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    int rc = 0;
+    if (c->state != CP_ST_CLOSED) {
+        c->in_scratch = 0;
+        rc = buf_reserve(c, (size_t)view.len);
+        if (rc == 0) {
+            memcpy(c->rbuf + c->rlen, view.buf, (size_t)view.len);
+            c->rlen += (size_t)view.len;
+            conn_process(c);
+            if (c->rpos == c->rlen) {
+                buf_free(c);
+            }
+            update_reading(c);
+        }
+    }
+    PyBuffer_Release(&view);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
+{
+    (void)unused;
+    /* The client half-closed.  A request it sent in full still gets its
+       response; anything partial is abandoned.  Returning False lets the
+       transport close itself. */
+    if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL) {
+        c->keep_alive = 0;
+        c->cycle->keep_alive = 0;
+        Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+static void conn_lost_cleanup(HttpProtocol *c)
+{
+    c->lost = 1;
+    c->state = CP_ST_CLOSED;
+    c->deadline = 0;
+    RequestCycle *cy = c->cycle;
+    c->cycle = NULL;
+    if (cy != NULL) {
+        cp_cycle_disconnect(cy);
+        Py_DECREF(cy);
+    }
+    Py_CLEAR(c->write);
+    Py_CLEAR(c->transport);
+    buf_free(c);
+    cp_server_unlink(c->server, c);
+}
+
+static PyObject *proto_connection_lost(HttpProtocol *c, PyObject *exc)
+{
+    (void)exc;
+    Py_INCREF(c);
+    conn_lost_cleanup(c);
+    Py_DECREF(c);
+    Py_RETURN_NONE;
+}
+
+static PyObject *proto_pause_writing(HttpProtocol *c, PyObject *unused)
+{
+    (void)unused;
+    c->writing_paused = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *proto_resume_writing(HttpProtocol *c, PyObject *unused)
+{
+    (void)unused;
+    c->writing_paused = 0;
+    if (c->cycle != NULL) {
+        cp_cycle_wake_writer(c->cycle);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *proto_get_state(HttpProtocol *c, void *closure)
+{
+    (void)closure;
+    static const char *const names[] = {"head", "body", "wait_response", "drain",
+                                        "closed"};
+    return PyUnicode_FromString(names[c->state]);
+}
+
+static PyObject *proto_get_buffered(HttpProtocol *c, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSize_t(c->rcap);
+}
+
+/* ---- type ------------------------------------------------------------ */
+
+PyObject *cp_protocol_new(ServerState *s)
+{
+    PyTypeObject *tp = s->mod->HttpProtocol_Type;
+    HttpProtocol *c = (HttpProtocol *)tp->tp_alloc(tp, 0);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->server = (ServerState *)Py_NewRef((PyObject *)s);
+    c->client = Py_NewRef(Py_None);
+    c->server_addr = Py_NewRef(Py_None);
+    c->scheme = s->mod->v_http;
+    c->state = CP_ST_HEAD;
+    return (PyObject *)c;
+}
+
+static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(c));
+    Py_VISIT(c->server);
+    Py_VISIT(c->transport);
+    Py_VISIT(c->write);
+    Py_VISIT(c->client);
+    Py_VISIT(c->server_addr);
+    Py_VISIT(c->cycle);
+    return 0;
+}
+
+static int proto_clear(HttpProtocol *c)
+{
+    Py_CLEAR(c->transport);
+    Py_CLEAR(c->write);
+    Py_CLEAR(c->client);
+    Py_CLEAR(c->server_addr);
+    Py_CLEAR(c->cycle);
+    if (c->linked && c->server != NULL) {
+        cp_server_unlink(c->server, c);
+    }
+    Py_CLEAR(c->server);
+    return 0;
+}
+
+static void proto_dealloc(HttpProtocol *c)
+{
+    PyTypeObject *tp = Py_TYPE(c);
+    PyObject_GC_UnTrack(c);
+    proto_clear(c);
+    buf_free(c);
+    tp->tp_free((PyObject *)c);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef proto_methods[] = {
+    {"connection_made", (PyCFunction)proto_connection_made, METH_O, NULL},
+    {"get_buffer", (PyCFunction)proto_get_buffer, METH_O, NULL},
+    {"buffer_updated", (PyCFunction)proto_buffer_updated, METH_O, NULL},
+    {"data_received", (PyCFunction)proto_data_received, METH_O, NULL},
+    {"eof_received", (PyCFunction)proto_eof_received, METH_NOARGS, NULL},
+    {"connection_lost", (PyCFunction)proto_connection_lost, METH_O, NULL},
+    {"pause_writing", (PyCFunction)proto_pause_writing, METH_NOARGS, NULL},
+    {"resume_writing", (PyCFunction)proto_resume_writing, METH_NOARGS, NULL},
+    {"_process_pending", (PyCFunction)proto_process_pending, METH_NOARGS,
+     "Serve pipelined requests that waited for the previous response."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef proto_getset[] = {
+    {"state", (getter)proto_get_state, NULL, "Connection state (for tests).", NULL},
+    {"buffer_capacity", (getter)proto_get_buffered, NULL,
+     "Bytes of receive buffer this connection owns (0 when idle).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot proto_slots[] = {
+    {Py_tp_dealloc, proto_dealloc},
+    {Py_tp_traverse, proto_traverse},
+    {Py_tp_clear, proto_clear},
+    {Py_tp_methods, proto_methods},
+    {Py_tp_getset, proto_getset},
+    {Py_tp_doc, "One HTTP/1.1 connection (an asyncio BufferedProtocol)."},
+    {0, NULL},
+};
+
+PyType_Spec cp_protocol_spec = {
+    .name = "carpinus._core.HttpProtocol",
+    .basicsize = sizeof(HttpProtocol),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = proto_slots,
+};

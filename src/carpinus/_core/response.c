@@ -1,0 +1,675 @@
+/*
+ * response.c -- ASGI send() messages become HTTP/1.1 bytes on the wire.
+ *
+ * http.response.start is validated and serialized at once into the cycle's
+ * head buffer (so a bad header raises in the app's own send() call and never
+ * reaches the wire), but nothing is written yet: the framing depends on the
+ * first http.response.body.  If that body is final and the app declared no
+ * Content-Length, we add one; if more follows, HTTP/1.1 gets chunked
+ * encoding and HTTP/1.0 gets a close-delimited body.  Head and a small first
+ * body go out in a single write.
+ *
+ * Header names must be tokens and values must not contain CR, LF, NUL or
+ * other control characters (HTAB excepted): response splitting is impossible
+ * by construction.
+ */
+#include "core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Bodies up to this size are copied next to the head so that the whole
+   response is one write; larger ones are written as their own object. */
+#define COALESCE_MAX 16384
+
+/* ---- reason phrases ------------------------------------------------- */
+
+const char *cp_reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 207: return "Multi-Status";
+    case 208: return "Already Reported";
+    case 226: return "IM Used";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a Teapot";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 510: return "Not Extended";
+    case 511: return "Network Authentication Required";
+    default: return "";
+    }
+}
+
+/* ---- byte classes --------------------------------------------------- */
+
+static inline int is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+        return 1;
+    }
+    switch (ch) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+    case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* field-value: HTAB, SP, VCHAR, obs-text.  No CR, LF, NUL or other CTL. */
+static inline int value_ok(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static inline int name_is(const char *p, size_t n, const char *lower, size_t ln)
+{
+    if (n != ln) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'Z') {
+            ch |= 0x20;
+        }
+        if (ch != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Does a comma-separated header value contain `token` (case-insensitive)? */
+static int list_has_token(const char *p, size_t n, const char *token, size_t tn)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == ',')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < n && p[i] != ',') {
+            i++;
+        }
+        size_t end = i;
+        while (end > start && (p[end - 1] == ' ' || p[end - 1] == '\t')) {
+            end--;
+        }
+        if (name_is(p + start, end - start, token, tn)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- head buffer ---------------------------------------------------- */
+
+static int head_reserve(RequestCycle *cy, size_t extra)
+{
+    size_t need = cy->head_len + extra;
+    if (need <= cy->head_cap) {
+        return 0;
+    }
+    size_t cap = cy->head_cap * 2;
+    while (cap < need) {
+        cap *= 2;
+    }
+    char *buf;
+    if (cy->head == cy->head_inline) {
+        buf = PyMem_Malloc(cap);
+        if (buf != NULL) {
+            memcpy(buf, cy->head, cy->head_len);
+        }
+    } else {
+        buf = PyMem_Realloc(cy->head, cap);
+    }
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    cy->head = buf;
+    cy->head_cap = cap;
+    return 0;
+}
+
+static inline int head_put(RequestCycle *cy, const char *p, size_t n)
+{
+    if (head_reserve(cy, n) < 0) {
+        return -1;
+    }
+    memcpy(cy->head + cy->head_len, p, n);
+    cy->head_len += n;
+    return 0;
+}
+
+static int head_put_field(RequestCycle *cy, const char *name, size_t nlen,
+                          const char *value, size_t vlen)
+{
+    if (head_reserve(cy, nlen + vlen + 4) < 0) {
+        return -1;
+    }
+    char *w = cy->head + cy->head_len;
+    memcpy(w, name, nlen);
+    w += nlen;
+    *w++ = ':';
+    *w++ = ' ';
+    memcpy(w, value, vlen);
+    w += vlen;
+    *w++ = '\r';
+    *w++ = '\n';
+    cy->head_len = (size_t)(w - cy->head);
+    return 0;
+}
+
+static size_t format_status_line(char *out, int status)
+{
+    const char *reason = cp_reason_phrase(status);
+    size_t rlen = strlen(reason);
+    memcpy(out, "HTTP/1.1 ", 9);
+    out[9] = (char)('0' + status / 100);
+    out[10] = (char)('0' + status / 10 % 10);
+    out[11] = (char)('0' + status % 10);
+    out[12] = ' ';
+    memcpy(out + 13, reason, rlen);
+    out[13 + rlen] = '\r';
+    out[14 + rlen] = '\n';
+    return 15 + rlen;
+}
+
+/* ---- message access ------------------------------------------------- */
+
+/* New reference to message[key], or NULL without an exception when the key
+   is absent; NULL with an exception on error. */
+static PyObject *msg_get(PyObject *message, PyObject *key)
+{
+    if (PyDict_CheckExact(message)) {
+        PyObject *v = PyDict_GetItemWithError(message, key);
+        Py_XINCREF(v);
+        return v;
+    }
+    PyObject *v = PyObject_GetItem(message, key);
+    if (v == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+    }
+    return v;
+}
+
+static int parse_content_length(const char *p, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 18) {
+        return -1;
+    }
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- http.response.start ------------------------------------------- */
+
+static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+{
+    PyObject *name, *value;
+    if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+        name = PyTuple_GET_ITEM(item, 0);
+        value = PyTuple_GET_ITEM(item, 1);
+    } else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 2) {
+        name = PyList_GET_ITEM(item, 0);
+        value = PyList_GET_ITEM(item, 1);
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "Expected each response header to be a [name, value] pair of "
+                     "bytes, but got %R.",
+                     item);
+        return -1;
+    }
+    if (!PyBytes_Check(name) || !PyBytes_Check(value)) {
+        PyErr_Format(PyExc_TypeError,
+                     "Expected response header name and value to be bytes, but got "
+                     "%R.",
+                     item);
+        return -1;
+    }
+    const char *np = PyBytes_AS_STRING(name);
+    size_t nlen = (size_t)PyBytes_GET_SIZE(name);
+    const char *vp = PyBytes_AS_STRING(value);
+    size_t vlen = (size_t)PyBytes_GET_SIZE(value);
+    if (nlen == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Invalid HTTP header name: empty.");
+        return -1;
+    }
+    for (size_t i = 0; i < nlen; i++) {
+        if (!is_tchar((unsigned char)np[i])) {
+            PyErr_Format(PyExc_RuntimeError, "Invalid HTTP header name: %R.", name);
+            return -1;
+        }
+    }
+    if (!value_ok((const unsigned char *)vp, vlen)) {
+        PyErr_Format(PyExc_RuntimeError, "Invalid HTTP header value: %R.", value);
+        return -1;
+    }
+    switch (nlen) {
+    case 4:
+        if (name_is(np, nlen, "date", 4)) {
+            *seen_date = 1;
+        }
+        break;
+    case 6:
+        if (name_is(np, nlen, "server", 6)) {
+            *seen_server = 1;
+        }
+        break;
+    case 10:
+        if (name_is(np, nlen, "connection", 10) && list_has_token(vp, vlen, "close", 5)) {
+            cy->app_conn_close = 1;
+        }
+        break;
+    case 14:
+        if (name_is(np, nlen, "content-length", 14)) {
+            int64_t cl;
+            if (parse_content_length(vp, vlen, &cl) < 0 ||
+                (cy->out_length >= 0 && cy->out_length != cl)) {
+                PyErr_Format(PyExc_RuntimeError, "Invalid Content-Length header: %R.",
+                             value);
+                return -1;
+            }
+            cy->out_length = cl;
+        }
+        break;
+    case 17:
+        if (name_is(np, nlen, "transfer-encoding", 17)) {
+            if (!list_has_token(vp, vlen, "chunked", 7)) {
+                PyErr_Format(PyExc_RuntimeError,
+                             "Unsupported Transfer-Encoding in response: %R.", value);
+                return -1;
+            }
+            cy->out_chunked = 1;
+        }
+        break;
+    default:
+        break;
+    }
+    return head_put_field(cy, np, nlen, vp, vlen);
+}
+
+int cp_response_start(RequestCycle *cy, PyObject *message)
+{
+    ServerState *s = cy->server;
+    cp_state *st = s->mod;
+    PyObject *status_obj = msg_get(message, st->k_status);
+    if (status_obj == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Expected 'status' in 'http.response.start' message.");
+        }
+        return -1;
+    }
+    if (!PyLong_Check(status_obj)) {
+        PyErr_Format(PyExc_TypeError, "Expected an int status, but got %R.", status_obj);
+        Py_DECREF(status_obj);
+        return -1;
+    }
+    long status = PyLong_AsLong(status_obj);
+    Py_DECREF(status_obj);
+    if (status == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (status < 100 || status > 599) {
+        PyErr_Format(PyExc_RuntimeError, "Invalid HTTP status code: %ld.", status);
+        return -1;
+    }
+    cy->status = (int)status;
+    cy->out_length = -1;
+    cy->head_len = format_status_line(cy->head, cy->status);
+
+    int seen_server = 0, seen_date = 0;
+    PyObject *headers = msg_get(message, st->k_headers);
+    if (headers == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (headers != NULL) {
+        PyObject *seq = PySequence_Fast(headers, "Expected 'headers' to be an iterable.");
+        Py_DECREF(headers);
+        if (seq == NULL) {
+            return -1;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        PyObject **items = PySequence_Fast_ITEMS(seq);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = items[i];
+            Py_INCREF(item); /* the app's list may be mutated while we look */
+            int r = add_header(cy, item, &seen_server, &seen_date);
+            Py_DECREF(item);
+            if (r < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        Py_DECREF(seq);
+    }
+    if (s->server_header && !seen_server) {
+        if (head_put(cy, "server: carpinus\r\n", 18) < 0) {
+            return -1;
+        }
+    }
+    if (s->date_header && !seen_date) {
+        cp_server_refresh_date(s);
+        if (head_put(cy, s->date_line, s->date_len) < 0) {
+            return -1;
+        }
+    }
+    int st_code = cy->status;
+    cy->out_no_body = cy->is_head || st_code < 200 || st_code == 204 || st_code == 304;
+    if (cy->out_chunked && cy->out_length >= 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Response has both Content-Length and Transfer-Encoding.");
+        return -1;
+    }
+    if (cy->out_chunked && cy->http_minor == 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Transfer-Encoding: chunked cannot be sent to an HTTP/1.0 "
+                        "client.");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- http.response.body -------------------------------------------- */
+
+/* Finish the head: framing headers, Connection, the empty line. */
+static int finish_head(RequestCycle *cy, Py_ssize_t body_len, int more_body)
+{
+    ServerState *s = cy->server;
+    char line[64];
+    if (!cy->out_no_body) {
+        if (cy->out_length < 0 && !cy->out_chunked) {
+            if (!more_body) {
+                int n = snprintf(line, sizeof(line), "content-length: %zd\r\n", body_len);
+                if (head_put(cy, line, (size_t)n) < 0) {
+                    return -1;
+                }
+                cy->out_length = body_len;
+            } else {
+                if (cy->http_minor >= 1) {
+                    if (head_put(cy, "transfer-encoding: chunked\r\n", 28) < 0) {
+                        return -1;
+                    }
+                    cy->out_chunked = 1;
+                } else {
+                    cy->out_close_delim = 1;
+                }
+            }
+        }
+    }
+    int keep = cy->keep_alive && !cy->app_conn_close && !cy->out_close_delim &&
+               !s->shutting_down;
+    cy->keep_alive = keep;
+    if (!keep && !cy->app_conn_close) {
+        if (head_put(cy, "connection: close\r\n", 19) < 0) {
+            return -1;
+        }
+    } else if (keep && cy->http_minor == 0) {
+        if (head_put(cy, "connection: keep-alive\r\n", 24) < 0) {
+            return -1;
+        }
+    }
+    return head_put(cy, "\r\n", 2);
+}
+
+static int write_parts(RequestCycle *cy, const char *prefix, size_t plen, PyObject *body,
+                       const char *suffix, size_t slen)
+{
+    HttpProtocol *c = cy->conn;
+    Py_ssize_t blen = body ? PyBytes_GET_SIZE(body) : 0;
+    if (blen <= COALESCE_MAX) {
+        PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)plen + blen + (Py_ssize_t)slen);
+        if (out == NULL) {
+            return -1;
+        }
+        char *w = PyBytes_AS_STRING(out);
+        memcpy(w, prefix, plen);
+        if (blen) {
+            memcpy(w + plen, PyBytes_AS_STRING(body), (size_t)blen);
+        }
+        memcpy(w + plen + (size_t)blen, suffix, slen);
+        int r = cp_conn_write(c, out);
+        Py_DECREF(out);
+        return r;
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return -1;
+    }
+    PyObject *p = NULL, *sfx = NULL;
+    if (plen && ((p = PyBytes_FromStringAndSize(prefix, (Py_ssize_t)plen)) == NULL ||
+                 PyList_Append(list, p) < 0)) {
+        goto fail;
+    }
+    if (PyList_Append(list, body) < 0) {
+        goto fail;
+    }
+    if (slen && ((sfx = PyBytes_FromStringAndSize(suffix, (Py_ssize_t)slen)) == NULL ||
+                 PyList_Append(list, sfx) < 0)) {
+        goto fail;
+    }
+    int r = cp_conn_writelines(c, list);
+    Py_XDECREF(p);
+    Py_XDECREF(sfx);
+    Py_DECREF(list);
+    return r;
+fail:
+    Py_XDECREF(p);
+    Py_XDECREF(sfx);
+    Py_DECREF(list);
+    return -1;
+}
+
+int cp_response_body(RequestCycle *cy, PyObject *message)
+{
+    cp_state *st = cy->server->mod;
+    PyObject *body = msg_get(message, st->k_body);
+    if (body == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *more_obj = msg_get(message, st->k_more_body);
+    if (more_obj == NULL && PyErr_Occurred()) {
+        Py_XDECREF(body);
+        return -1;
+    }
+    int more_body = 0;
+    if (more_obj != NULL) {
+        more_body = PyObject_IsTrue(more_obj);
+        Py_DECREF(more_obj);
+        if (more_body < 0) {
+            Py_XDECREF(body);
+            return -1;
+        }
+    }
+    if (body == NULL || body == Py_None) {
+        Py_XDECREF(body);
+        body = Py_NewRef(st->empty_bytes);
+    }
+    if (!PyBytes_Check(body)) {
+        if (PyByteArray_Check(body) || PyMemoryView_Check(body)) {
+            Py_SETREF(body, PyBytes_FromObject(body));
+            if (body == NULL) {
+                return -1;
+            }
+        } else {
+            PyErr_Format(PyExc_TypeError, "Expected 'body' to be bytes, but got %R.",
+                         (PyObject *)Py_TYPE(body));
+            Py_DECREF(body);
+            return -1;
+        }
+    }
+    /* From here on we own a reference to body. */
+    int rc = -1;
+    Py_ssize_t blen = PyBytes_GET_SIZE(body);
+    int first = !cy->response_complete && cy->head_len > 0;
+
+    if (cy->out_length >= 0 && !cy->out_no_body &&
+        cy->out_sent + blen > cy->out_length) {
+        PyErr_SetString(PyExc_RuntimeError, "Response content longer than Content-Length");
+        goto done;
+    }
+    if (first) {
+        if (finish_head(cy, blen, more_body) < 0) {
+            goto done;
+        }
+    }
+    const char *prefix = first ? cy->head : "";
+    size_t plen = first ? cy->head_len : 0;
+    if (cy->out_no_body) {
+        if (plen && write_parts(cy, prefix, plen, NULL, "", 0) < 0) {
+            goto done;
+        }
+    } else if (cy->out_chunked) {
+        /* chunk: SIZE CRLF DATA CRLF; the last one: 0 CRLF CRLF */
+        char pre[32];
+        size_t prelen = 0;
+        char *pbuf = NULL;
+        const char *suffix = "";
+        size_t slen = 0;
+        if (blen > 0) {
+            prelen = (size_t)snprintf(pre, sizeof(pre), "%zx\r\n", (size_t)blen);
+            suffix = more_body ? "\r\n" : "\r\n0\r\n\r\n";
+            slen = more_body ? 2 : 7;
+        } else if (!more_body) {
+            suffix = "0\r\n\r\n";
+            slen = 5;
+        }
+        if (plen + prelen + slen + (size_t)blen == 0) {
+            rc = 0;
+            goto complete;
+        }
+        if (plen) {
+            pbuf = PyMem_Malloc(plen + prelen);
+            if (pbuf == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            memcpy(pbuf, prefix, plen);
+            memcpy(pbuf + plen, pre, prelen);
+        }
+        int r = write_parts(cy, pbuf ? pbuf : pre, plen + prelen, blen ? body : NULL,
+                            suffix, slen);
+        PyMem_Free(pbuf);
+        if (r < 0) {
+            goto done;
+        }
+    } else if (plen || blen) {
+        if (write_parts(cy, prefix, plen, blen ? body : NULL, "", 0) < 0) {
+            goto done;
+        }
+    }
+    cy->out_sent += blen;
+    if (first) {
+        cy->head_len = 0; /* the head is on the wire */
+        cy->wire_started = 1;
+    }
+    rc = 0;
+complete:
+    if (!more_body) {
+        cy->response_complete = 1;
+        if (cy->out_length >= 0 && !cy->out_no_body && cy->out_sent < cy->out_length) {
+            /* shorter than declared: the client would wait for the rest */
+            cy->keep_alive = 0;
+        }
+    }
+done:
+    Py_DECREF(body);
+    return rc;
+}
+
+/* ---- canned error responses ---------------------------------------- */
+
+PyObject *cp_error_response(ServerState *s, int status)
+{
+    char buf[512];
+    size_t n = format_status_line(buf, status);
+    const char *reason = cp_reason_phrase(status);
+    size_t rlen = strlen(reason);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+                          "content-type: text/plain; charset=utf-8\r\n"
+                          "content-length: %zu\r\n"
+                          "connection: close\r\n",
+                          rlen);
+    if (s->server_header) {
+        memcpy(buf + n, "server: carpinus\r\n", 18);
+        n += 18;
+    }
+    if (s->date_header) {
+        cp_server_refresh_date(s);
+        memcpy(buf + n, s->date_line, s->date_len);
+        n += s->date_len;
+    }
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    memcpy(buf + n, reason, rlen);
+    n += rlen;
+    return PyBytes_FromStringAndSize(buf, (Py_ssize_t)n);
+}

@@ -1,0 +1,444 @@
+/*
+ * server.c -- ServerState: everything one running server shares between its
+ * connections.  Python creates it once per event loop and hands it to
+ * loop.create_server() as the protocol factory (it is callable).
+ */
+#include "core.h"
+
+#include <string.h>
+
+double cp_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cp_server_refresh_date(ServerState *s)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    if (now == s->date_second && s->date_len > 0) {
+        return;
+    }
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    int n = snprintf(s->date_line, sizeof(s->date_line),
+                     "date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday % 7],
+                     tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+    s->date_len = n > 0 && (size_t)n < sizeof(s->date_line) ? (size_t)n : 0;
+    s->date_second = now;
+}
+
+void cp_server_link(ServerState *s, HttpProtocol *c)
+{
+    if (c->linked) {
+        return;
+    }
+    Py_INCREF(c);
+    c->linked = 1;
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->n_conns++;
+}
+
+void cp_server_unlink(ServerState *s, HttpProtocol *c)
+{
+    if (!c->linked) {
+        return;
+    }
+    c->linked = 0;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+    s->n_conns--;
+    Py_DECREF(c);
+}
+
+/* Call fn on every connection; safe if fn closes (but does not unlink). */
+static void for_each_conn(ServerState *s, void (*fn)(HttpProtocol *, double), double arg)
+{
+    HttpProtocol *c = s->conns;
+    if (c != NULL) {
+        Py_INCREF(c);
+    }
+    while (c != NULL) {
+        HttpProtocol *next = c->next;
+        Py_XINCREF(next);
+        fn(c, arg);
+        Py_DECREF(c);
+        c = next;
+    }
+}
+
+/* ---- construction --------------------------------------------------- */
+
+static int get_size(PyObject *obj, const char *what, Py_ssize_t min, Py_ssize_t *out)
+{
+    Py_ssize_t v = PyLong_AsSsize_t(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < min) {
+        PyErr_Format(PyExc_ValueError, "%s must be >= %zd", what, min);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"app",
+                             "loop",
+                             "run_app",
+                             "task_factory",
+                             "task_kwargs",
+                             "log_error",
+                             "root_path",
+                             "lifespan_state",
+                             "access_log",
+                             "server_header",
+                             "date_header",
+                             "limit_request_line",
+                             "limit_request_headers",
+                             "limit_request_header_size",
+                             "limit_request_body",
+                             "limit_concurrency",
+                             "timeout_keep_alive",
+                             "timeout_request_header",
+                             NULL};
+    PyObject *app, *loop, *run_app, *task_factory, *task_kwargs = Py_None, *log_error;
+    PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
+    int server_header = 1, date_header = 1;
+    PyObject *lim_line = NULL, *lim_headers = NULL, *lim_header_size = NULL;
+    PyObject *lim_body = Py_None, *lim_conc = Py_None;
+    double keep_alive = 5.0, header_timeout = 10.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOdd", kwlist, &app, &loop,
+                                     &run_app, &task_factory, &task_kwargs, &log_error,
+                                     &root_path, &lifespan_state, &access_log,
+                                     &server_header, &date_header, &lim_line, &lim_headers,
+                                     &lim_header_size, &lim_body, &lim_conc, &keep_alive,
+                                     &header_timeout)) {
+        return NULL;
+    }
+    ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->mod = cp_get_state_from_type(tp);
+    if (s->mod == NULL) {
+        goto fail;
+    }
+    s->app = Py_NewRef(app);
+    s->loop = Py_NewRef(loop);
+    s->run_app = Py_NewRef(run_app);
+    s->task_factory = Py_NewRef(task_factory);
+    s->log_error = Py_NewRef(log_error);
+    s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
+    s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
+    s->server_header = server_header;
+    s->date_header = date_header;
+    s->tasks = PySet_New(NULL);
+    s->create_future = PyObject_GetAttrString(loop, "create_future");
+    s->call_soon = PyObject_GetAttrString(loop, "call_soon");
+    if (s->root_path == NULL || s->tasks == NULL || s->create_future == NULL ||
+        s->call_soon == NULL) {
+        goto fail;
+    }
+    if (lifespan_state == Py_None) {
+        s->lifespan_state = PyDict_New();
+    } else if (PyDict_Check(lifespan_state)) {
+        s->lifespan_state = Py_NewRef(lifespan_state);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "lifespan_state must be a dict");
+        goto fail;
+    }
+    if (s->lifespan_state == NULL) {
+        goto fail;
+    }
+    if (task_kwargs != Py_None) {
+        if (!PyDict_Check(task_kwargs) || PyDict_GET_SIZE(task_kwargs) > 3) {
+            PyErr_SetString(PyExc_TypeError, "task_kwargs must be a dict of at most 3 items");
+            goto fail;
+        }
+        PyObject *keys = PyDict_Keys(task_kwargs);
+        PyObject *values = PyDict_Values(task_kwargs);
+        if (keys == NULL || values == NULL) {
+            Py_XDECREF(keys);
+            Py_XDECREF(values);
+            goto fail;
+        }
+        s->task_kwnames = PyList_AsTuple(keys);
+        s->task_kwvalues = PyList_AsTuple(values);
+        Py_DECREF(keys);
+        Py_DECREF(values);
+        if (s->task_kwnames == NULL || s->task_kwvalues == NULL) {
+            goto fail;
+        }
+    }
+
+    Py_ssize_t v;
+    s->limits.max_request_line = 8190;
+    s->limits.max_header_size = 8190;
+    s->limits.max_headers = 100;
+    if (lim_line && lim_line != Py_None) {
+        if (get_size(lim_line, "limit_request_line", 16, &v) < 0) {
+            goto fail;
+        }
+        s->limits.max_request_line = (size_t)v;
+    }
+    if (lim_header_size && lim_header_size != Py_None) {
+        if (get_size(lim_header_size, "limit_request_header_size", 16, &v) < 0) {
+            goto fail;
+        }
+        s->limits.max_header_size = (size_t)v;
+    }
+    if (lim_headers && lim_headers != Py_None) {
+        if (get_size(lim_headers, "limit_request_headers", 1, &v) < 0) {
+            goto fail;
+        }
+        s->limits.max_headers = (size_t)v;
+    }
+    if (s->limits.max_request_line > (1u << 24) || s->limits.max_header_size > (1u << 24) ||
+        s->limits.max_headers > 100000) {
+        PyErr_SetString(PyExc_ValueError, "request limits are too large");
+        goto fail;
+    }
+    s->max_body = -1;
+    if (lim_body != Py_None) {
+        if (get_size(lim_body, "limit_request_body", 0, &v) < 0) {
+            goto fail;
+        }
+        s->max_body = v;
+    }
+    s->limit_concurrency = -1;
+    if (lim_conc != Py_None) {
+        if (get_size(lim_conc, "limit_concurrency", 1, &v) < 0) {
+            goto fail;
+        }
+        s->limit_concurrency = v;
+    }
+    if (keep_alive <= 0 || header_timeout <= 0) {
+        PyErr_SetString(PyExc_ValueError, "timeouts must be positive");
+        goto fail;
+    }
+    s->timeout_keep_alive = keep_alive;
+    s->timeout_request_header = header_timeout;
+
+    s->header_spans = PyMem_Calloc(s->limits.max_headers, sizeof(cp_header));
+    s->scratch_cap = CP_SCRATCH_SIZE;
+    s->scratch = PyMem_Malloc(s->scratch_cap);
+    if (s->header_spans == NULL || s->scratch == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    s->scratch_view =
+        PyMemoryView_FromMemory(s->scratch, (Py_ssize_t)s->scratch_cap, PyBUF_WRITE);
+    if (s->scratch_view == NULL) {
+        goto fail;
+    }
+    s->module = PyType_GetModule(tp);
+    Py_XINCREF(s->module);
+    s->now = cp_monotonic();
+    return (PyObject *)s;
+fail:
+    Py_DECREF(s);
+    return NULL;
+}
+
+/* ---- methods -------------------------------------------------------- */
+
+static PyObject *server_call(ServerState *s, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "the protocol factory takes no arguments");
+        return NULL;
+    }
+    return cp_protocol_new(s);
+}
+
+static PyObject *server_tick(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    s->now = cp_monotonic();
+    for_each_conn(s, cp_conn_check_deadline, s->now);
+    Py_RETURN_NONE;
+}
+
+static void shutdown_one(HttpProtocol *c, double unused)
+{
+    (void)unused;
+    cp_conn_shutdown(c);
+}
+
+static void close_one(HttpProtocol *c, double unused)
+{
+    (void)unused;
+    cp_conn_close(c);
+}
+
+static PyObject *server_shutdown(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    s->shutting_down = 1;
+    for_each_conn(s, shutdown_one, 0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *server_close_all(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    s->shutting_down = 1;
+    for_each_conn(s, close_one, 0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *server_stats(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    return Py_BuildValue("{sKsKsKsKsKsnsn}", "connections_total",
+                         (unsigned long long)s->stats.connections_total, "requests_total",
+                         (unsigned long long)s->stats.requests_total, "parse_errors",
+                         (unsigned long long)s->stats.parse_errors, "app_errors",
+                         (unsigned long long)s->stats.app_errors, "body_bytes",
+                         (unsigned long long)s->stats.body_bytes, "connections", s->n_conns,
+                         "active_requests", s->n_tasks);
+}
+
+static PyObject *server_get_connections(ServerState *s, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(s->n_conns);
+}
+
+static PyObject *server_get_active(ServerState *s, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(s->n_tasks);
+}
+
+static PyObject *server_get_tasks(ServerState *s, void *closure)
+{
+    (void)closure;
+    return PyFrozenSet_New(s->tasks);
+}
+
+static PyObject *server_get_shutting_down(ServerState *s, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(s->shutting_down);
+}
+
+/* ---- type ------------------------------------------------------------ */
+
+static int server_traverse(ServerState *s, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(s));
+    Py_VISIT(s->module);
+    Py_VISIT(s->app);
+    Py_VISIT(s->loop);
+    Py_VISIT(s->create_future);
+    Py_VISIT(s->call_soon);
+    Py_VISIT(s->run_app);
+    Py_VISIT(s->task_factory);
+    Py_VISIT(s->task_kwnames);
+    Py_VISIT(s->task_kwvalues);
+    Py_VISIT(s->root_path);
+    Py_VISIT(s->lifespan_state);
+    Py_VISIT(s->access_log);
+    Py_VISIT(s->log_error);
+    Py_VISIT(s->tasks);
+    Py_VISIT(s->scratch_view);
+    for (HttpProtocol *c = s->conns; c != NULL; c = c->next) {
+        Py_VISIT(c);
+    }
+    return 0;
+}
+
+static int server_clear(ServerState *s)
+{
+    while (s->conns != NULL) {
+        cp_server_unlink(s, s->conns);
+    }
+    Py_CLEAR(s->app);
+    Py_CLEAR(s->loop);
+    Py_CLEAR(s->create_future);
+    Py_CLEAR(s->call_soon);
+    Py_CLEAR(s->run_app);
+    Py_CLEAR(s->task_factory);
+    Py_CLEAR(s->task_kwnames);
+    Py_CLEAR(s->task_kwvalues);
+    Py_CLEAR(s->root_path);
+    Py_CLEAR(s->lifespan_state);
+    Py_CLEAR(s->access_log);
+    Py_CLEAR(s->log_error);
+    Py_CLEAR(s->tasks);
+    Py_CLEAR(s->scratch_view);
+    Py_CLEAR(s->module);
+    return 0;
+}
+
+static void server_dealloc(ServerState *s)
+{
+    PyTypeObject *tp = Py_TYPE(s);
+    PyObject_GC_UnTrack(s);
+    server_clear(s);
+    PyMem_Free(s->scratch);
+    PyMem_Free(s->header_spans);
+    tp->tp_free((PyObject *)s);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef server_methods[] = {
+    {"tick", (PyCFunction)server_tick, METH_NOARGS,
+     "Enforce keep-alive and request-header timeouts; call about once a second."},
+    {"shutdown", (PyCFunction)server_shutdown, METH_NOARGS,
+     "Stop keeping connections alive: close idle ones now, busy ones after their "
+     "response."},
+    {"close_all", (PyCFunction)server_close_all, METH_NOARGS, "Close every connection now."},
+    {"stats", (PyCFunction)server_stats, METH_NOARGS, "Counters, as a dict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef server_getset[] = {
+    {"connections", (getter)server_get_connections, NULL, "Open connections.", NULL},
+    {"active_requests", (getter)server_get_active, NULL, "App tasks still running.", NULL},
+    {"tasks", (getter)server_get_tasks, NULL, "The running app tasks (a snapshot).", NULL},
+    {"shutting_down", (getter)server_get_shutting_down, NULL, "shutdown() was called.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot server_slots[] = {
+    {Py_tp_new, server_new},
+    {Py_tp_call, server_call},
+    {Py_tp_dealloc, server_dealloc},
+    {Py_tp_traverse, server_traverse},
+    {Py_tp_clear, server_clear},
+    {Py_tp_methods, server_methods},
+    {Py_tp_getset, server_getset},
+    {Py_tp_doc, "ServerState(app, loop, run_app, task_factory, task_kwargs, log_error, *, "
+                "...)\n\nShared state of one running server; call it to get a protocol."},
+    {0, NULL},
+};
+
+PyType_Spec cp_server_state_spec = {
+    .name = "carpinus._core.ServerState",
+    .basicsize = sizeof(ServerState),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = server_slots,
+};

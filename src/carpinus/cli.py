@@ -1,0 +1,86 @@
+"""The `carpinus` command line.  One option per Config field, named as in uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+import carpinus
+from carpinus.config import DEMO_APP, LOG_LEVELS, Config, ConfigError
+from carpinus.server import Server
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+
+    click.echo(
+        f"carpinus {carpinus.__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}"
+    )
+    ctx.exit()
+
+
+@click.command(context_settings={"auto_envvar_prefix": "CARPINUS", "max_content_width": 100})
+@click.argument("app", required=False, default=None)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind to this host.")
+@click.option("--port", default=8000, type=int, show_default=True, help="Bind to this port.")
+@click.option("--uds", default=None, help="Bind to this Unix domain socket path.")
+@click.option("--fd", default=None, type=int, help="Use this already-bound socket file descriptor.")
+@click.option("--backlog", default=2048, type=int, show_default=True,
+              help="Pending connections the kernel may queue.")
+@click.option("--loop", type=click.Choice(["auto", "asyncio", "uvloop"]), default="auto",
+              show_default=True, help="Event loop; auto picks uvloop when it is installed.")
+@click.option("--lifespan", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True, help="ASGI lifespan events.")
+@click.option("--factory", is_flag=True, default=False,
+              help="APP names a callable that returns the ASGI app.")
+@click.option("--app-dir", default=None, help="Look for APP in this directory (added to sys.path).")
+@click.option("--root-path", default="", help="Mount path of the app behind a proxy (scope root_path).")
+@click.option("--log-level", type=click.Choice(list(LOG_LEVELS)), default=None,
+              help="Log level.  [default: info]")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per request.")
+@click.option("--server-header/--no-server-header", default=True, show_default=True,
+              help="Send 'server: carpinus'.")
+@click.option("--date-header/--no-date-header", default=True, show_default=True,
+              help="Send a Date header.")
+@click.option("--timeout-keep-alive", default=5.0, type=float, show_default=True,
+              help="Close an idle keep-alive connection after this many seconds.")
+@click.option("--timeout-request-header", default=10.0, type=float, show_default=True,
+              help="Drop a client that takes longer than this to send a request head "
+                   "(slow-header guard), in seconds.")
+@click.option("--timeout-graceful-shutdown", default=None, type=float,
+              help="On SIGTERM/SIGINT, wait at most this many seconds for in-flight "
+                   "requests.  [default: wait for them]")
+@click.option("--limit-request-line", default=8190, type=int, show_default=True,
+              help="Longest request line in bytes; longer gets 414.")
+@click.option("--limit-request-headers", default=100, type=int, show_default=True,
+              help="Most header fields per request; more gets 431.")
+@click.option("--limit-request-header-size", default=8190, type=int, show_default=True,
+              help="Longest header field line in bytes; longer gets 431.")
+@click.option("--limit-request-body", default=None, type=int,
+              help="Largest request body in bytes; larger gets 413.  [default: unlimited]")
+@click.option("--limit-concurrency", default=None, type=int,
+              help="Most requests in flight; past it new requests get 503.  [default: none]")
+@click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
+              is_eager=True, help="Show the version and exit.")
+def main(app: str | None, **options: Any) -> None:
+    """Serve the ASGI application APP ("module:attribute") over HTTP/1.1.
+
+    Without APP, serve the bundled demo app (carpinus.demo:app).
+    """
+    try:
+        config = Config(app or DEMO_APP, **options)
+    except (ConfigError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    code = Server(config).run()
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

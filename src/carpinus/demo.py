@@ -1,0 +1,76 @@
+"""The bundled demo app: the reference's benchmark workloads, in raw ASGI.
+
+    GET  /              Hello, World!
+    GET  /sleep?ms=N    waits N milliseconds, then "ok"
+    POST /upload        reads the whole body, answers its length
+    GET  /headers       echoes the two request headers it looks up
+                        (user-agent and accept)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from urllib.parse import parse_qs
+
+TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+START_200 = {"type": "http.response.start", "status": 200, "headers": TEXT}
+HELLO = {"type": "http.response.body", "body": b"Hello, World!"}
+OK = {"type": "http.response.body", "body": b"ok"}
+MAX_SLEEP_MS = 60_000
+
+
+async def _respond(send: Any, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": TEXT})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        return
+    path = scope["path"]
+    if path == "/":
+        await send(START_200)
+        await send(HELLO)
+    elif path == "/sleep":
+        try:
+            ms = int(parse_qs(scope["query_string"].decode("latin-1")).get("ms", ["0"])[0])
+        except ValueError:
+            await _respond(send, 400, b"ms must be an integer")
+            return
+        await asyncio.sleep(min(max(ms, 0), MAX_SLEEP_MS) / 1000)
+        await send(START_200)
+        await send(OK)
+    elif path == "/upload":
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message["body"])
+            more = message.get("more_body", False)
+        await _respond(send, 200, str(size).encode())
+    elif path == "/headers":
+        wanted = {b"user-agent": b"-", b"accept": b"-"}
+        for name, value in scope["headers"]:
+            if name in wanted:
+                wanted[name] = value
+        await _respond(
+            send, 200, b"user-agent: " + wanted[b"user-agent"] + b"\naccept: " + wanted[b"accept"]
+        )
+    else:
+        await _respond(send, 404, b"Not Found")

@@ -1,0 +1,77 @@
+"""Glue between the asyncio server and the C HTTP/1.1 protocol (carpinus._core)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from carpinus import _core
+from carpinus.config import Config
+from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER, access_line
+
+logger = logging.getLogger(ERROR_LOGGER)
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+ClientDisconnected = _core.ClientDisconnected
+
+
+async def run_app(
+    app: Callable[..., Any], scope: dict[str, Any], receive: Any, send: Any, cycle: Any
+) -> None:
+    """The coroutine each request's Task runs: the app, then bookkeeping in C."""
+    try:
+        await app(scope, receive, send)
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            logger.debug("Request task cancelled: %s %s", scope["method"], scope["path"])
+        elif isinstance(exc, ClientDisconnected) or cycle.disconnected:
+            logger.debug("Client went away during %s %s", scope["method"], scope["path"])
+        else:
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+        cycle._app_done(exc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+    else:
+        cycle._app_done(None)
+
+
+def _log_access(scope: dict[str, Any], status: int) -> None:
+    access_logger.info(access_line(scope, status))
+
+
+def _task_factory(loop: asyncio.AbstractEventLoop) -> tuple[Any, dict[str, Any] | None]:
+    """Eager tasks on 3.12+: an app that never suspends costs no loop iteration."""
+    if sys.version_info >= (3, 12):
+        return asyncio.Task, {"loop": loop, "eager_start": True}
+    return loop.create_task, None
+
+
+def make_server_state(
+    config: Config, loop: asyncio.AbstractEventLoop, app: Any, lifespan_state: dict[str, Any]
+) -> _core.ServerState:
+    """The protocol factory for loop.create_server: one per running server."""
+    factory, task_kwargs = _task_factory(loop)
+    access = config.access_log and access_logger.isEnabledFor(logging.INFO)
+    return _core.ServerState(
+        app,
+        loop,
+        run_app,
+        factory,
+        task_kwargs,
+        logger.error,
+        root_path=config.root_path,
+        lifespan_state=lifespan_state,
+        access_log=_log_access if access else None,
+        server_header=config.server_header,
+        date_header=config.date_header,
+        limit_request_line=config.limit_request_line,
+        limit_request_headers=config.limit_request_headers,
+        limit_request_header_size=config.limit_request_header_size,
+        limit_request_body=config.limit_request_body,
+        limit_concurrency=config.limit_concurrency,
+        timeout_keep_alive=float(config.timeout_keep_alive),
+        timeout_request_header=float(config.timeout_request_header),
+    )

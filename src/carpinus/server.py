@@ -1,0 +1,251 @@
+"""Server: listen, serve, tick the timeouts, and shut down gracefully on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+from carpinus.config import Config
+from carpinus.lifespan import Lifespan
+
+logger = logging.getLogger("carpinus.error")
+
+STARTUP_FAILURE = 3
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Server:
+    """One server on one event loop.  `run()` blocks; `serve()` is the coroutine."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.should_exit = False
+        self.force_exit = False
+        self.started = False
+        self.exit_code = 0
+        self.servers: list[asyncio.base_events.Server] = []
+        self.state: Any = None  # carpinus._core.ServerState once started
+        self.lifespan: Lifespan | None = None
+        self._captured_signals: list[int] = []
+
+    # -- entry points -------------------------------------------------------
+
+    def run(self, sockets: list[socket.socket] | None = None) -> int:
+        """Serve until told to stop; returns the process exit code."""
+        factory = self.config.loop_factory()
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(self.serve(sockets=sockets))
+        else:  # pragma: no cover - 3.10
+            loop = factory()
+            try:
+                asyncio.set_event_loop(loop)
+                loop.run_until_complete(self.serve(sockets=sockets))
+            finally:
+                loop.close()
+        return self.exit_code
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        with self.capture_signals():
+            await self._serve(sockets)
+
+    async def _serve(self, sockets: list[socket.socket] | None) -> None:
+        config = self.config
+        config.load()
+        if config.is_demo:
+            logger.info("No app given: serving the bundled demo app %s", config.app)
+        logger.info("Started server process [%d]", os.getpid())
+        await self.startup(sockets)
+        if self.should_exit:
+            return
+        await self.main_loop()
+        await self.shutdown()
+        logger.info("Finished server process [%d]", os.getpid())
+
+    # -- start --------------------------------------------------------------
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        from carpinus.protocols.http_c import make_server_state
+
+        config = self.config
+        assert config.loaded_app is not None
+        loop = asyncio.get_running_loop()
+        lifespan_state: dict[str, Any] = {}
+        if config.lifespan != "off":
+            self.lifespan = Lifespan(config.loaded_app, config.lifespan)
+            await self.lifespan.startup()
+            if self.lifespan.should_exit:
+                self.should_exit = True
+                self.exit_code = STARTUP_FAILURE
+                return
+            lifespan_state = self.lifespan.state
+
+        self.state = make_server_state(config, loop, config.loaded_app, lifespan_state)
+        try:
+            await self._listen(loop, sockets)
+        except OSError as exc:
+            logger.error("%s", exc)
+            self.should_exit = True
+            self.exit_code = 1
+            if self.lifespan is not None:
+                await self.lifespan.shutdown()
+            return
+        self.started = True
+
+    async def _listen(
+        self, loop: asyncio.AbstractEventLoop, sockets: list[socket.socket] | None
+    ) -> None:
+        config = self.config
+        factory = self.state
+        if sockets:
+            for sock in sockets:
+                server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                self.servers.append(server)
+            self._log_listening(sockets[0])
+            return
+        if config.fd is not None:
+            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
+            family = sock.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+            if family != socket.AF_UNIX:
+                sock.close()
+                sock = socket.fromfd(config.fd, family, socket.SOCK_STREAM)
+            server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+            self.servers.append(server)
+            logger.info("carpinus running on socket fd %d (Press CTRL+C to quit)", config.fd)
+            return
+        if config.uds is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.exists(config.uds) and not os.path.isdir(config.uds):
+                    os.unlink(config.uds)
+            server = await loop.create_unix_server(
+                factory, path=config.uds, backlog=config.backlog
+            )
+            os.chmod(config.uds, 0o666)
+            self.servers.append(server)
+            logger.info("carpinus running on unix socket %s (Press CTRL+C to quit)", config.uds)
+            return
+        server = await loop.create_server(
+            factory, host=config.host, port=config.port, backlog=config.backlog
+        )
+        self.servers.append(server)
+        self._log_listening(server.sockets[0])
+
+    def _log_listening(self, sock: socket.socket) -> None:
+        addr = sock.getsockname()
+        if sock.family == socket.AF_UNIX:
+            logger.info("carpinus running on unix socket %s (Press CTRL+C to quit)", addr)
+            return
+        host, port = addr[0], addr[1]
+        shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+        logger.info("carpinus running on http://%s:%d (Press CTRL+C to quit)", shown, port)
+
+    @property
+    def port(self) -> int:
+        """The TCP port actually bound (useful with port=0)."""
+        port: int = self.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    # -- run ----------------------------------------------------------------
+
+    def _tick_interval(self) -> float:
+        shortest = min(self.config.timeout_keep_alive, self.config.timeout_request_header)
+        return max(0.05, min(0.5, shortest / 4))
+
+    async def main_loop(self) -> None:
+        interval = self._tick_interval()
+        while not self.should_exit:
+            await asyncio.sleep(interval)
+            self.state.tick()
+
+    # -- stop ---------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        logger.info("Shutting down")
+        for server in self.servers:
+            server.close()
+        state = self.state
+        state.shutdown()  # idle connections close now, busy ones after their response
+
+        timeout = self.config.timeout_graceful_shutdown
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if state.connections or state.active_requests:
+            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+        while (state.connections or state.active_requests) and not self.force_exit:
+            if deadline is not None and time.monotonic() >= deadline:
+                logger.warning(
+                    "Graceful shutdown timed out after %ss; closing %d connection(s).",
+                    timeout,
+                    state.connections,
+                )
+                break
+            await asyncio.sleep(0.05)
+            state.tick()
+
+        if state.connections or state.active_requests:
+            state.close_all()
+            for task in state.tasks:
+                task.cancel()
+            # let connection_lost callbacks and cancellations run
+            for _ in range(20):
+                if not (state.connections or state.active_requests):
+                    break
+                await asyncio.sleep(0.01)
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+
+        if self.lifespan is not None and not self.force_exit:
+            await self.lifespan.shutdown()
+            if self.lifespan.should_exit and self.exit_code == 0:
+                self.exit_code = 1
+
+    # -- signals ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """SIGINT/SIGTERM stop the server gracefully; a second one forces it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in HANDLED_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                signal.signal(sig, self.handle_exit)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
+def run(app: Any, **kwargs: Any) -> None:
+    """Serve `app` (an ASGI callable or "module:attr") until SIGINT/SIGTERM.
+
+    Keyword arguments are the fields of Config.  Exits the process with a
+    non-zero code if startup fails, like the command line does.
+    """
+    config = Config(app, **kwargs)
+    server = Server(config)
+    code = server.run()
+    if code:
+        sys.exit(code)
