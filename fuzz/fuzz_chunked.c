@@ -40,8 +40,8 @@ typedef struct {
 } result;
 
 /* Feed one piece (an exact heap copy) until the decoder wants more or stops. */
-static int feed(cp_chunked *st, const unsigned char *src, size_t n, const cp_limits *lim,
-                result *res)
+static int feed(cp_chunked *st, const unsigned char *src, size_t n,
+                const cp_limits *lim, result *res)
 {
     unsigned char *buf = malloc(n ? n : 1);
     REQUIRE(buf != NULL);

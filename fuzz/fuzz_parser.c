@@ -171,8 +171,8 @@ static ptrdiff_t parse_checked(const char *buf, size_t len, const cp_limits *lim
 
 /* Parse buf[0..k) and compare with the answer for the whole input. */
 static ptrdiff_t check_prefix(const char *buf, size_t k, const cp_limits *lim,
-                              ptrdiff_t ret, const cp_request *whole, const cp_header *h,
-                              cp_request *part, cp_header *h2)
+                              ptrdiff_t ret, const cp_request *whole,
+                              const cp_header *h, cp_request *part, cp_header *h2)
 {
     /* an exact copy, so that a read past k is caught too */
     char *copy = malloc(k ? k : 1);

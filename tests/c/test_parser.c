@@ -119,6 +119,7 @@ typedef struct {
 
 #define H11 "HTTP/1.1\r\n"
 
+/* clang-format off */
 static const ok_case ok_cases[] = {
     /* --- real clients --- */
     {.name = "curl",
@@ -216,6 +217,15 @@ static const ok_case ok_cases[] = {
     {.name = "PROPFIND", .raw = "PROPFIND /dav " H11 "Host: a\r\n\r\n",
      .method = "PROPFIND", .mid = CP_METHOD_OTHER, .target = "/dav", .path = "/dav",
      .minor = 1, .headers = {{"Host", "a"}}},
+    {.name = "PURGE (5 letters)", .raw = "PURGE /x " H11 "Host: a\r\n\r\n",
+     .method = "PURGE", .mid = CP_METHOD_OTHER, .target = "/x", .path = "/x",
+     .minor = 1, .headers = {{"Host", "a"}}},
+    {.name = "UNLOCK (6 letters)", .raw = "UNLOCK /x " H11 "Host: a\r\n\r\n",
+     .method = "UNLOCK", .mid = CP_METHOD_OTHER, .target = "/x", .path = "/x",
+     .minor = 1, .headers = {{"Host", "a"}}},
+    {.name = "CONNECTS (8 letters, not CONNECT)", .raw = "CONNECTS /x " H11 "Host: a\r\n\r\n",
+     .method = "CONNECTS", .mid = CP_METHOD_OTHER, .target = "/x", .path = "/x",
+     .minor = 1, .headers = {{"Host", "a"}}},
     {.name = "GETS is not GET", .raw = "GETS / " H11 "Host: a\r\n\r\n",
      .method = "GETS", .mid = CP_METHOD_OTHER, .target = "/", .path = "/",
      .minor = 1, .headers = {{"Host", "a"}}},
@@ -284,7 +294,7 @@ static const ok_case ok_cases[] = {
      .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
      .headers = {{"Host", "a"}, {"Transfer_Encoding", "gzip"}, {"Content-Lengths", "x"},
                  {"Hosts", "b"}, {"Expects", "100-continue"}, {"Connections", "close"}}},
-    {.name = "Host: IPv6 literal and empty Host",
+    {.name = "Host: IPv6 literal",
      .raw = "GET / " H11 "Host: [::1]:8000\r\n\r\n",
      .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
      .headers = {{"Host", "[::1]:8000"}}},
@@ -358,6 +368,7 @@ static const ok_case ok_cases[] = {
      .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
      .flags = CP_F_UPGRADE, .headers = {{"Host", "a"}, {"Upgrade", ""}}},
 };
+/* clang-format on */
 
 /* ---- rejected heads ------------------------------------------------------ */
 
@@ -373,6 +384,7 @@ typedef struct {
 #define LIT(s) s, sizeof(s) - 1 /* a literal and its length, NULs included */
 #define HOST "Host: a\r\n"
 
+/* clang-format off */
 static const err_case err_cases[] = {
     /* request line */
     {"double SP after method", "GET  / " H11 HOST "\r\n", 0, 400, NULL},
@@ -386,6 +398,9 @@ static const err_case err_cases[] = {
     {"NUL in target", LIT("GET /a\0b " H11 HOST "\r\n"), 400, NULL},
     {"NUL in method", LIT("G\0T / " H11 HOST "\r\n"), 400, NULL},
     {"non-tchar in method", "GE(T / " H11 HOST "\r\n", 0, 400, NULL},
+    {"bare CR in method", "GE\rT / " H11 HOST "\r\n", 0, 400, NULL},
+    {"lower-case connect is not CONNECT", "connect h:443 " H11 HOST "\r\n", 0, 400, NULL},
+    {"short relative target", "GET a " H11 HOST "\r\n", 0, 400, NULL},
     {"method only", "GET\r\n" HOST "\r\n", 0, 400, NULL},
     {"no version", "GET /\r\n" HOST "\r\n", 0, 400, NULL},
     {"empty version", "GET / \r\n" HOST "\r\n", 0, 400, NULL},
@@ -394,6 +409,8 @@ static const err_case err_cases[] = {
     {"HTTP/1.10", "GET / HTTP/1.10\r\n" HOST "\r\n", 0, 400, NULL},
     {"HTTP/a.1", "GET / HTTP/a.1\r\n" HOST "\r\n", 0, 400, NULL},
     {"HTTP/1,1", "GET / HTTP/1,1\r\n" HOST "\r\n", 0, 400, NULL},
+    {"HTTP/1.a", "GET / HTTP/1.a\r\n" HOST "\r\n", 0, 400, NULL},
+    {"HTTP/1.1 with bare CR inside", "GET / HTTP/1.\r1\r\n" HOST "\r\n", 0, 400, NULL},
     {"HTTP/11", "GET / HTTP/11\r\n" HOST "\r\n", 0, 400, NULL},
     {"HTTP/1.2", "GET / HTTP/1.2\r\n" HOST "\r\n", 0, 505, NULL},
     {"HTTP/2.0", "GET / HTTP/2.0\r\n" HOST "\r\n", 0, 505, NULL},
@@ -538,6 +555,7 @@ static const err_case err_cases[] = {
     {"field line too long, no LF", RL HOST "X: 0123456789abcdef", 0, 431,
      &(const cp_limits){8190, 12, 100}},
 };
+/* clang-format on */
 
 /* ---- drivers ------------------------------------------------------------- */
 
@@ -664,7 +682,8 @@ static void run_err_case(const err_case *c)
         snprintf(label, sizeof label, "%s / prefix %zu", c->name, k);
         current = label;
         parse(c->raw, k, lim, &req, hdrs, &ret);
-        CHECK(ret == CP_INCOMPLETE || (ret == CP_ERROR && req.error_status == c->status),
+        CHECK(ret == CP_INCOMPLETE ||
+                  (ret == CP_ERROR && req.error_status == c->status),
               "returned %td, status %d (%s)", ret, req.error_status,
               req.error_reason ? req.error_reason : "-");
     }
@@ -773,7 +792,8 @@ static void test_limits(void)
     {
         const char *raw = RL HOST "A: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         ret = cp_parse_request(raw, strlen(raw), &lim, &req, hdrs);
-        CHECK(ret == (ptrdiff_t)strlen(raw) && req.num_headers == 4, "returned %td", ret);
+        CHECK(ret == (ptrdiff_t)strlen(raw) && req.num_headers == 4, "returned %td",
+              ret);
         const char *raw5 = RL HOST "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
         ret = cp_parse_request(raw5, strlen(raw5), &lim, &req, hdrs);
         CHECK(ret == CP_ERROR && req.error_status == 431, "5 fields: returned %td/%d",
@@ -787,7 +807,8 @@ static void test_limits(void)
         CHECK(ret == CP_ERROR && req.error_status == 414, "returned %td/%d", ret,
               req.error_status);
         ret = cp_parse_request("\r\n\r", 3, &z, &req, NULL);
-        CHECK(ret == CP_INCOMPLETE && req.incomplete_line_start == 2, "returned %td", ret);
+        CHECK(ret == CP_INCOMPLETE && req.incomplete_line_start == 2, "returned %td",
+              ret);
     }
 
     current = "cp_longest_line";
@@ -831,15 +852,57 @@ static void test_incomplete(void)
         char *buf = copy_exact(cases[i].raw, n);
         ptrdiff_t ret = cp_parse_request(buf, n, &default_limits, &req, hdrs);
         CHECK(ret == CP_INCOMPLETE, "returned %td", ret);
-        CHECK(req.incomplete_line_start == cases[i].ils, "incomplete_line_start %zu, want %zu",
+        CHECK(req.incomplete_line_start == cases[i].ils,
+              "incomplete_line_start %zu, want %zu",
               req.incomplete_line_start, cases[i].ils);
         free(buf);
     }
     /* an error in an earlier complete line wins over an incomplete one */
     current = "error before incomplete line";
-    ptrdiff_t ret = cp_parse_request("GET / HTTP/1.1\r\nA : b\r\nX", 25, &default_limits,
-                                     &req, hdrs);
+    ptrdiff_t ret = cp_parse_request("GET / HTTP/1.1\r\nA : b\r\nX", 25,
+                                     &default_limits, &req, hdrs);
     CHECK(ret == CP_ERROR && req.error_status == 400, "returned %td", ret);
+}
+
+/* Every byte value at every position of a 40-byte field value and request-
+   target, so that the word-at-a-time scans meet it at every alignment. */
+static void test_every_position(void)
+{
+    cp_header hdrs[8];
+    cp_request req;
+    char label[96];
+
+    for (int where = 0; where < 2; where++) {
+        for (size_t pos = 0; pos < 40; pos++) {
+            for (int c = 0; c < 256; c++) {
+                static const char vpre[] = RL HOST "X: ", vpost[] = "\r\n\r\n";
+                static const char tpre[] = "GET /", tpost[] = " " H11 HOST "\r\n";
+                const char *pre = where ? tpre : vpre, *post = where ? tpost : vpost;
+                size_t pl = strlen(pre), ql = strlen(post);
+                size_t n = pl + 40 + ql;
+                char raw[256];
+                memcpy(raw, pre, pl);
+                memset(raw + pl, 'a', 40);
+                raw[pl + pos] = (char)c;
+                memcpy(raw + pl + 40, post, ql);
+                int ok = where == 0 ? (c == '\t' || (c >= 0x20 && c != 0x7f))
+                                    : (c > 0x20 && c != 0x7f);
+                char *buf = copy_exact(raw, n);
+                ptrdiff_t ret = cp_parse_request(buf, n, &default_limits, &req, hdrs);
+                snprintf(label, sizeof label, "%s: byte 0x%02x at %zu",
+                         where ? "target" : "value", c, pos);
+                current = label;
+                if (ok) {
+                    CHECK(ret == (ptrdiff_t)n, "returned %td (%s)", ret,
+                          ret == CP_ERROR ? req.error_reason : "");
+                } else {
+                    CHECK(ret == CP_ERROR && req.error_status == 400, "returned %td",
+                          ret);
+                }
+                free(buf);
+            }
+        }
+    }
 }
 
 /* A huge len must not overflow a span: only MAX_HEAD bytes are ever looked at. */
@@ -893,6 +956,7 @@ typedef struct {
 
 static const cp_limits trailer_limits = {8190, 12, 2};
 
+/* clang-format off */
 static const chunk_case chunk_cases[] = {
     {"one chunk", "5\r\nhello\r\n0\r\n\r\n", 0, DONE, "hello", 0, NULL},
     {"three chunks", "3\r\nabc\r\n4\r\ndefg\r\n1\r\nh\r\n0\r\n\r\n", 0, DONE, "abcdefgh", 0,
@@ -961,6 +1025,7 @@ static const chunk_case chunk_cases[] = {
     {"too many trailers", "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0, 431, "", 0,
      &trailer_limits},
 };
+/* clang-format on */
 
 /* Feed `n` bytes in pieces whose sizes come from cut[] (sum <= n; the rest is the
    last piece).  Returns the outcome; *data gets the decoded bytes. */
@@ -993,11 +1058,12 @@ static void decode_pieces(const char *raw, size_t n, const cp_limits *lim, size_
         int r = CP_CHUNK_MORE;
         for (;;) {
             size_t used = 0, doff = 0, dlen = 0;
-            r = cp_chunked_decode(&st, buf + off, piece - off, lim, &used, &doff, &dlen);
+            r = cp_chunked_decode(&st, buf + off, piece - off, lim, &used, &doff,
+                                  &dlen);
             CHECK(used <= piece - off, "consumed %zu > len %zu", used, piece - off);
             if (r == CP_CHUNK_DATA) {
-                CHECK(dlen > 0 && doff + dlen <= used, "bad data span %zu+%zu, used %zu",
-                      doff, dlen, used);
+                CHECK(dlen > 0 && doff + dlen <= used,
+                      "bad data span %zu+%zu, used %zu", doff, dlen, used);
                 memcpy(res->data + res->data_len, buf + off + doff, dlen);
                 res->data_len += dlen;
                 off += used;
@@ -1086,8 +1152,8 @@ static void run_chunk_case(const chunk_case *c, const char *raw, size_t n)
         size_t tn = sizeof next_request - 1;
         char *buf = concat(raw, n, next_request, tn);
         decode_pieces(buf, n + tn, lim, 0, n + tn, &res);
-        CHECK(res.outcome == DONE && res.total == n, "outcome %d, consumed %zu, want %zu",
-              res.outcome, res.total, n);
+        CHECK(res.outcome == DONE && res.total == n,
+              "outcome %d, consumed %zu, want %zu", res.outcome, res.total, n);
         free(res.data);
         free(buf);
     }
@@ -1114,6 +1180,18 @@ static void test_chunked(void)
         free(raw);
     }
 
+    current = "chunked: corrupted state";
+    {
+        cp_chunked st;
+        cp_chunked_init(&st);
+        st.state = 1000;
+        size_t used = 1, doff, dlen;
+        CHECK(cp_chunked_decode(&st, "0\r\n\r\n", 5, &default_limits, &used, &doff,
+                                &dlen) == CP_CHUNK_ERROR &&
+                  st.error_status == 400 && used == 0,
+              "not rejected");
+    }
+
     /* a zeroed state is a fresh one, and the decoder makes no progress on len 0 */
     current = "chunked: zeroed state, empty input";
     {
@@ -1123,9 +1201,9 @@ static void test_chunked(void)
         CHECK(cp_chunked_decode(&st, "", 0, &default_limits, &used, &doff, &dlen) ==
                       CP_CHUNK_MORE && used == 0,
               "len 0");
-        CHECK(cp_chunked_decode(&st, "1\r\nx\r\n0\r\n\r\n", 11, &default_limits, &used,
-                                &doff, &dlen) == CP_CHUNK_DATA && doff == 3 && dlen == 1,
-              "zeroed state");
+        int r = cp_chunked_decode(&st, "1\r\nx\r\n0\r\n\r\n", 11, &default_limits,
+                                  &used, &doff, &dlen);
+        CHECK(r == CP_CHUNK_DATA && doff == 3 && dlen == 1, "zeroed state");
     }
 }
 
@@ -1139,6 +1217,7 @@ int main(void)
         run_err_case(&err_cases[i]);
     test_limits();
     test_incomplete();
+    test_every_position();
     test_huge_len();
     test_chunked();
 

@@ -93,6 +93,7 @@ enum {
     E_SIZE_LINE,  /* size line over CP_CHUNK_LINE_MAX */
     E_TRAILER_LINE, /* trailer line over its limit */
     E_TRAILERS,     /* more than max_headers trailer fields */
+    E_STATE,        /* st->state is not one of ours (never init'ed?) */
     E_LAST
 };
 
@@ -116,6 +117,7 @@ static const struct {
     [E_SIZE_LINE - E_FIRST] = {400, "chunk size line too long"},
     [E_TRAILER_LINE - E_FIRST] = {431, "trailer field line too long"},
     [E_TRAILERS - E_FIRST] = {431, "too many trailer fields"},
+    [E_STATE - E_FIRST] = {400, "chunked decoder in an invalid state"},
 };
 
 /* ---- byte classes ------------------------------------------------------- */
@@ -133,6 +135,7 @@ enum {
     N_CLASSES
 };
 
+/* clang-format off */
 static const unsigned char byte_class[256] = {
     CT, CT, CT, CT, CT, CT, CT, CT, CT, WS, LF, CT, CT, CR, CT, CT, /* 0_ */
     CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, /* 1_ */
@@ -151,6 +154,7 @@ static const unsigned char byte_class[256] = {
     VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* E_ */
     VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* F_ */
 };
+/* clang-format on */
 
 /* ---- the transition table ----------------------------------------------- */
 
@@ -161,7 +165,7 @@ static const unsigned char byte_class[256] = {
 #define sSLF S_SIZE_LF
 #define sDATA S_DATA
 #define sDLF S_DATA_LF
-#define sSTART S_SIZE_START
+#define sSIZ0 S_SIZE_START
 #define sTNAM S_TRAILER_NAME
 #define sTVAL S_TRAILER_VALUE
 #define sTLF S_TRAILER_LF
@@ -181,6 +185,7 @@ static const unsigned char byte_class[256] = {
 #define eNOC E_NO_COLON
 #define eVAL E_VALUE
 
+/* clang-format off */
 static const unsigned char transition[N_STATES][N_CLASSES] = {
     /*                   HX     TK     WS     ;      :      VI     CT     CR     LF */
     [S_SIZE_START]    = {sSIZE, eSIZ,  eSIZ,  eSIZ,  eSIZ,  eSIZ,  eSIZ,  eSIZ,  eSIZ},
@@ -189,7 +194,7 @@ static const unsigned char transition[N_STATES][N_CLASSES] = {
     [S_EXT]           = {sEXT,  sEXT,  sEXT,  sEXT,  sEXT,  sEXT,  eEXT,  sSLF,  eLF},
     [S_SIZE_LF]       = {eCR,   eCR,   eCR,   eCR,   eCR,   eCR,   eCR,   eCR,   sDATA},
     [S_DATA_CR]       = {eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  sDLF,  eDAT},
-    [S_DATA_LF]       = {eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  sSTART},
+    [S_DATA_LF]       = {eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  eDAT,  sSIZ0},
     [S_TRAILER_START] = {sTNAM, sTNAM, eFLD,  eNAM,  eEMP,  eNAM,  eNAM,  sFLF,  eLF},
     [S_TRAILER_NAME]  = {sTNAM, sTNAM, eWSC,  eNAM,  sTVAL, eNAM,  eNAM,  eNOC,  eLF},
     [S_TRAILER_VALUE] = {sTVAL, sTVAL, sTVAL, sTVAL, sTVAL, sTVAL, eVAL,  sTLF,  eLF},
@@ -197,6 +202,7 @@ static const unsigned char transition[N_STATES][N_CLASSES] = {
     [S_FINAL_LF]      = {eCR,   eCR,   eCR,   eCR,   eCR,   eCR,   eCR,   eCR,   sDONE},
     /* S_DATA, S_DONE and S_ERROR are handled before the table is consulted. */
 };
+/* clang-format on */
 
 /* Which line limit a state's bytes count towards (CR and LF never count). */
 enum { LINE_NONE, LINE_SIZE, LINE_TRAILER };
@@ -245,8 +251,10 @@ int cp_chunked_decode(cp_chunked *st, const char *buf, size_t len,
     *data_len = 0;
     if (st->state == S_DONE)
         return CP_CHUNK_DONE;
-    if (st->state == S_ERROR || st->state < 0 || st->state >= N_STATES)
+    if (st->state == S_ERROR)
         return CP_CHUNK_ERROR;
+    if (st->state < 0 || st->state >= N_STATES)
+        return chunk_error(st, E_STATE);
 
     while (i < len) {
         int state = st->state;
@@ -282,14 +290,14 @@ int cp_chunked_decode(cp_chunked *st, const char *buf, size_t len,
             }
         }
         switch (next) {
-        case S_SIZE:
-            if (cls == HX) {
-                unsigned d = c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-                if (st->remaining > (MAX_CHUNK_SIZE - d) >> 4)
-                    return chunk_error(st, E_OVERFLOW);
-                st->remaining = (st->remaining << 4) | d;
-            }
+        case S_SIZE: { /* only a hex digit leads here */
+            unsigned d = c <= '9' ? (unsigned)(c - '0')
+                                  : (unsigned)((c | 0x20) - 'a' + 10);
+            if (st->remaining > (MAX_CHUNK_SIZE - d) >> 4)
+                return chunk_error(st, E_OVERFLOW);
+            st->remaining = (st->remaining << 4) | d;
             break;
+        }
         case S_DATA: /* LF of the size line */
             st->line_len = 0;
             if (st->remaining == 0)

@@ -37,6 +37,8 @@ RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c)
     return cy;
 }
 
+static void wake_receiver(RequestCycle *cy);
+
 /* ---- body queue ----------------------------------------------------- */
 
 int cp_cycle_push_body(RequestCycle *cy, PyObject *data)
@@ -60,6 +62,7 @@ int cp_cycle_push_body(RequestCycle *cy, PyObject *data)
         }
     }
     cy->body_queued += (size_t)n;
+    wake_receiver(cy);
     return 0;
 }
 
@@ -256,9 +259,16 @@ static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
         }
         /* wait for body bytes, the end of the response, or a disconnect */
         if (cy->receive_waiter != NULL) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "receive() called while another receive() is waiting");
-            return NULL;
+            int pending = future_pending(st, cy->receive_waiter);
+            if (pending < 0) {
+                return NULL;
+            }
+            if (pending) {
+                PyErr_SetString(PyExc_RuntimeError,
+                                "receive() called while another receive() is waiting");
+                return NULL;
+            }
+            Py_CLEAR(cy->receive_waiter); /* an earlier receive() was cancelled */
         }
         PyObject *fut = PyObject_CallNoArgs(cy->server->create_future);
         if (fut == NULL) {

@@ -52,6 +52,7 @@
 #define TK (CC_TOKEN | CC_VALUE | CC_TARGET)
 #define TH (CC_TOKEN | CC_VALUE | CC_TARGET | CC_HOST)
 
+/* clang-format off */
 static const unsigned char char_class[256] = {
     __, __, __, __, __, __, __, __, __, WS, __, __, __, __, __, __, /* 0_ */
     __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, /* 1_ */
@@ -70,6 +71,8 @@ static const unsigned char char_class[256] = {
     VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* E_ */
     VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* F_ */
 };
+
+/* clang-format on */
 
 #undef __
 #undef WS
@@ -121,6 +124,29 @@ static inline cp_span make_span(size_t off, size_t len)
     return s;
 }
 
+/*
+ * Skip over bytes that are >= lo (lo <= 0x80) and not DEL, eight at a time
+ * (the "hasless" and "haszero" tricks from Bit Twiddling Hacks, which tell
+ * exactly whether any byte of a word qualifies, in either byte order).  It
+ * stops at the word holding the first byte that does not qualify -- or
+ * before the tail shorter than a word -- and leaves the rest to the byte
+ * loop that follows, which has the final say.  memcpy compiles to one load.
+ */
+static inline size_t skip_words(const unsigned char *p, size_t i, size_t e, unsigned lo)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+
+    while (e - i >= 8) {
+        uint64_t x, d;
+        memcpy(&x, p + i, 8);
+        d = x ^ (ones * 0x7f);
+        if ((((x - ones * lo) & ~x) | ((d - ones) & ~d)) & highs)
+            break;
+        i += 8;
+    }
+    return i;
+}
+
 static ptrdiff_t fail(cp_request *out, int status, const char *reason)
 {
     out->error_status = status;
@@ -160,7 +186,7 @@ static int find_line(const char *buf, size_t ls, size_t end, size_t len, size_t 
         *eol = i - 1; /* content <= scan - 2 <= max */
         return LINE_OK;
     }
-    /* A CR with any byte after it (not LF, or we had found it) is bare. */
+    /* A CR with a byte after it is bare: that byte is not LF (memchr said so). */
     if (scan > 1 && memchr(buf + ls, '\r', scan - 1) != NULL)
         return LINE_BARE_CR;
     /* A CR in the last position may yet be the start of the CRLF. */
@@ -201,20 +227,35 @@ static int method_id(const unsigned char *m, size_t n)
 #define IS(lit) (n == sizeof(lit) - 1 && memcmp(m, lit, sizeof(lit) - 1) == 0)
     switch (n) {
     case 3:
-        return IS("GET") ? CP_METHOD_GET : IS("PUT") ? CP_METHOD_PUT : CP_METHOD_OTHER;
+        if (IS("GET"))
+            return CP_METHOD_GET;
+        if (IS("PUT"))
+            return CP_METHOD_PUT;
+        break;
     case 4:
-        return IS("POST") ? CP_METHOD_POST : IS("HEAD") ? CP_METHOD_HEAD : CP_METHOD_OTHER;
+        if (IS("POST"))
+            return CP_METHOD_POST;
+        if (IS("HEAD"))
+            return CP_METHOD_HEAD;
+        break;
     case 5:
-        return IS("PATCH")   ? CP_METHOD_PATCH
-               : IS("TRACE") ? CP_METHOD_TRACE
-                             : CP_METHOD_OTHER;
+        if (IS("PATCH"))
+            return CP_METHOD_PATCH;
+        if (IS("TRACE"))
+            return CP_METHOD_TRACE;
+        break;
     case 6:
-        return IS("DELETE") ? CP_METHOD_DELETE : CP_METHOD_OTHER;
+        if (IS("DELETE"))
+            return CP_METHOD_DELETE;
+        break;
     case 7:
-        return IS("OPTIONS") ? CP_METHOD_OPTIONS : CP_METHOD_OTHER;
+        if (IS("OPTIONS"))
+            return CP_METHOD_OPTIONS;
+        break;
     default:
-        return CP_METHOD_OTHER;
+        break;
     }
+    return CP_METHOD_OTHER;
 #undef IS
 }
 
@@ -233,7 +274,8 @@ static void split_path_query(const char *buf, size_t from, size_t te, cp_request
 }
 
 /* The request line is buf[s..e), e being the offset of its CR. */
-static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e, cp_request *out)
+static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e,
+                                    cp_request *out)
 {
     const unsigned char *p = (const unsigned char *)buf;
     size_t i = s;
@@ -250,6 +292,7 @@ static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e, cp_requ
 
     /* request-target SP */
     size_t ts = ++i;
+    i = skip_words(p, i, e, 0x21);
     while (i < e && (char_class[p[i]] & CC_TARGET))
         i++;
     if (i == e || p[i] != ' ' || i == ts) {
@@ -441,8 +484,8 @@ static unsigned scan_connection(const unsigned char *v, size_t n)
 }
 
 /* Look at one stored field; 0, or CP_ERROR with out->error_* set. */
-static ptrdiff_t note_header(const unsigned char *p, const cp_header *h, cp_request *out,
-                             head_facts *f)
+static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
+                             cp_request *out, head_facts *f)
 {
     const unsigned char *name = p + h->name.off;
     const unsigned char *v = p + h->value.off;
@@ -546,7 +589,7 @@ static ptrdiff_t parse_field_line(const char *buf, size_t s, size_t e,
     while (i < e && is_ows(p[i]))
         i++;
     size_t vs = i;
-    for (; i < e; i++) {
+    for (i = skip_words(p, i, e, 0x20); i < e; i++) {
         if (!(char_class[p[i]] & CC_VALUE))
             return fail(out, 400, p[i] == '\r' ? "bare CR (not followed by LF)"
                                                : "invalid character in field value");

@@ -14,7 +14,9 @@
  *        Content-Length with Transfer-Encoding, differing / non-numeric /
  *        overflowing Content-Length, missing or repeated Host in HTTP/1.1,
  *        Transfer-Encoding in HTTP/1.0, "chunked" not last or repeated,
- *        bad chunk size, missing CRLF after chunk data
+ *        bad chunk size, missing CRLF after chunk data; also a Host value
+ *        that is not host[:port], userinfo in an absolute-form target, and
+ *        more than 8 empty lines before the request line
  *   414  request line longer than the limit
  *   431  one header field longer than the limit, or too many fields
  *   501  a transfer coding other than chunked; CONNECT
@@ -129,7 +131,8 @@ size_t cp_longest_line(const cp_limits *lim);
 
 typedef struct {
     int state;          /* private */
-    uint64_t remaining; /* private: data bytes left in the current chunk */
+    uint64_t remaining; /* private: data bytes left in the current chunk
+                           (on a size line: the size read so far) */
     size_t line_len;    /* private: bytes seen on the current line */
     size_t trailers;    /* private: trailer field lines seen */
     int error_status;   /* set on CP_CHUNK_ERROR (400 or 431) */

@@ -1,0 +1,96 @@
+"""Raw-ASGI apps that the subprocess tests (test_cli, test_server) serve by import string.
+
+They print a marker line to stderr when a slow request starts, so a test can
+wait for "the server is now running N requests" on the log instead of guessing
+with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+from urllib.parse import parse_qs
+
+SLEEP_MARKER = "process-app: sleep started"
+LIFESPAN_GREETING = "hello from lifespan"
+
+
+async def _text(send: Any, body: bytes, status: int = 200) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if "state" in scope:
+                scope["state"]["greeting"] = LIFESPAN_GREETING
+                scope["state"]["shared_list"] = []
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields."""
+    if scope["type"] == "lifespan":
+        await _lifespan(scope, receive, send)
+        return
+    assert scope["type"] == "http"
+    path = scope["path"]
+    if path == "/":
+        await _text(send, b"Hello")
+    elif path == "/sleep":
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        ms = int(query.get("ms", ["0"])[0])
+        print(f"{SLEEP_MARKER} {ms}", file=sys.stderr, flush=True)
+        await asyncio.sleep(ms / 1000)
+        await _text(send, b"ok")
+    elif path.endswith("/scope"):
+        state = scope.get("state", {})
+        body = {
+            "path": path,
+            "root_path": scope.get("root_path"),
+            "state_keys": sorted(state),
+            "greeting": state.get("greeting"),
+            "server": list(scope["server"]) if scope.get("server") else None,
+        }
+        state["added_by_request"] = True  # must not leak into the next request
+        await _text(send, json.dumps(body).encode())
+    else:
+        await _text(send, b"Not Found", 404)
+
+
+def create_app() -> Any:
+    """An app factory, for --factory."""
+    return app
+
+
+async def no_lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An app written for HTTP only: it raises on any other scope type."""
+    if scope["type"] != "http":
+        raise RuntimeError(f"this app only speaks http, got {scope['type']!r}")
+    await _text(send, b"Hello")
+
+
+async def startup_failed_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers lifespan.startup with lifespan.startup.failed."""
+    if scope["type"] == "lifespan":
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+        return
+    await _text(send, b"should never serve")
+
+
+async def startup_raises_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Raises while handling lifespan.startup."""
+    if scope["type"] == "lifespan":
+        await receive()
+        raise RuntimeError("boom during startup")
+    await _text(send, b"should never serve")

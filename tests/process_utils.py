@@ -1,0 +1,205 @@
+"""Run carpinus as a real process: start it, read its log as it is written, stop it.
+
+Every wait here is bounded.  Readiness is the log line "carpinus running on"
+(read by a thread as the child writes it), never a sleep.  Processes are
+stopped by PID: SIGTERM, then SIGKILL after a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.utils import RawClient
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+READY_LINE = "carpinus running on"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "carpinus"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child: `tests` importable, no stray CARPINUS_* options."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARPINUS_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def module_command(*args: str) -> list[str]:
+    """`python -m carpinus ARGS` with the interpreter running the tests."""
+    return [sys.executable, "-m", "carpinus", *args]
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (prefer passing --fd when possible)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+@dataclass
+class ServerProcess:
+    """A child process whose merged stdout/stderr is collected line by line."""
+
+    proc: subprocess.Popen[str]
+    host: str = "127.0.0.1"
+    port: int | None = None
+    uds: str | None = None
+    _lines: list[str] = field(default_factory=list)
+    _eof: bool = False
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        self._reader = threading.Thread(target=self._read, name="carpinus-log-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "".join(self._lines)
+
+    def wait_for_output(self, text: str, timeout: float = START_TIMEOUT, count: int = 1) -> bool:
+        """True once `text` has appeared `count` times in the log; False at EOF or timeout."""
+
+        def seen() -> int:
+            return sum(line.count(text) for line in self._lines)
+
+        with self._cond:
+            self._cond.wait_for(lambda: seen() >= count or self._eof, timeout)
+            return seen() >= count
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        if not self.wait_for_output(READY_LINE, timeout):
+            raise AssertionError(
+                f"server did not log {READY_LINE!r} within {timeout}s "
+                f"(exit code {self.proc.poll()}); output:\n{self.output}")
+
+    def connect(self, timeout: float = 10.0) -> RawClient:
+        assert self.port is not None
+        return RawClient(self.host, self.port, timeout)
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = STOP_TIMEOUT) -> int:
+        """The exit code; raises subprocess.TimeoutExpired if it does not exit in time."""
+        code = self.proc.wait(timeout)
+        self._reader.join(STOP_TIMEOUT)  # the rest of the log
+        return code
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it has not exited after STOP_TIMEOUT."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT)
+        self._reader.join(STOP_TIMEOUT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+class Spawner:
+    """Starts server processes for one test and stops every one of them afterwards."""
+
+    def __init__(self) -> None:
+        self.processes: list[ServerProcess] = []
+
+    def popen(self, command: Sequence[str], *, cwd: Path | str = REPO,
+              pass_fds: Sequence[int] = (), env: dict[str, str] | None = None,
+              **attrs: object) -> ServerProcess:
+        proc = subprocess.Popen(
+            list(command), cwd=cwd, env=env or child_env(), pass_fds=tuple(pass_fds),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, encoding="utf-8", errors="replace", bufsize=1)
+        server = ServerProcess(proc, **attrs)  # type: ignore[arg-type]
+        self.processes.append(server)
+        return server
+
+    def start(self, *args: str, command: Sequence[str] | None = None, tcp: str = "fd",
+              wait: bool = True, cwd: Path | str = REPO,
+              env: dict[str, str] | None = None) -> ServerProcess:
+        """Run `python -m carpinus ARGS` (or `command + ARGS`) listening on 127.0.0.1.
+
+        tcp="fd": the test binds the socket and the child inherits it (--fd);
+        tcp="port": the child binds a free port itself (--port); tcp="none":
+        ARGS say where to listen.
+        """
+        base = list(command) if command is not None else module_command()
+        if tcp == "fd":
+            sock = listening_socket()
+            try:
+                fd = sock.fileno()
+                server = self.popen([*base, *args, "--fd", str(fd)], cwd=cwd, pass_fds=[fd],
+                                    env=env, port=sock.getsockname()[1])
+            finally:
+                sock.close()  # only the child holds the listening socket now
+        elif tcp == "port":
+            port = free_port()
+            server = self.popen([*base, *args, "--port", str(port)], cwd=cwd, env=env,
+                                port=port)
+        else:
+            server = self.popen([*base, *args], cwd=cwd, env=env)
+        if wait:
+            server.wait_ready()
+        return server
+
+    def close(self) -> None:
+        while self.processes:
+            self.processes.pop().stop()
+
+
+def run_cli(*args: str, command: Sequence[str] | None = None, timeout: float = 15.0,
+            cwd: Path | str = REPO) -> subprocess.CompletedProcess[str]:
+    """Run a command that is expected to exit by itself (--help, bad options...)."""
+    base = list(command) if command is not None else module_command()
+    return subprocess.run([*base, *args], cwd=cwd, env=child_env(), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def elapsed_until_closed(client: RawClient, timeout: float) -> float | None:
+    """Seconds until the server closes `client` (EOF or reset), or None if it does not."""
+    started = time.monotonic()
+    return time.monotonic() - started if client.is_closed(timeout) else None

@@ -1,0 +1,307 @@
+"""The `carpinus` command line, run as a real process (`python -m carpinus` and the script).
+
+Servers are started on a socket the test binds and passes with --fd (no port
+races) unless the test is about another way of listening.  Readiness is the
+"carpinus running on" log line; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import signal
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import carpinus
+from carpinus.cli import main as cli_main
+from carpinus.config import Config
+from tests.process_apps import SLEEP_MARKER
+from tests.process_utils import (
+    CONSOLE_SCRIPT,
+    READY_LINE,
+    Spawner,
+    child_env,
+    module_command,
+    run_cli,
+)
+
+PROCESS_APP = "tests.process_apps:app"
+
+# Every option cli.py defines, spelled as on the command line.
+CLI_OPTIONS = [
+    "--host", "--port", "--uds", "--fd", "--backlog", "--loop", "--lifespan", "--factory",
+    "--app-dir", "--root-path", "--log-level", "--access-log", "--no-access-log",
+    "--server-header", "--no-server-header", "--date-header", "--no-date-header",
+    "--timeout-keep-alive", "--timeout-request-header", "--timeout-graceful-shutdown",
+    "--limit-request-line", "--limit-request-headers", "--limit-request-header-size",
+    "--limit-request-body", "--limit-concurrency", "--version", "--help",
+]
+
+COMMANDS = {
+    "python -m carpinus": module_command(),
+    "carpinus script": [str(CONSOLE_SCRIPT)],
+}
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawner]:
+    spawner = Spawner()
+    try:
+        yield spawner
+    finally:
+        spawner.close()
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A directory, not on sys.path, holding `myapp.py` with an app and a factory."""
+    directory = tmp_path / "apps"
+    directory.mkdir()
+    (directory / "myapp.py").write_text(textwrap.dedent('''
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"from myapp"})
+
+        def create_app():
+            async def made(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"made by factory"})
+            return made
+
+        def needs_argument(arg):
+            return app
+
+        not_callable = 42
+    '''))
+    return directory
+
+
+# -- --version / --help --------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_version(command: list[str]) -> None:
+    """--version prints "carpinus <version>" and exits 0, from both entry points."""
+    result = run_cli("--version", command=command)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"carpinus {carpinus.__version__} ")
+    assert "Python" in result.stdout or "CPython" in result.stdout
+
+
+def test_help_lists_every_option() -> None:
+    """--help documents each option cli.py defines, and the APP argument."""
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    for option in CLI_OPTIONS:
+        assert option in result.stdout, f"{option} missing from --help"
+    assert "APP" in result.stdout
+    assert "demo app" in result.stdout
+
+
+def test_help_list_matches_cli_definition() -> None:
+    """CLI_OPTIONS above is exactly what cli.py defines (so the --help test stays honest)."""
+    defined = set()
+    for param in cli_main.params:
+        defined.update(param.opts)
+        defined.update(param.secondary_opts)
+    defined.discard("app")
+    defined.add("--help")
+    assert defined == set(CLI_OPTIONS)
+
+
+def test_one_cli_option_per_config_field() -> None:
+    """Each Config keyword is settable from the command line (configure_logging aside)."""
+    fields = set(inspect.signature(Config).parameters) - {"app", "configure_logging"}
+    options = {p.name for p in cli_main.params} - {"app", "version"}
+    assert fields == options
+
+
+# -- the demo app --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_no_app_serves_demo(spawn: Spawner, command: list[str]) -> None:
+    """Without APP the demo app is served, the log says so, and its four routes answer."""
+    server = spawn.start(command=command)
+    assert "demo app" in server.output
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        r = client.get("/")
+        assert (r.status_code, r.text) == (200, "Hello, World!")
+        assert r.headers["server"] == "carpinus"
+        assert "date" in r.headers
+        r = client.get("/sleep", params={"ms": "5"})
+        assert (r.status_code, r.text) == (200, "ok")
+        r = client.post("/upload", content=b"x" * 100_000)
+        assert (r.status_code, r.text) == (200, "100000")
+        r = client.get("/headers", headers={"User-Agent": "cli-test/1", "Accept": "text/x-test"})
+        assert r.status_code == 200
+        assert r.text == "user-agent: cli-test/1\naccept: text/x-test"
+        assert client.get("/nope").status_code == 404
+
+
+# -- finding the app -----------------------------------------------------------
+
+
+def test_app_dir(spawn: Spawner, app_dir: Path, tmp_path: Path) -> None:
+    """--app-dir puts a directory on sys.path so `myapp:app` imports from it."""
+    server = spawn.start("myapp:app", "--app-dir", str(app_dir), command=[str(CONSOLE_SCRIPT)],
+                         cwd=tmp_path)
+    assert httpx.get(server.url + "/", timeout=10).text == "from myapp"
+
+
+def test_factory(spawn: Spawner, app_dir: Path, tmp_path: Path) -> None:
+    """--factory calls the named callable and serves what it returns."""
+    server = spawn.start("myapp:create_app", "--factory", "--app-dir", str(app_dir),
+                         cwd=tmp_path)
+    assert httpx.get(server.url + "/", timeout=10).text == "made by factory"
+
+
+@pytest.mark.parametrize(("app", "extra", "message"), [
+    ("no_such_module_xyz:app", [], 'Could not import module "no_such_module_xyz"'),
+    ("myapp", [], "must be in format"),
+    ("myapp:missing", [], 'Attribute "missing" not found in module "myapp"'),
+    ("myapp:not_callable", [], "is not callable"),
+    ("myapp:needs_argument", ["--factory"], "Error loading ASGI app factory"),
+])
+def test_bad_app_exits_with_message(app_dir: Path, tmp_path: Path, app: str,
+                                    extra: list[str], message: str) -> None:
+    """An app that cannot be loaded: non-zero exit and a message naming the problem."""
+    result = run_cli(app, "--app-dir", str(app_dir), *extra, "--port", "0", cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output, output
+    assert READY_LINE not in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--loop", "bogus"], "--loop"),
+    (["--lifespan", "sometimes"], "--lifespan"),
+    (["--port", "eighty"], "--port"),
+    (["--timeout-keep-alive", "0"], "timeout_keep_alive must be positive"),
+    (["--timeout-request-header", "-1"], "timeout_request_header must be positive"),
+    (["--timeout-graceful-shutdown", "0"], "timeout_graceful_shutdown must be positive"),
+    (["--root-path", "api"], "root_path must start with '/'"),
+    (["--limit-concurrency", "0"], "limit_concurrency"),
+    (["--limit-request-line", "1"], "limit_request_line"),
+    (["--uds", "/tmp/x.sock", "--fd", "3"], "at most one of uds and fd"),
+    (["--no-such-option"], "No such option"),
+])
+def test_invalid_option_values_exit_non_zero(args: list[str], message: str) -> None:
+    """Bad option values are usage errors (exit 2) that name the option; nothing is served."""
+    result = run_cli(PROCESS_APP, *args)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert READY_LINE not in result.stdout + result.stderr
+
+
+# -- ways to listen ------------------------------------------------------------
+
+
+def test_uds(spawn: Spawner, tmp_path: Path) -> None:
+    """--uds serves HTTP over a Unix domain socket at the given path."""
+    path = tmp_path / "carpinus.sock"
+    server = spawn.start(PROCESS_APP, "--uds", str(path), tcp="none")
+    assert "unix socket" in server.output
+    assert path.is_socket()
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, timeout=10) as client:
+        r = client.get("http://carpinus/")
+        assert (r.status_code, r.text) == (200, "Hello")
+        assert json.loads(client.get("http://carpinus/scope").text)["path"] == "/scope"
+
+
+def test_fd(spawn: Spawner) -> None:
+    """--fd serves on a socket inherited from the parent (pass_fds), reporting its address."""
+    server = spawn.start(PROCESS_APP, tcp="fd")
+    assert "socket fd" in server.output
+    r = httpx.get(server.url + "/scope", timeout=10)
+    assert r.status_code == 200
+    assert json.loads(r.text)["server"] == ["127.0.0.1", server.port]
+
+
+def test_host_and_port(spawn: Spawner) -> None:
+    """--host/--port bind the address themselves and log the URL."""
+    server = spawn.start(PROCESS_APP, "--host", "127.0.0.1", tcp="port")
+    assert f"{READY_LINE} http://127.0.0.1:{server.port}" in server.output
+    assert httpx.get(server.url + "/", timeout=10).text == "Hello"
+
+
+# -- options visible in responses and logs ------------------------------------
+
+
+def test_root_path(spawn: Spawner) -> None:
+    """--root-path is the scope's root_path; the path is left as the client sent it."""
+    server = spawn.start(PROCESS_APP, "--root-path", "/api")
+    body = json.loads(httpx.get(server.url + "/api/scope", timeout=10).text)
+    assert body["root_path"] == "/api"
+    assert body["path"] == "/api/scope"
+
+
+def test_no_server_header_no_date_header(spawn: Spawner) -> None:
+    """--no-server-header and --no-date-header drop those response headers."""
+    server = spawn.start(PROCESS_APP, "--no-server-header", "--no-date-header")
+    r = httpx.get(server.url + "/", timeout=10)
+    assert r.status_code == 200
+    assert "server" not in r.headers
+    assert "date" not in r.headers
+
+
+def test_access_log_on_by_default(spawn: Spawner) -> None:
+    """By default each request logs one access line: client, request line, status."""
+    server = spawn.start(PROCESS_APP)
+    with server.connect() as client:
+        assert client.request("GET", "/logged?x=1").status == 404
+        local = client.sock.getsockname()
+    expected = f'{local[0]}:{local[1]} - "GET /logged?x=1 HTTP/1.1" 404'
+    assert server.wait_for_output(expected, timeout=10), server.output
+
+
+def test_no_access_log(spawn: Spawner) -> None:
+    """--no-access-log: no access line, even once the process has exited and flushed."""
+    server = spawn.start(PROCESS_APP, "--no-access-log")
+    assert httpx.get(server.url + "/quiet", timeout=10).status_code == 404
+    server.send_signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert "Shutting down" in server.output
+    assert "/quiet" not in server.output
+
+
+def test_limit_concurrency(spawn: Spawner) -> None:
+    """--limit-concurrency 1: while one slow request runs, another gets 503; later ones 200."""
+    server = spawn.start(PROCESS_APP, "--limit-concurrency", "1")
+    results: list[httpx.Response] = []
+
+    def slow() -> None:
+        results.append(httpx.get(server.url + "/sleep?ms=1500", timeout=10))
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        assert server.wait_for_output(SLEEP_MARKER, timeout=10), server.output
+        with server.connect() as client:
+            r = client.request("GET", "/")
+            assert r.status == 503
+            assert client.is_closed()
+    finally:
+        thread.join(10)
+    assert [(r.status_code, r.text) for r in results] == [(200, "ok")]
+    assert httpx.get(server.url + "/", timeout=10).status_code == 200
+
+
+def test_options_from_environment(spawn: Spawner) -> None:
+    """Options can come from CARPINUS_* environment variables (click's auto_envvar_prefix)."""
+    server = spawn.start(PROCESS_APP, env=child_env(CARPINUS_ROOT_PATH="/from-env"))
+    body = json.loads(httpx.get(server.url + "/scope", timeout=10).text)
+    assert body["root_path"] == "/from-env"
+

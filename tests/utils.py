@@ -1,0 +1,231 @@
+"""Test helpers: run the real server in a thread, talk to it over real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from carpinus.config import Config
+from carpinus.server import Server
+
+START_TIMEOUT = 10.0
+IO_TIMEOUT = 10.0
+
+
+@dataclass
+class ServerHandle:
+    server: Server
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def state(self) -> Any:
+        return self.server.state
+
+    def connect(self, timeout: float = IO_TIMEOUT) -> RawClient:
+        return RawClient(self.host, self.port, timeout)
+
+
+@contextlib.contextmanager
+def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
+    """Start carpinus on 127.0.0.1 and a free port, in a thread; stop it after."""
+    options.setdefault("port", 0)
+    options.setdefault("access_log", False)
+    options.setdefault("lifespan", "off")
+    options.setdefault("configure_logging", False)  # let pytest's caplog see records
+    config = Config(app, **options)
+    server = Server(config)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="carpinus-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if errors or not thread.is_alive():
+            raise RuntimeError(f"server failed to start: {errors or server.exit_code}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start in time")
+        time.sleep(0.005)
+    try:
+        yield ServerHandle(server, "127.0.0.1", server.port)
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT)
+        if thread.is_alive():  # pragma: no cover
+            server.force_exit = True
+            thread.join(START_TIMEOUT)
+        if errors:
+            raise errors[0]
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    raw_head: bytes = b""
+    chunked: bool = False
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+
+@dataclass
+class RawClient:
+    """A plain TCP client that reads HTTP/1.1 responses strictly."""
+
+    host: str
+    port: int
+    timeout: float = IO_TIMEOUT
+    sock: socket.socket = field(init=False)
+    buf: bytes = field(init=False, default=b"")
+
+    def __post_init__(self) -> None:
+        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_slowly(self, data: bytes, step: int = 1) -> None:
+        """One small write at a time: the server must cope with any split."""
+        for i in range(0, len(data), step):
+            self.sock.sendall(data[i : i + step])
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            return False
+        self.buf += chunk
+        return True
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            if not self._fill():
+                raise EOFError(f"connection closed before {marker!r}; got {self.buf[:200]!r}")
+        head, _, self.buf = self.buf.partition(marker)
+        return head
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise EOFError(f"connection closed with {len(self.buf)} of {n} bytes")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, head_request: bool = False) -> Response:
+        raw_head = self._read_until(b"\r\n\r\n")
+        lines = raw_head.split(b"\r\n")
+        version, status, reason = lines[0].decode("latin-1").split(" ", 2)
+        assert version == "HTTP/1.1", lines[0]
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.decode("latin-1").partition(":")
+            assert sep and name == name.strip(), line
+            headers.append((name, value.strip()))
+        resp = Response(int(status), reason, headers, b"", raw_head)
+        if 100 <= resp.status < 200:
+            return resp
+        te = resp.header("transfer-encoding")
+        cl = resp.header("content-length")
+        if head_request or resp.status in (204, 304):
+            return resp
+        if te is not None:
+            assert te.lower() == "chunked", te
+            assert cl is None, "both Content-Length and Transfer-Encoding"
+            resp.chunked = True
+            body = b""
+            while True:
+                size_line = self._read_until(b"\r\n")
+                size = int(size_line, 16)
+                if size == 0:
+                    assert self._read_until(b"\r\n") == b""  # no trailers expected
+                    break
+                body += self._read_exact(size)
+                assert self._read_exact(2) == b"\r\n"
+            resp.body = body
+        elif cl is not None:
+            resp.body = self._read_exact(int(cl))
+        else:
+            while self._fill():
+                pass
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def request(self, method: str = "GET", path: str = "/", headers: list[tuple[str, str]] | None = None,
+                body: bytes = b"", version: str = "1.1") -> Response:
+        self.send(build_request(method, path, headers, body, version))
+        return self.read_response(head_request=method == "HEAD")
+
+    def is_closed(self, timeout: float = 2.0) -> bool:
+        """True when the server closed the connection (EOF or reset) in time."""
+        if self.buf:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1)
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.sock.settimeout(self.timeout)
+        if data:
+            self.buf += data
+            return False
+        return True
+
+
+def build_request(method: str = "GET", path: str = "/", headers: list[tuple[str, str]] | None = None,
+                  body: bytes = b"", version: str = "1.1") -> bytes:
+    hdrs = list(headers or [])
+    names = {k.lower() for k, _ in hdrs}
+    if "host" not in names and version == "1.1":
+        hdrs.insert(0, ("Host", "test"))
+    if body and "content-length" not in names and "transfer-encoding" not in names:
+        hdrs.append(("Content-Length", str(len(body))))
+    head = f"{method} {path} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs)
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+def chunked(body: bytes, size: int = 1000) -> bytes:
+    """Encode body with Transfer-Encoding: chunked, `size` bytes per chunk."""
+    out = b""
+    for i in range(0, len(body), size):
+        part = body[i : i + size]
+        out += f"{len(part):x}\r\n".encode() + part + b"\r\n"
+    return out + b"0\r\n\r\n"
