@@ -12,7 +12,7 @@ class ServerState:
         self,
         app: Callable[..., Awaitable[None]],
         loop: asyncio.AbstractEventLoop,
-        run_app: Callable[..., Awaitable[None]],
+        report_exception: Callable[[BaseException, dict[str, Any], bool], object],
         task_factory: Callable[..., asyncio.Task[None]],
         task_kwargs: dict[str, Any] | None,
         log_error: Callable[[str], object],
@@ -54,6 +54,5 @@ class HttpProtocol(asyncio.BufferedProtocol):
 class RequestCycle:
     async def receive(self) -> dict[str, Any]: ...
     async def send(self, message: dict[str, Any]) -> None: ...
-    def _app_done(self, exc: BaseException | None) -> bool | None: ...
     @property
     def disconnected(self) -> bool: ...

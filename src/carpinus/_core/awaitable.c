@@ -59,26 +59,35 @@ static PyObject *ready_iternext(PyObject *self)
     PyObject *res = r->result;
     r->result = NULL;
     if (res == NULL || res == Py_None) {
+        /* Exhausted with result None: returning NULL without an exception is
+           the iterator protocol's cheap "stop" (Python 3.12+'s SEND opcode
+           calls tp_iternext and reads this as None). */
         Py_XDECREF(res);
-        PyErr_SetNone(PyExc_StopIteration);
         return NULL;
     }
-    /* StopIteration(value) must wrap tuples and exceptions carefully;
-       _PyGen_SetStopIterationValue is private, so build it by hand. */
-    PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, res);
+    if (PyTuple_Check(res) || PyExceptionInstance_Check(res)) {
+        /* these would be unpacked / re-raised by PyErr_SetObject */
+        PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, res);
+        Py_DECREF(res);
+        if (exc != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
+    PyErr_SetObject(PyExc_StopIteration, res); /* StopIteration(res) */
     Py_DECREF(res);
-    if (exc == NULL) {
-        return NULL;
-    }
-    PyErr_SetObject(PyExc_StopIteration, exc);
-    Py_DECREF(exc);
     return NULL;
 }
 
 static PyObject *ready_send(PyObject *self, PyObject *arg)
 {
     (void)arg;
-    return ready_iternext(self);
+    PyObject *res = ready_iternext(self);
+    if (res == NULL && !PyErr_Occurred()) {
+        PyErr_SetNone(PyExc_StopIteration); /* .send() must raise to stop */
+    }
+    return res;
 }
 
 static PyObject *ready_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)

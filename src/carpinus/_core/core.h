@@ -41,6 +41,7 @@ typedef struct {
     PyTypeObject *HttpProtocol_Type;
     PyTypeObject *RequestCycle_Type;
     PyTypeObject *Ready_Type;
+    PyTypeObject *AppRunner_Type;
     PyObject *ClientDisconnected; /* OSError subclass raised by send() */
 
     /* interned scope keys */
@@ -99,11 +100,12 @@ typedef struct ServerState {
     PyObject *loop;
     PyObject *create_future; /* loop.create_future */
     PyObject *call_soon;     /* loop.call_soon */
-    PyObject *run_app;       /* coroutine fn(app, scope, receive, send, cycle) */
+    PyObject *report_exception; /* callable(exc, scope, disconnected): logs */
     PyObject *task_factory;  /* callable(coro) -> Task */
     PyObject *task_kwnames;  /* kwnames for task_factory, or NULL */
     PyObject *task_kwvalues; /* tuple of values for task_kwnames, or NULL */
     PyObject *root_path;     /* str */
+    PyObject *scope_template; /* see cp_scope_template */
     PyObject *lifespan_state;  /* dict copied into each scope */
     PyObject *access_log;      /* callable(scope, status, size) or NULL */
     PyObject *log_error;       /* callable(str): logs an error line */
@@ -183,6 +185,7 @@ typedef struct HttpProtocol {
     char *rbuf;
     size_t rpos, rlen, rcap;
     size_t head_checked; /* start of the incomplete head line (see try_head) */
+    size_t head_line_max; /* how long that line may grow before it is an error */
     size_t head_scanned; /* bytes of the pending head known to hold no further
                             '\n' (see try_head) */
     int process_scheduled; /* _process_pending is queued with call_soon */
@@ -260,8 +263,17 @@ typedef struct RequestCycle {
 
 extern PyType_Spec cp_cycle_spec;
 RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c);
-/* Start the app for this cycle: builds receive/send and the task. */
+/* Start the app for this cycle: builds receive/send, the runner, the task. */
 int cp_cycle_start(RequestCycle *cy, PyObject *scope);
+/* The app returned (failed=0) or raised (failed=1, already reported). */
+void cp_cycle_app_done(RequestCycle *cy, int failed);
+
+/* ---- runner.c ------------------------------------------------------ */
+
+/* The coroutine the request's Task runs: app_result (the app's coroutine or
+   awaitable) plus completion bookkeeping. */
+PyObject *cp_runner_new(RequestCycle *cy, PyObject *scope, PyObject *app_result);
+extern PyType_Spec cp_runner_spec;
 /* Body bytes arrived for this request; data is a new reference (stolen). */
 int cp_cycle_push_body(RequestCycle *cy, PyObject *data);
 /* The request body ended. */
@@ -277,6 +289,7 @@ int cp_cycle_body_backlogged(RequestCycle *cy);
 
 PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers);
+PyObject *cp_scope_template(cp_state *st, PyObject *root_path);
 
 /* ---- headers.c ----------------------------------------------------- */
 

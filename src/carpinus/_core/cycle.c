@@ -12,9 +12,9 @@
  * transport asked us to pause writing.  After the client went away send()
  * raises ClientDisconnected, an OSError, as ASGI spec 2.4 asks.
  *
- * The app runs as run_app(app, scope, receive, send, cycle) in its own Task;
- * run_app calls cycle._app_done() when the app returns or raises, which is
- * where a missing or broken response becomes a 500 or a closed connection.
+ * The app runs in its own Task through an AppRunner (runner.c), which calls
+ * cp_cycle_app_done() when the app returns or raises: that is where a missing
+ * or broken response becomes a 500 or a closed connection.
  */
 #include "core.h"
 
@@ -286,12 +286,18 @@ static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
 
 /* ---- send() --------------------------------------------------------- */
 
+/* expected is an interned ASCII str; apps usually pass an equal, not
+   identical, literal ("http.response.start" is not interned by the
+   compiler), so compare the bytes directly. */
 static int type_is(PyObject *type, PyObject *expected)
 {
     if (type == expected) {
         return 1;
     }
-    return PyUnicode_Check(type) && PyUnicode_Compare(type, expected) == 0;
+    return PyUnicode_Check(type) && PyUnicode_IS_COMPACT_ASCII(type) &&
+           PyUnicode_GET_LENGTH(type) == PyUnicode_GET_LENGTH(expected) &&
+           memcmp(PyUnicode_DATA(type), PyUnicode_DATA(expected),
+                  (size_t)PyUnicode_GET_LENGTH(type)) == 0;
 }
 
 static void response_finished(RequestCycle *cy)
@@ -422,68 +428,99 @@ static PyMethodDef receive_def = {"receive", (PyCFunction)cycle_receive, METH_NO
                                   "ASGI receive()."};
 static PyMethodDef send_def = {"send", (PyCFunction)cycle_send, METH_O, "ASGI send()."};
 
+/* Report an exception raised before the app's task existed, then answer. */
+static void start_failed(RequestCycle *cy, PyObject *scope)
+{
+    ServerState *s = cy->server;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    if (value != NULL) {
+        PyObject *args[3] = {value, scope, Py_False};
+        PyObject *res = PyObject_Vectorcall(s->report_exception, args, 3, NULL);
+        if (res == NULL) {
+            PyErr_WriteUnraisable(s->report_exception);
+        }
+        Py_XDECREF(res);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    cy->app_running = 1; /* cp_cycle_app_done undoes the count */
+    s->n_tasks++;
+    cp_cycle_app_done(cy, 1);
+}
+
 int cp_cycle_start(RequestCycle *cy, PyObject *scope)
 {
     ServerState *s = cy->server;
-    int rc = -1;
-    PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL;
+    PyObject *receive = NULL, *send = NULL, *result = NULL, *runner = NULL, *task = NULL;
     if (s->access_log != NULL) {
         cy->scope = Py_NewRef(scope);
     }
     receive = PyCFunction_New(&receive_def, (PyObject *)cy);
     send = PyCFunction_New(&send_def, (PyObject *)cy);
     if (receive == NULL || send == NULL) {
-        goto done;
+        goto fail;
     }
-    PyObject *args[5] = {s->app, scope, receive, send, (PyObject *)cy};
-    coro = PyObject_Vectorcall(s->run_app, args, 5, NULL);
-    if (coro == NULL) {
+    /* For an `async def` app this only creates the coroutine; its code runs
+       inside the Task. */
+    PyObject *args[3] = {scope, receive, send};
+    result = PyObject_Vectorcall(s->app, args, 3, NULL);
+    if (result == NULL || (runner = cp_runner_new(cy, scope, result)) == NULL) {
+        start_failed(cy, scope);
         goto done;
     }
     s->n_tasks++;
     cy->app_running = 1;
     if (s->task_kwnames != NULL) {
-        /* Task(coro, loop=..., eager_start=True): positional then kw values */
-        PyObject *targs[4] = {coro, NULL, NULL, NULL};
+        /* Task(runner, loop=..., eager_start=True) */
+        PyObject *targs[4] = {runner, NULL, NULL, NULL};
         Py_ssize_t nkw = PyTuple_GET_SIZE(s->task_kwnames);
         for (Py_ssize_t i = 0; i < nkw && i < 3; i++) {
             targs[1 + i] = PyTuple_GET_ITEM(s->task_kwvalues, i);
         }
         task = PyObject_Vectorcall(s->task_factory, targs, 1, s->task_kwnames);
     } else {
-        task = PyObject_CallOneArg(s->task_factory, coro);
+        task = PyObject_CallOneArg(s->task_factory, runner);
     }
     if (task == NULL) {
         s->n_tasks--;
         cy->app_running = 0;
-        /* never awaited: close it quietly */
-        PyObject *r = PyObject_CallMethod(coro, "close", NULL);
-        Py_XDECREF(r);
-        goto done;
+        goto fail;
     }
     if (cy->app_running) { /* not finished eagerly */
         if (PySet_Add(s->tasks, task) < 0) {
-            goto done;
+            goto fail;
         }
         cy->task = Py_NewRef(task);
     }
-    rc = 0;
 done:
     Py_XDECREF(receive);
     Py_XDECREF(send);
-    Py_XDECREF(coro);
+    Py_XDECREF(result);
+    Py_XDECREF(runner);
     Py_XDECREF(task);
-    return rc;
+    return 0;
+fail:
+    Py_XDECREF(receive);
+    Py_XDECREF(send);
+    Py_XDECREF(result);
+    Py_XDECREF(runner);
+    Py_XDECREF(task);
+    return -1;
 }
 
-/* run_app calls this with None when the app returned, or with the exception
-   it raised (already logged by run_app).  Returns True when the response was
-   complete, so run_app can tell a clean finish from a failed one. */
-static PyObject *cycle_app_done(RequestCycle *cy, PyObject *exc)
+/* The app returned (failed == 0) or raised (failed == 1; already reported).
+   A response that is not complete becomes a 500 or a closed connection. */
+void cp_cycle_app_done(RequestCycle *cy, int failed)
 {
     ServerState *s = cy->server;
     if (!cy->app_running) {
-        Py_RETURN_NONE;
+        return;
     }
     cy->app_running = 0;
     s->n_tasks--;
@@ -494,18 +531,14 @@ static PyObject *cycle_app_done(RequestCycle *cy, PyObject *exc)
         Py_CLEAR(cy->task);
     }
     if (cy->response_complete) {
-        Py_RETURN_TRUE;
+        return;
     }
+    s->stats.app_errors++;
     HttpProtocol *c = cy->conn;
-    const char *problem = NULL;
-    if (exc == Py_None) {
-        s->stats.app_errors++;
-        problem = cy->response_started ? "ASGI callable returned without completing response."
-                                       : "ASGI callable returned without starting response.";
-    } else {
-        s->stats.app_errors++;
-    }
-    if (problem != NULL && !cy->disconnected) {
+    if (!failed && !cy->disconnected) {
+        const char *problem = cy->response_started
+                                  ? "ASGI callable returned without completing response."
+                                  : "ASGI callable returned without starting response.";
         PyObject *r = PyObject_CallFunction(s->log_error, "s", problem);
         if (r == NULL) {
             PyErr_WriteUnraisable(s->log_error);
@@ -530,7 +563,6 @@ static PyObject *cycle_app_done(RequestCycle *cy, PyObject *exc)
         }
         Py_DECREF(c);
     }
-    Py_RETURN_FALSE;
 }
 
 static PyObject *cycle_get_disconnected(RequestCycle *cy, void *closure)
@@ -587,8 +619,6 @@ static void cycle_dealloc(RequestCycle *cy)
 static PyMethodDef cycle_methods[] = {
     {"receive", (PyCFunction)cycle_receive, METH_NOARGS, "ASGI receive()."},
     {"send", (PyCFunction)cycle_send, METH_O, "ASGI send()."},
-    {"_app_done", (PyCFunction)cycle_app_done, METH_O,
-     "Called by run_app when the app returned (None) or raised (the exception)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -201,11 +201,13 @@ static int find_line(const char *buf, size_t ls, size_t end, size_t len, size_t 
 }
 
 /* Turn a find_line() failure into the parser's result. */
-static ptrdiff_t line_failure(cp_request *out, int r, size_t ls, int too_long_status)
+static ptrdiff_t line_failure(cp_request *out, int r, size_t ls, size_t max,
+                              int too_long_status)
 {
     switch (r) {
     case LINE_INCOMPLETE:
         out->incomplete_line_start = ls;
+        out->incomplete_line_max = max < SIZE_MAX ? max + 1 : SIZE_MAX;
         return CP_INCOMPLETE;
     case LINE_BARE_LF:
         return fail(out, 400, "bare LF (line ends must be CRLF)");
@@ -621,7 +623,7 @@ ptrdiff_t cp_parse_request(const char *buf, size_t len, const cp_limits *lim,
     for (int empty = 0;; empty++) {
         r = find_line(buf, pos, end, len, lim->max_request_line, &eol);
         if (r != LINE_OK)
-            return line_failure(out, r, pos, 414);
+            return line_failure(out, r, pos, lim->max_request_line, 414);
         if (eol > pos)
             break;
         if (empty == MAX_LEADING_EMPTY_LINES)
@@ -636,7 +638,7 @@ ptrdiff_t cp_parse_request(const char *buf, size_t len, const cp_limits *lim,
     for (;;) {
         r = find_line(buf, pos, end, len, lim->max_header_size, &eol);
         if (r != LINE_OK)
-            return line_failure(out, r, pos, 431);
+            return line_failure(out, r, pos, lim->max_header_size, 431);
         if (eol == pos)
             break;
         if (parse_field_line(buf, pos, eol, lim, out, headers, &facts) != 0)

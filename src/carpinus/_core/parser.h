@@ -96,6 +96,11 @@ typedef struct {
        exceed cp_longest_line(lim): until then the answer can only be
        CP_INCOMPLETE or an error that the next call will still report. */
     size_t incomplete_line_start;
+    /* On CP_INCOMPLETE: the most bytes the incomplete line may hold (its own
+       limit + 1 for a CR awaiting its LF).  A tighter bound than
+       cp_longest_line(): a caller that waits until the partial line exceeds
+       it (or a '\n' arrives) reports a too-long line as soon as possible. */
+    size_t incomplete_line_max;
 } cp_request;
 
 #define CP_ERROR (-1)

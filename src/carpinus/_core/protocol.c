@@ -321,7 +321,7 @@ static int try_head(HttpProtocol *c)
        up to head_scanned are known to hold no '\n'. */
     if (c->head_scanned > 0 && c->head_scanned <= len) {
         const char *nl = memchr(base + c->head_scanned, '\n', len - c->head_scanned);
-        if (nl == NULL && len - c->head_checked <= cp_longest_line(&s->limits)) {
+        if (nl == NULL && len - c->head_checked <= c->head_line_max) {
             c->head_scanned = len;
             return 0;
         }
@@ -330,6 +330,7 @@ static int try_head(HttpProtocol *c)
     ptrdiff_t r = cp_parse_request(base, len, &s->limits, &req, s->header_spans);
     if (r == CP_INCOMPLETE) {
         c->head_checked = req.incomplete_line_start;
+        c->head_line_max = req.incomplete_line_max;
         c->head_scanned = len > req.incomplete_line_start ? len : req.incomplete_line_start;
         if (!c->deadline_is_header || c->deadline == 0) {
             c->deadline = cp_monotonic() + s->timeout_request_header;

@@ -161,6 +161,37 @@ static int list_has_token(const char *p, size_t n, const char *token, size_t tn)
     return 0;
 }
 
+/* Decimal digits of v into out (no terminator); returns the length. */
+static size_t format_uint(char *out, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
+/* Lowercase hex digits of v into out; returns the length. */
+static size_t format_hex(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
 /* ---- head buffer ---------------------------------------------------- */
 
 static int head_reserve(RequestCycle *cy, size_t extra)
@@ -448,8 +479,11 @@ static int finish_head(RequestCycle *cy, Py_ssize_t body_len, int more_body)
     if (!cy->out_no_body) {
         if (cy->out_length < 0 && !cy->out_chunked) {
             if (!more_body) {
-                int n = snprintf(line, sizeof(line), "content-length: %zd\r\n", body_len);
-                if (head_put(cy, line, (size_t)n) < 0) {
+                memcpy(line, "content-length: ", 16);
+                size_t n = 16 + format_uint(line + 16, (uint64_t)body_len);
+                line[n++] = '\r';
+                line[n++] = '\n';
+                if (head_put(cy, line, n) < 0) {
                     return -1;
                 }
                 cy->out_length = body_len;
@@ -595,7 +629,9 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
         const char *suffix = "";
         size_t slen = 0;
         if (blen > 0) {
-            prelen = (size_t)snprintf(pre, sizeof(pre), "%zx\r\n", (size_t)blen);
+            prelen = format_hex(pre, (uint64_t)blen);
+            pre[prelen++] = '\r';
+            pre[prelen++] = '\n';
             suffix = more_body ? "\r\n" : "\r\n0\r\n\r\n";
             slen = more_body ? 2 : 7;
         } else if (!more_body) {

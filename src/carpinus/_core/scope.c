@@ -111,11 +111,37 @@ static inline int set_steal(PyObject *scope, PyObject *key, PyObject *value)
     return r;
 }
 
+/* The dict every scope starts as: every key in spec order, the values that
+   are the same for every request of this server filled in, the others None.
+   Copying it and replacing values never resizes the copy. */
+PyObject *cp_scope_template(cp_state *st, PyObject *root_path)
+{
+    PyObject *t = PyDict_New();
+    if (t == NULL) {
+        return NULL;
+    }
+    PyObject *keys[] = {st->k_type,      st->k_asgi,         st->k_http_version,
+                        st->k_method,    st->k_scheme,       st->k_path,
+                        st->k_raw_path,  st->k_query_string, st->k_root_path,
+                        st->k_headers,   st->k_client,       st->k_server,
+                        st->k_state,     st->k_extensions};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        PyObject *v = keys[i] == st->k_type        ? st->v_http
+                      : keys[i] == st->k_root_path ? root_path
+                                                   : Py_None;
+        if (PyDict_SetItem(t, keys[i], v) < 0) {
+            Py_DECREF(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
 PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers)
 {
     cp_state *st = s->mod;
-    PyObject *scope = PyDict_New();
+    PyObject *scope = PyDict_Copy(s->scope_template);
     if (scope == NULL) {
         return NULL;
     }
@@ -126,8 +152,7 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         raw_path_len = 1;
     }
 
-    if (set_steal(scope, st->k_type, Py_NewRef(st->v_http)) < 0 ||
-        set_steal(scope, st->k_asgi, PyDict_Copy(st->asgi_template)) < 0 ||
+    if (set_steal(scope, st->k_asgi, PyDict_Copy(st->asgi_template)) < 0 ||
         set_steal(scope, st->k_http_version,
                   Py_NewRef(req->http_minor ? st->v_1_1 : st->v_1_0)) < 0 ||
         set_steal(scope, st->k_method, scope_method(st, buf, req)) < 0 ||
@@ -135,15 +160,15 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         set_steal(scope, st->k_path, decode_path(raw_path, raw_path_len)) < 0 ||
         set_steal(scope, st->k_raw_path,
                   PyBytes_FromStringAndSize(raw_path, (Py_ssize_t)raw_path_len)) < 0 ||
-        set_steal(scope, st->k_query_string,
-                  req->query.len
-                      ? PyBytes_FromStringAndSize(buf + req->query.off, req->query.len)
-                      : Py_NewRef(st->empty_bytes)) < 0 ||
-        set_steal(scope, st->k_root_path, Py_NewRef(s->root_path)) < 0 ||
+        (req->query.len &&
+         set_steal(scope, st->k_query_string,
+                   PyBytes_FromStringAndSize(buf + req->query.off, req->query.len)) < 0) ||
+        (!req->query.len &&
+         PyDict_SetItem(scope, st->k_query_string, st->empty_bytes) < 0) ||
         set_steal(scope, st->k_headers,
                   build_headers(st, buf, headers, req->num_headers)) < 0 ||
-        set_steal(scope, st->k_client, Py_NewRef(c->client)) < 0 ||
-        set_steal(scope, st->k_server, Py_NewRef(c->server_addr)) < 0 ||
+        PyDict_SetItem(scope, st->k_client, c->client) < 0 ||
+        PyDict_SetItem(scope, st->k_server, c->server_addr) < 0 ||
         set_steal(scope, st->k_state, PyDict_Copy(s->lifespan_state)) < 0 ||
         set_steal(scope, st->k_extensions, PyDict_New()) < 0) {
         Py_DECREF(scope);

@@ -104,7 +104,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"app",
                              "loop",
-                             "run_app",
+                             "report_exception",
                              "task_factory",
                              "task_kwargs",
                              "log_error",
@@ -121,14 +121,14 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "timeout_keep_alive",
                              "timeout_request_header",
                              NULL};
-    PyObject *app, *loop, *run_app, *task_factory, *task_kwargs = Py_None, *log_error;
+    PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
     int server_header = 1, date_header = 1;
     PyObject *lim_line = NULL, *lim_headers = NULL, *lim_header_size = NULL;
     PyObject *lim_body = Py_None, *lim_conc = Py_None;
     double keep_alive = 5.0, header_timeout = 10.0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOdd", kwlist, &app, &loop,
-                                     &run_app, &task_factory, &task_kwargs, &log_error,
+                                     &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
@@ -145,7 +145,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     s->app = Py_NewRef(app);
     s->loop = Py_NewRef(loop);
-    s->run_app = Py_NewRef(run_app);
+    s->report_exception = Py_NewRef(report_exception);
     s->task_factory = Py_NewRef(task_factory);
     s->log_error = Py_NewRef(log_error);
     s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
@@ -157,6 +157,10 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->call_soon = PyObject_GetAttrString(loop, "call_soon");
     if (s->root_path == NULL || s->tasks == NULL || s->create_future == NULL ||
         s->call_soon == NULL) {
+        goto fail;
+    }
+    s->scope_template = cp_scope_template(s->mod, s->root_path);
+    if (s->scope_template == NULL) {
         goto fail;
     }
     if (lifespan_state == Py_None) {
@@ -353,11 +357,12 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->loop);
     Py_VISIT(s->create_future);
     Py_VISIT(s->call_soon);
-    Py_VISIT(s->run_app);
+    Py_VISIT(s->report_exception);
     Py_VISIT(s->task_factory);
     Py_VISIT(s->task_kwnames);
     Py_VISIT(s->task_kwvalues);
     Py_VISIT(s->root_path);
+    Py_VISIT(s->scope_template);
     Py_VISIT(s->lifespan_state);
     Py_VISIT(s->access_log);
     Py_VISIT(s->log_error);
@@ -378,11 +383,12 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->loop);
     Py_CLEAR(s->create_future);
     Py_CLEAR(s->call_soon);
-    Py_CLEAR(s->run_app);
+    Py_CLEAR(s->report_exception);
     Py_CLEAR(s->task_factory);
     Py_CLEAR(s->task_kwnames);
     Py_CLEAR(s->task_kwvalues);
     Py_CLEAR(s->root_path);
+    Py_CLEAR(s->scope_template);
     Py_CLEAR(s->lifespan_state);
     Py_CLEAR(s->access_log);
     Py_CLEAR(s->log_error);
@@ -431,7 +437,7 @@ static PyType_Slot server_slots[] = {
     {Py_tp_clear, server_clear},
     {Py_tp_methods, server_methods},
     {Py_tp_getset, server_getset},
-    {Py_tp_doc, "ServerState(app, loop, run_app, task_factory, task_kwargs, log_error, *, "
+    {Py_tp_doc, "ServerState(app, loop, report_exception, task_factory, task_kwargs, log_error, *, "
                 "...)\n\nShared state of one running server; call it to get a protocol."},
     {0, NULL},
 };

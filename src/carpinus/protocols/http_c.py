@@ -18,24 +18,15 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 ClientDisconnected = _core.ClientDisconnected
 
 
-async def run_app(
-    app: Callable[..., Any], scope: dict[str, Any], receive: Any, send: Any, cycle: Any
-) -> None:
-    """The coroutine each request's Task runs: the app, then bookkeeping in C."""
-    try:
-        await app(scope, receive, send)
-    except BaseException as exc:
-        if isinstance(exc, asyncio.CancelledError):
-            logger.debug("Request task cancelled: %s %s", scope["method"], scope["path"])
-        elif isinstance(exc, ClientDisconnected) or cycle.disconnected:
-            logger.debug("Client went away during %s %s", scope["method"], scope["path"])
-        else:
-            logger.error("Exception in ASGI application\n", exc_info=exc)
-        cycle._app_done(exc)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
+def report_exception(exc: BaseException, scope: dict[str, Any], disconnected: bool) -> None:
+    """Log an exception that escaped the app (called from the C core)."""
+    where = f"{scope.get('method')} {scope.get('path')}"
+    if isinstance(exc, asyncio.CancelledError):
+        logger.debug("Request task cancelled: %s", where)
+    elif isinstance(exc, ClientDisconnected) or disconnected:
+        logger.debug("Client went away during %s", where)
     else:
-        cycle._app_done(None)
+        logger.error("Exception in ASGI application\n", exc_info=exc)
 
 
 def _log_access(scope: dict[str, Any], status: int) -> None:
@@ -58,7 +49,7 @@ def make_server_state(
     return _core.ServerState(
         app,
         loop,
-        run_app,
+        report_exception,
         factory,
         task_kwargs,
         logger.error,
