@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,13 @@ class Lifespan:
         else:
             logger.info("Application shutdown complete.")
 
+    async def cancel(self) -> None:
+        """Forced exit: stop the lifespan task without running shutdown."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
     async def _main(self) -> None:
         scope = {
             "type": "lifespan",
@@ -63,6 +71,8 @@ class Lifespan:
         }
         try:
             await self.app(scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            raise  # forced exit: not the app's fault, nothing to report
         except BaseException as exc:
             self.unsupported = True
             if self.startup_failed or self.shutdown_failed:

@@ -21,6 +21,7 @@ from carpinus.lifespan import Lifespan
 logger = logging.getLogger("carpinus.error")
 
 STARTUP_FAILURE = 3
+TICK_INTERVAL = 0.1  # seconds
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -114,11 +115,9 @@ class Server:
             self._log_listening(sockets[0])
             return
         if config.fd is not None:
-            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
-            family = sock.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
-            if family != socket.AF_UNIX:
-                sock.close()
-                sock = socket.fromfd(config.fd, family, socket.SOCK_STREAM)
+            # Adopt the descriptor itself (not a dup) so that closing the server
+            # really stops listening on it during a graceful shutdown.
+            sock = socket.socket(fileno=config.fd)
             server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
             self.servers.append(server)
             logger.info("carpinus running on socket fd %d (Press CTRL+C to quit)", config.fd)
@@ -157,14 +156,11 @@ class Server:
 
     # -- run ----------------------------------------------------------------
 
-    def _tick_interval(self) -> float:
-        shortest = min(self.config.timeout_keep_alive, self.config.timeout_request_header)
-        return max(0.05, min(0.5, shortest / 4))
-
     async def main_loop(self) -> None:
-        interval = self._tick_interval()
+        # Timeouts are enforced by this tick (no timer per connection), so they
+        # are precise to about TICK_INTERVAL; should_exit is noticed as fast.
         while not self.should_exit:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(TICK_INTERVAL)
             self.state.tick()
 
     # -- stop ---------------------------------------------------------------
@@ -204,8 +200,11 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
 
-        if self.lifespan is not None and not self.force_exit:
-            await self.lifespan.shutdown()
+        if self.lifespan is not None:
+            if self.force_exit:
+                await self.lifespan.cancel()
+            else:
+                await self.lifespan.shutdown()
             if self.lifespan.should_exit and self.exit_code == 0:
                 self.exit_code = 1
 

@@ -236,6 +236,8 @@ typedef struct RequestCycle {
     int body_complete;   /* every body byte has been decoded */
     int body_final_sent; /* the app got more_body=False */
     int disconnected;
+    int client_eof; /* the client half-closed: receive() says disconnect, but
+                       the response can still be written */
     PyObject *body_first; /* queued body not yet given to the app */
     PyObject *body_more;  /* list of further chunks, or NULL */
     size_t body_queued;   /* bytes in the queue */
@@ -278,6 +280,8 @@ extern PyType_Spec cp_runner_spec;
 int cp_cycle_push_body(RequestCycle *cy, PyObject *data);
 /* The request body ended. */
 int cp_cycle_body_done(RequestCycle *cy);
+/* The client half-closed after sending the whole request. */
+void cp_cycle_client_eof(RequestCycle *cy);
 /* The client went away (or the request failed to parse mid-body). */
 void cp_cycle_disconnect(RequestCycle *cy);
 /* Writing was resumed or the connection was lost: wake send(). */

@@ -172,6 +172,23 @@ static void resolve(cp_state *st, PyObject **slot, PyObject *value)
     Py_DECREF(fut);
 }
 
+/* What receive() answers now: the next http.request, else http.disconnect
+   once the client is gone (or half-closed) or the response is complete,
+   else NULL (wait).  NULL with an exception on error. */
+static PyObject *receive_answer(RequestCycle *cy)
+{
+    if (!cy->disconnected && !cy->response_complete) {
+        PyObject *msg = next_request_message(cy);
+        if (msg != NULL || PyErr_Occurred()) {
+            return msg;
+        }
+        if (!cy->client_eof) {
+            return NULL;
+        }
+    }
+    return disconnect_message(cy->server->mod);
+}
+
 /* Give a waiting receive() its answer, if there is one now. */
 static void wake_receiver(RequestCycle *cy)
 {
@@ -187,24 +204,22 @@ static void wake_receiver(RequestCycle *cy)
         Py_CLEAR(cy->receive_waiter); /* cancelled: keep the body queued */
         return;
     }
-    PyObject *msg = NULL;
-    if (!cy->disconnected && !cy->response_complete) {
-        msg = next_request_message(cy);
-        if (msg == NULL) {
-            if (PyErr_Occurred()) {
-                PyErr_WriteUnraisable((PyObject *)cy);
-            }
-            return;
-        }
-    } else {
-        msg = disconnect_message(st);
-        if (msg == NULL) {
+    PyObject *msg = receive_answer(cy);
+    if (msg == NULL) {
+        if (PyErr_Occurred()) {
             PyErr_WriteUnraisable((PyObject *)cy);
-            return;
         }
+        return;
     }
     resolve(st, &cy->receive_waiter, msg);
     Py_DECREF(msg);
+}
+
+void cp_cycle_client_eof(RequestCycle *cy)
+{
+    cy->client_eof = 1;
+    cy->keep_alive = 0;
+    wake_receiver(cy);
 }
 
 int cp_cycle_body_done(RequestCycle *cy)
@@ -249,39 +264,32 @@ static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
             }
         }
     }
-    if (!cy->disconnected && !cy->response_complete) {
-        PyObject *msg = next_request_message(cy);
-        if (msg != NULL) {
-            return cp_ready_new(st, msg);
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        /* wait for body bytes, the end of the response, or a disconnect */
-        if (cy->receive_waiter != NULL) {
-            int pending = future_pending(st, cy->receive_waiter);
-            if (pending < 0) {
-                return NULL;
-            }
-            if (pending) {
-                PyErr_SetString(PyExc_RuntimeError,
-                                "receive() called while another receive() is waiting");
-                return NULL;
-            }
-            Py_CLEAR(cy->receive_waiter); /* an earlier receive() was cancelled */
-        }
-        PyObject *fut = PyObject_CallNoArgs(cy->server->create_future);
-        if (fut == NULL) {
-            return NULL;
-        }
-        cy->receive_waiter = Py_NewRef(fut);
-        return fut;
+    PyObject *msg = receive_answer(cy);
+    if (msg != NULL) {
+        return cp_ready_new(st, msg);
     }
-    PyObject *msg = disconnect_message(st);
-    if (msg == NULL) {
+    if (PyErr_Occurred()) {
         return NULL;
     }
-    return cp_ready_new(st, msg);
+    /* wait for body bytes, the end of the response, or a disconnect */
+    if (cy->receive_waiter != NULL) {
+        int pending = future_pending(st, cy->receive_waiter);
+        if (pending < 0) {
+            return NULL;
+        }
+        if (pending) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "receive() called while another receive() is waiting");
+            return NULL;
+        }
+        Py_CLEAR(cy->receive_waiter); /* an earlier receive() was cancelled */
+    }
+    PyObject *fut = PyObject_CallNoArgs(cy->server->create_future);
+    if (fut == NULL) {
+        return NULL;
+    }
+    cy->receive_waiter = Py_NewRef(fut);
+    return fut;
 }
 
 /* ---- send() --------------------------------------------------------- */

@@ -669,12 +669,14 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
 static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
 {
     (void)unused;
-    /* The client half-closed.  A request it sent in full still gets its
-       response; anything partial is abandoned.  Returning False lets the
-       transport close itself. */
+    /* The client half-closed.  If it sent a whole request that is still
+       being answered, the app hears http.disconnect from receive() (so long
+       polls and streams can stop), but the response may still be written;
+       the connection closes after it.  Anything else -- idle, or a partial
+       request -- closes now: returning False lets the transport close. */
     if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL) {
         c->keep_alive = 0;
-        c->cycle->keep_alive = 0;
+        cp_cycle_client_eof(c->cycle);
         Py_RETURN_TRUE;
     }
     Py_RETURN_FALSE;
@@ -824,7 +826,8 @@ static PyType_Slot proto_slots[] = {
 PyType_Spec cp_protocol_spec = {
     .name = "carpinus._core.HttpProtocol",
     .basicsize = sizeof(HttpProtocol),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    /* not IMMUTABLETYPE: its base, asyncio.BufferedProtocol, is a mutable
+       Python class, and 3.12+ deprecate immutable subclasses of those */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = proto_slots,
 };

@@ -1,0 +1,212 @@
+"""The servers under test: one line each, and how to run one.
+
+A server is a command template plus what it needs.  Every server runs ONE
+worker process on the host given, pinned with taskset to the server CPUs.
+Placeholders in a template:
+
+    {python}   the interpreter running the benchmark (so peers come from its venv)
+    {host}     127.0.0.1
+    {port}     a port that was free a moment before the start
+    {app}      the ASGI app, "module:attribute"
+    {apps}     benchmarks/apps, for the ceiling programs
+    {workdir}  a fresh temporary directory for this start (configs, pid files, logs)
+
+Processes are started in a session of their own and stopped by their PID:
+SIGTERM, then SIGKILL after a timeout.  Servers that fork a worker (granian,
+gunicorn, hypercorn) are stopped through the PID we started; whatever is left
+in the process group that PID leads (ours, made at start) is killed last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import nginx
+from harness.requirements import (
+    CARPINUS,
+    GRANIAN,
+    GUNICORN,
+    GUNICORN_H1C,
+    HTTPTOOLS,
+    HYPERCORN,
+    NGINX,
+    UVICORN,
+    UVLOOP,
+    Requirement,
+)
+
+HOST = "127.0.0.1"
+APPS_DIR = Path(__file__).resolve().parent.parent / "apps"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.05
+LOG_TAIL_LINES = 30
+
+Prepare = Callable[[Path, str, int], None]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    command: str
+    needs: tuple[Requirement, ...]
+    # A ceiling answers a fixed response without an ASGI app: it shows the
+    # limit of the machine and loop, it is not a peer.
+    ceiling: bool = False
+    # Writes files the command reads (nginx.conf) into the work directory.
+    prepare: Prepare | None = None
+
+
+# Adding a server is one line here.
+SERVERS: dict[str, ServerSpec] = {
+    "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --no-access-log {app}", (CARPINUS,)),  # noqa: E501
+    "uvicorn": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP)),  # noqa: E501
+    "granian": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log {app}", (GRANIAN, UVLOOP)),  # noqa: E501
+    "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501
+    "hypercorn": ServerSpec("{python} -m hypercorn --workers 1 --worker-class uvloop --bind {host}:{port} {app}", (HYPERCORN, UVLOOP)),  # noqa: E501
+    "uvloop-raw": ServerSpec("{python} {apps}/uvloop_raw.py --host {host} --port {port}", (UVLOOP,), ceiling=True),  # noqa: E501
+    "nginx": ServerSpec("nginx -p {workdir} -c {workdir}/nginx.conf -e {workdir}/error.log", (NGINX,), ceiling=True, prepare=nginx.write_config),  # noqa: E501
+}
+
+
+class ServerFailed(RuntimeError):
+    """The server exited or never answered; the message carries its log tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_command(spec: ServerSpec, app: str, port: int, workdir: Path) -> list[str]:
+    """The template split first, then filled, so paths with spaces stay one argument."""
+    fields = {
+        "python": sys.executable, "host": HOST, "port": str(port), "app": app,
+        "apps": str(APPS_DIR), "workdir": str(workdir),
+    }
+    return [part.format(**fields) for part in shlex.split(spec.command)]
+
+
+def child_env() -> dict[str, str]:
+    """The benchmark apps importable, output unbuffered (the log is read on failure)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APPS_DIR), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class RunningServer:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-LOG_TAIL_LINES:])
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll `GET /` until it answers 200, the process exits, or the deadline passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerFailed(
+                    f"{self.name} exited with code {self.process.returncode} before it "
+                    f"answered; its log:\n{self.log_tail()}"
+                )
+            if answers_200(self.port):
+                return
+            time.sleep(POLL_INTERVAL)
+        raise ServerFailed(
+            f"{self.name} did not answer GET / within {timeout:.0f} s; its log:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM to our PID, SIGKILL after `timeout`; then clear our process group."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(self.pid)
+                self.process.wait(timeout)
+        # A forked worker may outlive its parent for a moment; the group id is
+        # the PID we started, so everything in it is ours.
+        deadline = time.monotonic() + timeout
+        while group_alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+        if group_alive(self.pid):
+            kill_group(self.pid)
+
+
+def answers_200(port: int) -> bool:
+    connection = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def group_alive(group_id: int) -> bool:
+    try:
+        os.killpg(group_id, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(group_id: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group_id, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(name: str, app: str, cpus: str) -> Iterator[RunningServer]:
+    """Start server `name` pinned to `cpus`, wait until it answers, stop it on exit."""
+    spec = SERVERS[name]
+    with tempfile.TemporaryDirectory(prefix=f"carpinus-bench-{name}-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        if spec.prepare is not None:
+            spec.prepare(workdir, HOST, port)
+        command = ["taskset", "-c", cpus, *build_command(spec, app, port, workdir)]
+        log_path = workdir / "server.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=workdir, env=child_env(), start_new_session=True,
+            )
+        server = RunningServer(name, process, port, log_path)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()

@@ -1,0 +1,117 @@
+"""The workloads: what wrk sends, and a probe that checks one answer first.
+
+Every workload targets the same routes, served by the raw ASGI demo app
+(carpinus.demo:app) or its FastAPI twin (benchmarks/apps/fastapi_app.py).
+wrk builds its request once from `wrk.method`, `wrk.body` and `wrk.headers`
+(no per-request Lua), adding Host and, for a body, Content-Length.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPORT_LUA = Path(__file__).resolve().parent.parent / "wrk" / "report.lua"
+
+# A browser's navigation request (Firefox 128 on Linux), the same headers as
+# benchmarks/micro.py: with the Host header wrk adds, 12 in all.  The demo app
+# reads two of them (user-agent and accept).
+BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "en-US,en;q=0.5"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Connection", "keep-alive"),
+    ("Cookie", "session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"),
+    ("Upgrade-Insecure-Requests", "1"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Site", "none"),
+    ("Priority", "u=0, i"),
+)
+OCTET_STREAM = (("Content-Type", "application/octet-stream"),)
+
+
+@dataclass(frozen=True)
+class Workload:
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body_size: int = 0
+    # What a correct app answers (the ceilings answer "Hello, World!" to all).
+    expected_body: bytes | None = None
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> bytes:
+        # wrk sends the same bytes; "x" keeps the Lua source and the probe simple.
+        return b"x" * self.body_size
+
+
+WORKLOADS: dict[str, Workload] = {
+    "hello": Workload("GET", "/", expected_body=b"Hello, World!",
+                      description="GET / answering 'Hello, World!'"),
+    "sleep": Workload("GET", "/sleep?ms=1", expected_body=b"ok",
+                      description="GET /sleep?ms=1: the app awaits asyncio.sleep(0.001)"),
+    "upload16k": Workload("POST", "/upload", OCTET_STREAM, 16 * 1024, b"16384",
+                          "POST /upload with a 16 KiB body; the app answers its length"),
+    "upload1m": Workload("POST", "/upload", OCTET_STREAM, 1024 * 1024, b"1048576",
+                         "POST /upload with a 1 MiB body; the app answers its length"),
+    "headers": Workload("GET", "/headers", BROWSER_HEADERS, description=(
+        "GET /headers with 12 browser headers (Host included); the app reads 2")),
+}
+
+
+def lua_string(text: str) -> str:
+    """A Lua string literal.  JSON's escapes are Lua's for ASCII text."""
+    if not text.isascii():
+        raise ValueError(f"wrk scripts are kept ASCII, got {text!r}")
+    return json.dumps(text)
+
+
+def lua_script(workload: Workload) -> str:
+    """The request set-up for wrk, followed by the shared result reporter."""
+    lines = [f"wrk.method = {lua_string(workload.method)}"]
+    if workload.body_size:
+        lines.append(f'wrk.body = string.rep("x", {workload.body_size})')
+    for name, value in workload.headers:
+        lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
+    return "\n".join(lines) + "\n\n" + REPORT_LUA.read_text()
+
+
+def write_lua_scripts(workloads: list[str], directory: Path) -> dict[str, Path]:
+    scripts = {}
+    for name in workloads:
+        path = directory / f"{name}.lua"
+        path.write_text(lua_script(WORKLOADS[name]))
+        scripts[name] = path
+    return scripts
+
+
+def probe(workload: Workload, host: str, port: int, ceiling: bool) -> str | None:
+    """Send the workload's request once; the problem found, or None.
+
+    wrk counts only 4xx/5xx and socket errors: a redirect or a wrong answer
+    would pass it unnoticed, so each measurement starts by checking one reply.
+    """
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request(workload.method, workload.path, body=workload.body or None,
+                           headers=dict(workload.headers))
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{workload.method} {workload.path} failed: {exc!r}"
+    finally:
+        connection.close()
+    if response.status != 200:
+        return f"{workload.method} {workload.path} answered {response.status}, expected 200"
+    if not ceiling and workload.expected_body is not None and not body.startswith(
+        workload.expected_body
+    ):
+        return (f"{workload.method} {workload.path} answered {body[:80]!r}, "
+                f"expected {workload.expected_body!r}")
+    return None

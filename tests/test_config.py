@@ -1,0 +1,254 @@
+"""Config: option validation, the event-loop choice and app loading (unit tests, no sockets).
+
+Every Config here is built with configure_logging=False: the real set-up
+would attach a handler to the "carpinus" logger and stop propagation, which
+would hide records from pytest's caplog in later tests of the same session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carpinus.config import DEMO_APP, Config, ConfigError
+from tests import apps
+
+
+def make(**options: Any) -> Config:
+    options.setdefault("configure_logging", False)
+    return Config(apps.hello, **options)
+
+
+def test_defaults_are_valid() -> None:
+    """The defaults (uvicorn's, where the concept is shared) validate and load the demo app."""
+    config = Config(configure_logging=False)
+    assert config.app == DEMO_APP and config.is_demo
+    assert (config.host, config.port, config.loop, config.lifespan) == (
+        "127.0.0.1", 8000, "auto", "auto")
+    assert (config.timeout_keep_alive, config.timeout_request_header) == (5.0, 10.0)
+    assert config.timeout_graceful_shutdown is None
+    assert config.limit_request_body is None and config.limit_concurrency is None
+    config.load()
+    from carpinus.demo import app
+
+    assert config.loaded_app is app
+
+
+def test_config_error_is_a_value_error() -> None:
+    """ConfigError subclasses ValueError, so callers may catch either."""
+    assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"loop": "bogus"}, "loop must be auto, asyncio or uvloop, got 'bogus'"),
+    ({"loop": "trio"}, "loop must be"),
+    ({"lifespan": "maybe"}, "lifespan must be auto, on or off, got 'maybe'"),
+    ({"lifespan": True}, "lifespan must be"),
+])
+def test_bad_choices(options: dict[str, Any], message: str) -> None:
+    """loop and lifespan accept only their documented choices; the error quotes the value."""
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        make(**options)
+
+
+@pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop"])
+@pytest.mark.parametrize("lifespan", ["auto", "on", "off"])
+def test_good_choices(loop: str, lifespan: str) -> None:
+    """Every documented loop/lifespan choice is accepted."""
+    config = make(loop=loop, lifespan=lifespan)
+    assert (config.loop, config.lifespan) == (loop, lifespan)
+
+
+@pytest.mark.parametrize("root_path", ["", "/api", "/a/b", "/v1.2"])
+def test_root_path_accepted(root_path: str) -> None:
+    """An empty root_path, or one that starts with '/' and does not end with one."""
+    assert make(root_path=root_path).root_path == root_path
+
+
+@pytest.mark.parametrize("root_path", ["api", "api/", "/api/", "/", "//"])
+def test_root_path_rejected(root_path: str) -> None:
+    """A root_path without a leading '/' or with a trailing '/' is refused."""
+    with pytest.raises(ConfigError, match="root_path must start with '/' and not end with '/'"):
+        make(root_path=root_path)
+
+
+@pytest.mark.parametrize("name", ["timeout_keep_alive", "timeout_request_header",
+                                  "timeout_graceful_shutdown"])
+@pytest.mark.parametrize("value", [0, 0.0, -1, -0.5])
+def test_non_positive_timeouts_rejected(name: str, value: float) -> None:
+    """Timeouts must be positive: zero or negative would close everything at once."""
+    with pytest.raises(ConfigError, match=f"{name} must be positive, got {value!r}"):
+        make(**{name: value})
+
+
+@pytest.mark.parametrize("name", ["timeout_keep_alive", "timeout_request_header"])
+def test_required_timeouts(name: str) -> None:
+    """The keep-alive and request-header timeouts cannot be switched off with None."""
+    with pytest.raises(ConfigError, match=f"{name} is required"):
+        make(**{name: None})
+
+
+def test_positive_timeouts_accepted() -> None:
+    """Small positive timeouts are fine; the graceful-shutdown one may be None (wait forever)."""
+    config = make(timeout_keep_alive=0.01, timeout_request_header=0.5,
+                  timeout_graceful_shutdown=0.1)
+    assert config.timeout_graceful_shutdown == 0.1
+    assert make(timeout_graceful_shutdown=None).timeout_graceful_shutdown is None
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"limit_request_line": 15}, "limit_request_line must be at least 16"),
+    ({"limit_request_line": 0}, "limit_request_line must be at least 16"),
+    ({"limit_request_header_size": 15}, "limit_request_header_size must be at least 16"),
+    ({"limit_request_headers": 0}, "limit_request_headers must be at least 1"),
+    ({"limit_request_body": -1}, "limit_request_body must be >= 0"),
+    ({"limit_concurrency": 0}, "limit_concurrency must be >= 1"),
+    ({"limit_concurrency": -5}, "limit_concurrency must be >= 1"),
+    ({"backlog": 0}, "backlog must be >= 1"),
+])
+def test_bad_limits(options: dict[str, Any], message: str) -> None:
+    """Each limit has a floor, and the error names the limit and the floor."""
+    with pytest.raises(ConfigError, match=message):
+        make(**options)
+
+
+def test_limits_at_their_floor() -> None:
+    """The smallest allowed value of each limit is accepted (limit_request_body=0 included)."""
+    config = make(limit_request_line=16, limit_request_header_size=16, limit_request_headers=1,
+                  limit_request_body=0, limit_concurrency=1, backlog=1)
+    assert config.limit_request_body == 0 and config.limit_concurrency == 1
+
+
+def test_uds_and_fd_are_exclusive() -> None:
+    """A server listens one way: uds and fd together are refused."""
+    with pytest.raises(ConfigError, match="use at most one of uds and fd"):
+        make(uds="/tmp/carpinus-test.sock", fd=3)
+    assert make(uds="/tmp/carpinus-test.sock").uds == "/tmp/carpinus-test.sock"
+    assert make(fd=3).fd == 3
+
+
+def test_bad_log_level() -> None:
+    """An unknown log level name is refused when logging is configured."""
+    with pytest.raises(ValueError, match="unknown log level 'loud'"):
+        Config(apps.hello, log_level="loud")
+
+
+# -- the event loop ------------------------------------------------------------
+
+
+def test_loop_factory_asyncio() -> None:
+    """loop="asyncio" always gives the stdlib loop."""
+    assert make(loop="asyncio").loop_factory() is asyncio.new_event_loop
+
+
+@pytest.mark.parametrize("loop", ["auto", "uvloop"])
+def test_loop_factory_picks_uvloop_when_installed(loop: str) -> None:
+    """loop="auto" and loop="uvloop" give uvloop's loop when uvloop is importable."""
+    uvloop = pytest.importorskip("uvloop")
+    factory = make(loop=loop).loop_factory()
+    assert factory is uvloop.new_event_loop
+    event_loop = factory()
+    try:
+        assert isinstance(event_loop, uvloop.Loop)
+    finally:
+        event_loop.close()
+
+
+def test_loop_factory_auto_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """loop="auto" falls back to asyncio when uvloop cannot be imported."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # makes `import uvloop` fail
+    assert make(loop="auto").loop_factory() is asyncio.new_event_loop
+
+
+def test_loop_factory_uvloop_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """loop="uvloop" without uvloop installed is an error that says how to install it."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    config = make(loop="uvloop")  # validation passes: uvloop is a valid choice
+    with pytest.raises(ConfigError, match=r"pip install 'carpinus\[uvloop\]'"):
+        config.loop_factory()
+
+
+# -- loading the app -----------------------------------------------------------
+
+
+def test_load_app_object() -> None:
+    """An ASGI callable passes straight through."""
+    config = make()
+    config.load()
+    assert config.loaded_app is apps.hello and config.loaded
+
+
+def test_load_import_string() -> None:
+    """'module:attribute' is imported."""
+    config = Config("tests.apps:echo_body", configure_logging=False)
+    config.load()
+    assert config.loaded_app is apps.echo_body
+    assert not config.is_demo
+
+
+def test_load_is_done_once() -> None:
+    """load() resolves the app once; calling it again changes nothing."""
+    calls = []
+
+    def factory() -> Any:
+        calls.append(1)
+        return apps.hello
+
+    config = Config(factory, factory=True, configure_logging=False)
+    config.load()
+    config.load()
+    assert config.loaded_app is apps.hello and calls == [1]
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory holding `cfg_test_app.py`; sys.path and sys.modules restored after."""
+    (tmp_path / "cfg_test_app.py").write_text(
+        "async def app(scope, receive, send):\n    pass\n\n"
+        "def create_app():\n    return app\n\n"
+        "def needs_argument(arg):\n    return app\n\n"
+        "not_callable = 42\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "cfg_test_app", raising=False)
+    yield tmp_path
+    sys.modules.pop("cfg_test_app", None)
+
+
+def test_app_dir(app_dir: Path) -> None:
+    """app_dir is put first on sys.path, so the app module is found there."""
+    config = Config("cfg_test_app:app", app_dir=str(app_dir), configure_logging=False)
+    config.load()
+    assert sys.path[0] == str(app_dir)
+    assert config.loaded_app is sys.modules["cfg_test_app"].app
+
+
+def test_factory(app_dir: Path) -> None:
+    """factory=True calls the named callable and uses its return value."""
+    config = Config("cfg_test_app:create_app", factory=True, app_dir=str(app_dir),
+                    configure_logging=False)
+    config.load()
+    assert config.loaded_app is sys.modules["cfg_test_app"].app
+
+
+@pytest.mark.parametrize(("app", "factory", "logged"), [
+    ("cfg_test_app:missing", False, 'Attribute "missing" not found in module "cfg_test_app"'),
+    ("no_such_module_for_cfg:app", False, 'Could not import module "no_such_module_for_cfg"'),
+    ("cfg_test_app", False, "must be in format"),
+    ("cfg_test_app:not_callable", False, "is not callable"),
+    ("cfg_test_app:needs_argument", True, "Error loading ASGI app factory"),
+])
+def test_load_failures_exit_with_a_log_line(app_dir: Path, caplog: pytest.LogCaptureFixture,
+                                            app: str, factory: bool, logged: str) -> None:
+    """An app that cannot be loaded: an error log line saying why, then SystemExit(1)."""
+    config = Config(app, factory=factory, app_dir=str(app_dir), configure_logging=False)
+    with caplog.at_level(logging.ERROR, logger="carpinus"), pytest.raises(SystemExit) as info:
+        config.load()
+    assert info.value.code == 1
+    assert logged in caplog.text
+    assert not config.loaded and config.loaded_app is None
