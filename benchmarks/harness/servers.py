@@ -70,7 +70,7 @@ class ServerSpec:
 
 # Adding a server is one line here.
 SERVERS: dict[str, ServerSpec] = {
-    "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --no-access-log {app}", (CARPINUS,)),  # noqa: E501
+    "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop uvloop --no-access-log {app}", (CARPINUS, UVLOOP)),  # noqa: E501
     "uvicorn": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP)),  # noqa: E501
     "granian": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log {app}", (GRANIAN, UVLOOP)),  # noqa: E501
     "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501

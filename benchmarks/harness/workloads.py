@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPORT_LUA = Path(__file__).resolve().parent.parent / "wrk" / "report.lua"
@@ -43,7 +43,6 @@ class Workload:
     # What a correct app answers (the ceilings answer "Hello, World!" to all).
     expected_body: bytes | None = None
     description: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def body(self) -> bytes:
@@ -60,8 +59,12 @@ WORKLOADS: dict[str, Workload] = {
                           "POST /upload with a 16 KiB body; the app answers its length"),
     "upload1m": Workload("POST", "/upload", OCTET_STREAM, 1024 * 1024, b"1048576",
                          "POST /upload with a 1 MiB body; the app answers its length"),
-    "headers": Workload("GET", "/headers", BROWSER_HEADERS, description=(
-        "GET /headers with 12 browser headers (Host included); the app reads 2")),
+    "headers": Workload("GET", "/headers", BROWSER_HEADERS,
+                        expected_body=b"user-agent: %s\naccept: %s" % (
+                            dict(BROWSER_HEADERS)["User-Agent"].encode(),
+                            dict(BROWSER_HEADERS)["Accept"].encode()),
+                        description="GET /headers with 12 browser headers (Host included); "
+                                    "the app reads 2"),
 }
 
 
@@ -109,9 +112,7 @@ def probe(workload: Workload, host: str, port: int, ceiling: bool) -> str | None
         connection.close()
     if response.status != 200:
         return f"{workload.method} {workload.path} answered {response.status}, expected 200"
-    if not ceiling and workload.expected_body is not None and not body.startswith(
-        workload.expected_body
-    ):
+    if not ceiling and workload.expected_body is not None and body != workload.expected_body:
         return (f"{workload.method} {workload.path} answered {body[:80]!r}, "
                 f"expected {workload.expected_body!r}")
     return None

@@ -112,6 +112,8 @@ typedef struct ServerState {
     PyObject *tasks;           /* set of running app tasks */
     int server_header;
     int date_header;
+    int use_writelines; /* the transport's writelines() is one vectored write
+                           with flow control (uvloop) */
     cp_limits limits;
     int64_t max_body;             /* -1: unlimited */
     double timeout_keep_alive;    /* seconds */

@@ -97,6 +97,16 @@ int cp_conn_writelines(HttpProtocol *c, PyObject *list)
     if (c->transport == NULL) {
         return 0;
     }
+    if (!c->server->use_writelines) {
+        /* The stdlib transport's writelines() does not apply write flow
+           control on some CPython versions (gh-127655): write each part. */
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+            if (cp_conn_write(c, PyList_GET_ITEM(list, i)) < 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
     PyObject *r = PyObject_CallMethodOneArg(c->transport, c->server->mod->s_writelines, list);
     if (r == NULL) {
         return -1;

@@ -414,7 +414,10 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         return -1;
     }
     cy->status = (int)status;
+    /* a start that failed validation may have set these: start afresh */
     cy->out_length = -1;
+    cy->out_chunked = 0;
+    cy->app_conn_close = 0;
     cy->head_len = format_status_line(cy->head, cy->status);
 
     int seen_server = 0, seen_date = 0;

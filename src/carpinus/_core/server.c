@@ -120,6 +120,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "limit_concurrency",
                              "timeout_keep_alive",
                              "timeout_request_header",
+                             "use_writelines",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
@@ -127,12 +128,13 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     PyObject *lim_line = NULL, *lim_headers = NULL, *lim_header_size = NULL;
     PyObject *lim_body = Py_None, *lim_conc = Py_None;
     double keep_alive = 5.0, header_timeout = 10.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOdd", kwlist, &app, &loop,
+    int use_writelines = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddp", kwlist, &app, &loop,
                                      &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
-                                     &header_timeout)) {
+                                     &header_timeout, &use_writelines)) {
         return NULL;
     }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
@@ -151,6 +153,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
     s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
     s->server_header = server_header;
+    s->use_writelines = use_writelines;
     s->date_header = date_header;
     s->tasks = PySet_New(NULL);
     s->create_future = PyObject_GetAttrString(loop, "create_future");

@@ -65,4 +65,5 @@ def make_server_state(
         limit_concurrency=config.limit_concurrency,
         timeout_keep_alive=float(config.timeout_keep_alive),
         timeout_request_header=float(config.timeout_request_header),
+        use_writelines=type(loop).__module__.startswith("uvloop"),
     )

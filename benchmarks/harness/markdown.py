@@ -1,0 +1,120 @@
+"""The markdown report: a median-and-ratio matrix per metric, then the details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.results import Summary
+
+BASELINE = "carpinus"
+
+
+def format_rps(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def format_ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def column_title(server: str, ceilings: set[str]) -> str:
+    return f"{server} (ceiling)" if server in ceilings else server
+
+
+def ratio_text(summary: Summary, baseline: Summary | None) -> str:
+    if baseline is None or not baseline.rps or summary.server == BASELINE:
+        return ""
+    return f" ({summary.rps / baseline.rps:.2f}×)"
+
+
+def rps_cell(summary: Summary, baseline: Summary | None) -> str:
+    if not summary.rps:
+        return "failed"
+    cell = f"{format_rps(summary.rps)} ±{summary.rps_spread_pct / 2:.0f}%"
+    cell += ratio_text(summary, baseline)
+    return cell if summary.valid else f"⚠ {cell} invalid"
+
+
+def p99_cell(summary: Summary) -> str:
+    if not summary.rps:
+        return "failed"
+    cell = f"{format_ms(summary.p99_ms)}"
+    return cell if summary.valid else f"⚠ {cell} invalid"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
+                  workloads: list[str], ceilings: set[str]) -> list[str]:
+    header = ["workload"] + [column_title(s, ceilings) for s in servers]
+    rps_rows = [[w] + [rps_cell(summaries[s, w], summaries.get((BASELINE, w))) for s in servers]
+                for w in workloads]
+    p99_rows = [[w] + [p99_cell(summaries[s, w]) for s in servers] for w in workloads]
+    return [
+        "### Requests per second",
+        "",
+        "Median of the rounds, ± half the spread between the slowest and the fastest "
+        f"round, and in brackets the ratio to {BASELINE}'s median.",
+        "",
+        *table(header, rps_rows),
+        "",
+        "### p99 latency (ms)",
+        "",
+        "Median of the rounds' 99th percentiles.",
+        "",
+        *table(header, p99_rows),
+    ]
+
+
+def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
+                 workload: str) -> list[str]:
+    header = ["server", "req/s", "rounds min–max", "× carpinus", "avg ms", "p50 ms",
+              "p99 ms", "p99 min–max", "errors"]
+    baseline = summaries.get((BASELINE, workload))
+    rows = []
+    for server in servers:
+        s = summaries[server, workload]
+        ratio = f"{s.rps / baseline.rps:.2f}" if baseline and baseline.rps else "–"
+        errors = str(s.errors) + ("" if s.valid else " ⚠ invalid")
+        if s.failures:
+            errors += f" ({len(s.failures)} round(s) failed: {s.failures[0][:60]})"
+        rows.append([
+            server, format_rps(s.rps), f"{format_rps(s.rps_min)}–{format_rps(s.rps_max)}",
+            ratio, format_ms(s.avg_ms), format_ms(s.p50_ms), format_ms(s.p99_ms),
+            f"{format_ms(s.p99_min_ms)}–{format_ms(s.p99_max_ms)}", errors,
+        ])
+    return table(header, rows)
+
+
+def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
+           servers: list[str], workloads: list[str], ceilings: set[str]) -> str:
+    settings = document["settings"]
+    lines = [
+        f"## Results: {settings['app']} app, {settings['rounds']} round(s) of "
+        f"{settings['duration_s']} s, wrk -c{settings['connections']}",
+        "",
+        f"Command: `{document['command']}`",
+        "",
+        f"Machine: {document['machine']['cpu']}, {document['machine']['cpus']} CPUs; "
+        f"servers on CPU {settings['server_cpus']}, wrk on CPU {settings['client_cpus']}; "
+        f"load average {document['machine']['loadavg_start']} at the start, "
+        f"{document['machine']['loadavg_end']} at the end.",
+        "",
+        *matrix_tables(summaries, servers, workloads, ceilings),
+        "",
+        "### Details per workload",
+    ]
+    for workload in workloads:
+        lines += ["", f"#### {workload}", "", *detail_table(summaries, servers, workload)]
+    lines += ["", "### Versions", ""]
+    lines += [f"- Python {document['python']['version']} ({document['python']['implementation']})",
+              f"- carpinus commit {document['carpinus_commit']}"]
+    for server, versions in document["versions"].items():
+        lines.append(f"- {server}: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    lines.append("- tools: " + ", ".join(f"{v}" for v in document["tools"].values()))
+    return "\n".join(lines) + "\n"

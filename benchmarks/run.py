@@ -1,0 +1,307 @@
+"""Load-test carpinus and its peers with wrk; write JSON, markdown and a chart.
+
+    python benchmarks/run.py --servers carpinus,uvicorn,granian \\
+        --workloads hello,sleep,upload16k,upload1m,headers --duration 10 --rounds 3 \\
+        --json out.json --markdown out.md --plot out.png
+
+Each server runs one worker process on 127.0.0.1 pinned to the server CPUs;
+wrk runs pinned to the client CPUs.  Rounds are interleaved: round 1 runs
+every server through every workload, then round 2 does it again, and so on,
+so a slow minute on a shared machine hurts one round of everyone rather than
+all rounds of one server.  Each measurement is preceded by a probe (one
+request whose answer is checked) and a warm-up run of wrk whose numbers are
+dropped.  See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness import markdown
+from harness.requirements import (
+    FASTAPI,
+    MATPLOTLIB,
+    TASKSET,
+    WRK,
+    Requirement,
+    explain_missing,
+    missing,
+)
+from harness.results import Record, Summary, summarize_all
+from harness.servers import HOST, SERVERS, ServerFailed, running
+from harness.workloads import WORKLOADS, probe, write_lua_scripts
+from harness.wrk import WrkFailed, WrkSettings, run_wrk
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = {"raw": "carpinus.demo:app", "fastapi": "fastapi_app:app"}
+DEFAULT_SERVERS = "carpinus,uvicorn,granian"
+EXIT_INVALID = 1  # some result had errors or could not be measured
+EXIT_USAGE = 2  # bad arguments or something missing on this machine
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark carpinus against other ASGI servers with wrk.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--servers", default=DEFAULT_SERVERS,
+                        help=f"comma-separated, or 'all': {', '.join(SERVERS)}")
+    parser.add_argument("--workloads", default="all",
+                        help=f"comma-separated, or 'all': {', '.join(WORKLOADS)}")
+    parser.add_argument("--app", choices=sorted(APPS), default="raw",
+                        help="raw: carpinus.demo:app; fastapi: benchmarks/apps/fastapi_app.py")
+    parser.add_argument("--duration", type=int, default=10, help="seconds measured per run")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="seconds of load before each measured run (0: none)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=100, help="wrk -c")
+    parser.add_argument("--timeout", type=int, default=2,
+                        help="wrk --timeout: a reply slower than this counts as a socket error")
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the servers")
+    parser.add_argument("--client-cpus", default="1",
+                        help="taskset CPU list for wrk; wrk gets one thread per CPU")
+    parser.add_argument("--json", type=Path, help="write every record here")
+    parser.add_argument("--markdown", type=Path, help="write the tables here")
+    parser.add_argument("--plot", type=Path, help="write the PNG chart here (needs matplotlib)")
+    args = parser.parse_args(argv)
+    for name in ("duration", "rounds", "connections", "timeout"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be 0 or more")
+    return args
+
+
+def pick(value: str, table: dict[str, Any], what: str) -> list[str]:
+    names = list(table) if value == "all" else [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
+    if unknown or not names:
+        raise UsageError(f"unknown {what}(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from: {', '.join(table)}")
+    return names
+
+
+def parse_cpus(text: str) -> set[int]:
+    """A taskset CPU list ("1", "0-3", "0,2") as a set."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise UsageError(f"{text!r} is not a CPU list like 1, 0-3 or 0,2") from None
+    return cpus
+
+
+def check_cpus(server_cpus: str, client_cpus: str) -> int:
+    """Validate both CPU lists; the number of wrk threads (one per client CPU)."""
+    available = os.sched_getaffinity(0)
+    server, client = parse_cpus(server_cpus), parse_cpus(client_cpus)
+    for option, cpus in (("--server-cpus", server), ("--client-cpus", client)):
+        if not cpus <= available:
+            raise UsageError(
+                f"{option} {sorted(cpus)}: this process may only use CPUs {sorted(available)}; "
+                "pass --server-cpus and --client-cpus from those")
+    if server & client:
+        print(f"warning: servers and wrk share CPU(s) {sorted(server & client)}; "
+              "the numbers will mostly measure that contention", file=sys.stderr)
+    return len(client)
+
+
+def requirements_for(args: argparse.Namespace, servers: list[str]) -> list[Requirement]:
+    needed: list[Requirement] = [WRK, TASKSET]
+    for server in servers:
+        needed.extend(SERVERS[server].needs)
+    if args.app == "fastapi":
+        needed.append(FASTAPI)
+    if args.plot:
+        needed.append(MATPLOTLIB)
+    return needed
+
+
+def versions_of(servers: list[str]) -> dict[str, dict[str, str]]:
+    return {s: {r.name: r.version() for r in SERVERS[s].needs} for s in servers}
+
+
+def carpinus_commit() -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measure(server: str, workload: str, port: int, round_number: int, script: Path,
+            args: argparse.Namespace, wrk: WrkSettings) -> Record:
+    """Probe, warm up, measure one server on one workload."""
+    spec = WORKLOADS[workload]
+    problem = probe(spec, HOST, port, SERVERS[server].ceiling)
+    if problem:
+        return Record(server, workload, args.app, round_number, failure=problem)
+    url = f"http://{HOST}:{port}{spec.path}"
+    try:
+        if args.warmup:
+            run_wrk(url, script, args.warmup, wrk)
+        result = run_wrk(url, script, args.duration, wrk)
+    except WrkFailed as exc:
+        return Record(server, workload, args.app, round_number, failure=str(exc))
+    return Record.measured(server, workload, args.app, round_number, result)
+
+
+def run_server_round(server: str, workloads: list[str], round_number: int,
+                     scripts: dict[str, Path], args: argparse.Namespace,
+                     wrk: WrkSettings) -> list[Record]:
+    """Start `server` once and take it through every workload."""
+    records = []
+    try:
+        with running(server, APPS[args.app], args.server_cpus) as started:
+            for workload in workloads:
+                record = measure(server, workload, started.port, round_number,
+                                 scripts[workload], args, wrk)
+                report_progress(record, args.rounds)
+                records.append(record)
+    except ServerFailed as exc:
+        for workload in workloads[len(records):]:
+            record = Record(server, workload, args.app, round_number, failure=str(exc))
+            report_progress(record, args.rounds)
+            records.append(record)
+    return records
+
+
+def report_progress(record: Record, rounds: int) -> None:
+    where = f"[round {record.round}/{rounds}] {record.server:<11} {record.workload:<10}"
+    if record.failure:
+        print(f"{where} FAILED: {record.failure}", file=sys.stderr, flush=True)
+        return
+    errors = "" if record.valid else f"  INVALID: {record.non_2xx} non-2xx, " \
+        f"socket errors {record.socket_errors}"
+    print(f"{where} {record.rps:>10,.0f} req/s  avg {record.avg_ms:7.2f} ms  "
+          f"p99 {record.p99_ms:7.2f} ms{errors}", file=sys.stderr, flush=True)
+
+
+def build_document(args: argparse.Namespace, argv: list[str], servers: list[str],
+                   workloads: list[str], wrk: WrkSettings, started: str, load_start: str,
+                   records: list[Record],
+                   summaries: dict[tuple[str, str], Summary]) -> dict[str, Any]:
+    return {
+        "schema": "carpinus-benchmark/1",
+        "started": started,
+        "command": "python benchmarks/run.py " + shlex.join(argv),
+        "settings": {
+            "app": args.app, "app_target": APPS[args.app], "servers": servers,
+            "workloads": workloads, "duration_s": args.duration, "warmup_s": args.warmup,
+            "rounds": args.rounds, "connections": args.connections,
+            "wrk_threads": wrk.threads, "wrk_timeout_s": args.timeout,
+            "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
+        },
+        "machine": {
+            "cpu": cpu_model(), "cpus": os.cpu_count(), "kernel": platform.release(),
+            "loadavg_start": load_start, "loadavg_end": loadavg(),
+        },
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "carpinus_commit": carpinus_commit(),
+        "versions": versions_of(servers),
+        "tools": {"wrk": WRK.version(), "taskset": TASKSET.version()},
+        "records": [r.to_json() for r in records],
+        "summary": [s.to_json() for s in summaries.values()],
+    }
+
+
+def write_outputs(args: argparse.Namespace, document: dict[str, Any], text: str,
+                  summaries: dict[tuple[str, str], Summary], servers: list[str],
+                  workloads: list[str], ceilings: set[str]) -> None:
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
+    if args.plot:
+        from harness import chart  # matplotlib only when a chart is asked for
+
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        title = (f"{args.app} ASGI app, one worker on CPU {args.server_cpus}, "
+                 f"wrk -c{args.connections} on CPU {args.client_cpus}, "
+                 f"median of {args.rounds} x {args.duration} s")
+        chart.draw(summaries, servers, workloads, ceilings, title, args.plot)
+
+
+def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into SystemExit so the `finally` blocks stop our servers.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    try:
+        servers = pick(args.servers, SERVERS, "server")
+        workloads = pick(args.workloads, WORKLOADS, "workload")
+        threads = check_cpus(args.server_cpus, args.client_cpus)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    absent = missing(requirements_for(args, servers))
+    if absent:
+        print(explain_missing(absent), file=sys.stderr)
+        return EXIT_USAGE
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    wrk = WrkSettings(args.connections, args.client_cpus, threads, args.timeout)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    load_start = loadavg()
+
+    records: list[Record] = []
+    with tempfile.TemporaryDirectory(prefix="carpinus-bench-lua-") as tmp:
+        scripts = write_lua_scripts(workloads, Path(tmp))
+        for round_number in range(1, args.rounds + 1):
+            for server in servers:
+                records += run_server_round(server, workloads, round_number, scripts, args, wrk)
+
+    summaries = summarize_all(records, servers, workloads)
+    ceilings = {s for s in servers if SERVERS[s].ceiling}
+    document = build_document(args, argv, servers, workloads, wrk, started, load_start,
+                              records, summaries)
+    text = markdown.render(document, summaries, servers, workloads, ceilings)
+    write_outputs(args, document, text, summaries, servers, workloads, ceilings)
+    print(text)
+    invalid = [f"{s.server}/{s.workload}" for s in summaries.values() if not s.valid]
+    if invalid:
+        print(f"invalid results (errors or failures): {', '.join(invalid)}", file=sys.stderr)
+        return EXIT_INVALID
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
