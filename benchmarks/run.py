@@ -189,6 +189,7 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
                 report_progress(record, args.rounds)
                 records.append(record)
     except ServerFailed as exc:
+        print(f"[round {round_number}/{args.rounds}] {exc}", file=sys.stderr, flush=True)
         for workload in workloads[len(records):]:
             record = Record(server, workload, args.app, round_number, failure=str(exc))
             report_progress(record, args.rounds)
@@ -199,7 +200,8 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
 def report_progress(record: Record, rounds: int) -> None:
     where = f"[round {record.round}/{rounds}] {record.server:<11} {record.workload:<10}"
     if record.failure:
-        print(f"{where} FAILED: {record.failure}", file=sys.stderr, flush=True)
+        first_line = record.failure.splitlines()[0]
+        print(f"{where} FAILED: {first_line}", file=sys.stderr, flush=True)
         return
     errors = "" if record.valid else f"  INVALID: {record.non_2xx} non-2xx, " \
         f"socket errors {record.socket_errors}"

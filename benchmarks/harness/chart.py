@@ -7,8 +7,12 @@ so running the benchmark without a chart needs no matplotlib.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.results import Summary
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def draw(summaries: dict[tuple[str, str], Summary], servers: list[str], workloads: list[str],
@@ -24,7 +28,7 @@ def draw(summaries: dict[tuple[str, str], Summary], servers: list[str], workload
 
     figure, axes = plt.subplots(2, len(workloads), figsize=(3.2 * len(workloads) + 1.5, 7),
                                 squeeze=False)
-    colors = plt.get_cmap("tab10").colors
+    colors: list[str] = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     positions = list(range(len(servers)))
     for column, workload in enumerate(workloads):
         rows = [summaries[s, workload] for s in servers]
@@ -50,10 +54,10 @@ def draw(summaries: dict[tuple[str, str], Summary], servers: list[str], workload
     plt.close(figure)
 
 
-def _bars(axis: object, positions: list[int], medians: list[float], lows: list[float],
-          highs: list[float], colors: list[object], hatches: list[str]) -> None:
+def _bars(axis: Axes, positions: list[int], medians: list[float], lows: list[float],
+          highs: list[float], colors: list[str], hatches: list[str]) -> None:
     errors = [[m - lo for m, lo in zip(medians, lows, strict=True)],
               [hi - m for m, hi in zip(medians, highs, strict=True)]]
-    bars = axis.bar(positions, medians, color=colors, yerr=errors, capsize=3)  # type: ignore[attr-defined]
+    bars = axis.bar(positions, medians, color=colors, yerr=errors, capsize=3)
     for bar, hatch in zip(bars, hatches, strict=True):
         bar.set_hatch(hatch)

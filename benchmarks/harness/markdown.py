@@ -91,6 +91,17 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
     return table(header, rows)
 
 
+def notes(ceilings: set[str]) -> list[str]:
+    lines = ["⚠ invalid: at least one round had a non-2xx answer or a socket error, or could "
+             "not be measured (the JSON records say which)."]
+    if ceilings:
+        lines.append(
+            "Ceilings (" + ", ".join(sorted(ceilings)) + ") run no ASGI app: they answer every "
+            "request at once with a fixed 'Hello, World!', so on `sleep` they do not wait and "
+            "on the uploads they only skip the body.")
+    return [line + "\n" for line in lines]
+
+
 def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
            servers: list[str], workloads: list[str], ceilings: set[str]) -> str:
     settings = document["settings"]
@@ -107,6 +118,7 @@ def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
         "",
         *matrix_tables(summaries, servers, workloads, ceilings),
         "",
+        *notes(ceilings),
         "### Details per workload",
     ]
     for workload in workloads:

@@ -73,7 +73,7 @@ SERVERS: dict[str, ServerSpec] = {
     "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop uvloop --no-access-log {app}", (CARPINUS, UVLOOP)),  # noqa: E501
     "uvicorn": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP)),  # noqa: E501
     "granian": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log {app}", (GRANIAN, UVLOOP)),  # noqa: E501
-    "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501
+    "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast --no-control-socket {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501
     "hypercorn": ServerSpec("{python} -m hypercorn --workers 1 --worker-class uvloop --bind {host}:{port} {app}", (HYPERCORN, UVLOOP)),  # noqa: E501
     "uvloop-raw": ServerSpec("{python} {apps}/uvloop_raw.py --host {host} --port {port}", (UVLOOP,), ceiling=True),  # noqa: E501
     "nginx": ServerSpec("nginx -p {workdir} -c {workdir}/nginx.conf -e {workdir}/error.log", (NGINX,), ceiling=True, prepare=nginx.write_config),  # noqa: E501

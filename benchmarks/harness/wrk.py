@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,18 @@ def wrk_command(url: str, script: Path, duration_s: int, settings: WrkSettings) 
     ]
 
 
+def client_env() -> dict[str, str]:
+    """The environment without preloaded libraries.
+
+    wrk is the load generator, not what is under test: a sanitizer runtime
+    preloaded for the server (the test suite's ASan leg) would only slow it.
+    """
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def run_wrk(url: str, script: Path, duration_s: int, settings: WrkSettings) -> WrkResult:
     command = wrk_command(url, script, duration_s, settings)
-    done = subprocess.run(command, capture_output=True, text=True,
+    done = subprocess.run(command, capture_output=True, text=True, env=client_env(),
                           timeout=duration_s + EXTRA_WAIT, check=False)
     if done.returncode != 0:
         raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr.strip() or done.stdout}")

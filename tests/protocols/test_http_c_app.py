@@ -229,3 +229,26 @@ def test_partial_head_then_close_is_quiet(serve, raw_split):
     wait_for(lambda: handle.state.connections == 0)
     with handle.connect() as c:
         assert c.request().status == 200
+
+
+def test_unread_small_body_is_drained_and_connection_kept(serve):
+    """An app that answers without reading a body still arriving: the server
+    reads and drops the rest and the connection serves the next request."""
+    handle = serve(apps.hello)
+    with handle.connect() as c:
+        c.send(build_request("POST", "/", [("Content-Length", "2000")]) + b"x" * 10)
+        assert c.read_response().status == 200
+        c.send(b"y" * 1990 + build_request("GET", "/next"))
+        assert c.read_response().body == b"Hello, World!"
+
+
+def test_unread_chunked_body_closes_after_response(serve):
+    """A chunked body of unknown remaining length is not drained: after the
+    response the connection closes, and bytes sent later get no answer."""
+    handle = serve(apps.hello)
+    with handle.connect() as c:
+        c.send(build_request("POST", "/", [("Transfer-Encoding", "chunked")]) + b"5\r\nab")
+        assert c.read_response().status == 200
+        c.send(b"cde\r\nzz\r\n")  # "zz" is not a chunk size
+        assert c.is_closed()
+        assert c.buf == b""  # no 400 after the 200 already sent

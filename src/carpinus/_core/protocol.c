@@ -176,7 +176,9 @@ static void conn_fail(HttpProtocol *c, int status)
     ServerState *s = c->server;
     s->stats.parse_errors++;
     RequestCycle *cy = c->cycle;
-    int can_answer = cy == NULL || !cy->wire_started;
+    /* no answer once response bytes are out, or while draining the body of
+       a request whose response was already sent */
+    int can_answer = (cy == NULL || !cy->wire_started) && c->state != CP_ST_DRAIN;
     if (cy != NULL) {
         c->cycle = NULL;
         cy->response_complete = 1; /* nothing more from this app goes out */

@@ -1,0 +1,91 @@
+"""benchmarks/run.py still works: about a second per workload against carpinus only.
+
+This keeps the benchmark suite from rotting; it never judges speed.  What it
+does require is what the runner itself requires of a valid result: every
+workload measured, no non-2xx answer and no socket error.  The runner is run
+as a process with this interpreter, which has carpinus but not the peer
+servers or matplotlib; nothing here imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUNNER = REPO / "benchmarks" / "run.py"
+WORKLOADS = ["hello", "sleep", "upload16k", "upload1m", "headers"]
+EXIT_USAGE = 2
+
+
+def run_runner(*args: str, env: dict[str, str] | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(RUNNER), *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout, check=False)
+
+
+def cpu_pair() -> tuple[str, str]:
+    """Server and client CPUs from those this process may use (the same one if only one)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return str(cpus[0]), str(cpus[-1])
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(shutil.which("wrk") is None,
+                    reason="wrk is not installed (apt-get install -y wrk); the benchmark "
+                           "runner needs it to generate load")
+@pytest.mark.skipif(shutil.which("taskset") is None,
+                    reason="taskset is not installed (apt-get install -y util-linux)")
+def test_runner_measures_every_workload_against_carpinus(tmp_path: Path) -> None:
+    server_cpu, client_cpu = cpu_pair()
+    out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
+    done = run_runner(
+        "--servers", "carpinus", "--workloads", ",".join(WORKLOADS),
+        "--duration", "1", "--warmup", "1", "--rounds", "1",
+        # A loaded or sanitized machine may answer slowly; a timeout would
+        # count as a socket error, and this test is not about speed.
+        "--timeout", "10",
+        "--server-cpus", server_cpu, "--client-cpus", client_cpu,
+        "--json", str(out_json), "--markdown", str(out_md),
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    document = json.loads(out_json.read_text())
+    records = document["records"]
+    assert [r["workload"] for r in records] == WORKLOADS
+    for record in records:
+        assert record["server"] == "carpinus"
+        assert record["valid"], record
+        assert record["requests"] > 0 and record["errors"] == 0, record
+        assert {"rps", "avg_ms", "p50_ms", "p99_ms", "errors"} <= record.keys()
+    assert document["versions"]["carpinus"]["carpinus"]
+    assert document["python"]["version"]
+
+    table = out_md.read_text()
+    assert "| workload | carpinus |" in table
+    for workload in WORKLOADS:
+        assert f"| {workload} |" in table
+
+
+def test_runner_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:
+    # An empty PATH hides wrk and taskset; the runner must stop before
+    # starting anything and name the install command.
+    env = {**os.environ, "PATH": str(tmp_path)}
+    done = run_runner("--servers", "carpinus", env=env)
+    assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
+    assert "wrk: apt-get install -y wrk" in done.stderr
+    assert "nothing is installed for you" in done.stderr
+
+
+def test_runner_rejects_an_unknown_server() -> None:
+    done = run_runner("--servers", "carpinus,nosuchserver")
+    assert done.returncode == EXIT_USAGE
+    assert "unknown server(s) nosuchserver" in done.stderr
+    assert "uvicorn" in done.stderr  # the names it knows are listed
