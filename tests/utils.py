@@ -186,7 +186,8 @@ class RawClient:
             resp.body, self.buf = self.buf, b""
         return resp
 
-    def request(self, method: str = "GET", path: str = "/", headers: list[tuple[str, str]] | None = None,
+    def request(self, method: str = "GET", path: str = "/",
+                headers: list[tuple[str, str]] | None = None,
                 body: bytes = b"", version: str = "1.1") -> Response:
         self.send(build_request(method, path, headers, body, version))
         return self.read_response(head_request=method == "HEAD")
@@ -210,7 +211,8 @@ class RawClient:
         return True
 
 
-def build_request(method: str = "GET", path: str = "/", headers: list[tuple[str, str]] | None = None,
+def build_request(method: str = "GET", path: str = "/",
+                  headers: list[tuple[str, str]] | None = None,
                   body: bytes = b"", version: str = "1.1") -> bytes:
     hdrs = list(headers or [])
     names = {k.lower() for k, _ in hdrs}

@@ -39,7 +39,8 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @click.option("--factory", is_flag=True, default=False,
               help="APP names a callable that returns the ASGI app.")
 @click.option("--app-dir", default=None, help="Look for APP in this directory (added to sys.path).")
-@click.option("--root-path", default="", help="Mount path of the app behind a proxy (scope root_path).")
+@click.option("--root-path", default="",
+              help="Mount path of the app behind a proxy (scope root_path).")
 @click.option("--log-level", type=click.Choice(list(LOG_LEVELS)), default=None,
               help="Log level.  [default: info]")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,

@@ -137,7 +137,7 @@ class Config:
 
     @property
     def is_demo(self) -> bool:
-        return self.app == DEMO_APP
+        return isinstance(self.app, str) and self.app == DEMO_APP
 
     def load(self) -> None:
         """Import the app (once)."""

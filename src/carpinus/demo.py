@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-
 from urllib.parse import parse_qs
 
 TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
