@@ -1,7 +1,7 @@
 # carpinus — every set-up step lives here, so a fresh machine needs only `make`.
 #
 #   make serve     build, then serve the bundled demo app on http://127.0.0.1:8000
-#   make test      build with -Werror and run every test: the suite on Python 3.11,
+#   make test      build with -Werror and run every test: ruff + mypy, the suite on 3.11,
 #                  the C parser tests, the suite again under ASan+UBSan, a short
 #                  fuzz run, and the suite on pyenv's 3.12/3.13 when present
 #
@@ -30,7 +30,7 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: test-main test-c test-asan fuzz-smoke test-next
+test: lint test-main test-c test-asan fuzz-smoke test-next
 	@echo "all test legs passed"
 
 test-main: $(VENV)/.built
@@ -72,9 +72,17 @@ test-next:
 		$(VENV_NEXT)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
 	fi
 
+# The wrk benchmark suite against uvicorn, granian & co (see benchmarks/README.md).
+$(VENV)-bench/.built: $(SOURCES)
+	test -x $(VENV)-bench/bin/python || $(PYTHON) -m venv $(VENV)-bench
+	$(VENV)-bench/bin/pip install $(PIP_FLAGS) -e '.[bench]'
+	touch $@
+
+bench: $(VENV)-bench/.built
+	$(VENV)-bench/bin/python benchmarks/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.built
-	$(VENV)/bin/pip install $(PIP_FLAGS) ruff mypy
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -139,10 +141,18 @@ def versions_of(servers: list[str]) -> dict[str, dict[str, str]]:
     return {s: {r.name: r.version() for r in SERVERS[s].needs} for s in servers}
 
 
-def carpinus_commit() -> str:
+def carpinus_build() -> dict[str, str]:
+    """The checkout's commit and a digest of the built C core.
+
+    Taken at the start and at the end of a run: on a machine where carpinus
+    is being developed, a rebuild in between means rounds ran different code.
+    """
     done = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                           capture_output=True, text=True, check=False)
-    return done.stdout.strip() or "unknown"
+    spec = importlib.util.find_spec("carpinus._core")
+    core = Path(spec.origin) if spec and spec.origin else None
+    digest = hashlib.sha256(core.read_bytes()).hexdigest()[:16] if core else "unknown"
+    return {"commit": done.stdout.strip() or "unknown", "core_sha256": digest}
 
 
 def cpu_model() -> str:
@@ -211,7 +221,7 @@ def report_progress(record: Record, rounds: int) -> None:
 
 def build_document(args: argparse.Namespace, argv: list[str], servers: list[str],
                    workloads: list[str], wrk: WrkSettings, started: str, load_start: str,
-                   records: list[Record],
+                   build_start: dict[str, str], records: list[Record],
                    summaries: dict[tuple[str, str], Summary]) -> dict[str, Any]:
     return {
         "schema": "carpinus-benchmark/1",
@@ -233,7 +243,7 @@ def build_document(args: argparse.Namespace, argv: list[str], servers: list[str]
             "implementation": platform.python_implementation(),
             "executable": sys.executable,
         },
-        "carpinus_commit": carpinus_commit(),
+        "carpinus_build": {"start": build_start, "end": carpinus_build()},
         "versions": versions_of(servers),
         "tools": {"wrk": WRK.version(), "taskset": TASKSET.version()},
         "records": [r.to_json() for r in records],
@@ -283,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     wrk = WrkSettings(args.connections, args.client_cpus, threads, args.timeout)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_start = loadavg()
+    build_start = carpinus_build()
 
     records: list[Record] = []
     with tempfile.TemporaryDirectory(prefix="carpinus-bench-lua-") as tmp:
@@ -294,10 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     summaries = summarize_all(records, servers, workloads)
     ceilings = {s for s in servers if SERVERS[s].ceiling}
     document = build_document(args, argv, servers, workloads, wrk, started, load_start,
-                              records, summaries)
+                              build_start, records, summaries)
     text = markdown.render(document, summaries, servers, workloads, ceilings)
     write_outputs(args, document, text, summaries, servers, workloads, ceilings)
     print(text)
+    build = document["carpinus_build"]
+    if build["start"] != build["end"]:
+        print(f"warning: carpinus changed during the run: {build['start']} -> {build['end']}",
+              file=sys.stderr)
     invalid = [f"{s.server}/{s.workload}" for s in summaries.values() if not s.valid]
     if invalid:
         print(f"invalid results (errors or failures): {', '.join(invalid)}", file=sys.stderr)

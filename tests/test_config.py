@@ -190,6 +190,8 @@ def test_load_import_string() -> None:
     config.load()
     assert config.loaded_app is apps.echo_body
     assert not config.is_demo
+    # naming the demo app explicitly is not "no app given"
+    assert not Config(DEMO_APP, configure_logging=False).is_demo
 
 
 def test_load_is_done_once() -> None:

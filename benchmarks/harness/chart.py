@@ -45,7 +45,8 @@ def draw(summaries: dict[tuple[str, str], Summary], servers: list[str], workload
             axis.grid(axis="y", alpha=0.3)
         for position, row in zip(positions, rows, strict=True):
             if not row.valid:
-                top.annotate("invalid", (position, row.rps), ha="center", fontsize=7, color="red")
+                top.annotate("invalid", (position, row.rps_max), ha="center", va="bottom",
+                             fontsize=7, color="red")
     axes[0][0].set_ylabel("requests/s (median)")
     axes[1][0].set_ylabel("p99 latency, ms (median)")
     figure.suptitle(title + ("   (hatched: ceilings, not ASGI servers)" if ceilings else ""))

@@ -102,6 +102,15 @@ def notes(ceilings: set[str]) -> list[str]:
     return [line + "\n" for line in lines]
 
 
+def build_line(build: dict[str, dict[str, str]]) -> str:
+    start, end = build["start"], build["end"]
+    line = f"- carpinus build: commit {start['commit']}, C core sha256 {start['core_sha256']}"
+    if start != end:
+        line += (f" ⚠ changed during the run, to commit {end['commit']}, "
+                 f"C core {end['core_sha256']}")
+    return line
+
+
 def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
            servers: list[str], workloads: list[str], ceilings: set[str]) -> str:
     settings = document["settings"]
@@ -125,7 +134,7 @@ def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
         lines += ["", f"#### {workload}", "", *detail_table(summaries, servers, workload)]
     lines += ["", "### Versions", ""]
     lines += [f"- Python {document['python']['version']} ({document['python']['implementation']})",
-              f"- carpinus commit {document['carpinus_commit']}"]
+              build_line(document["carpinus_build"])]
     for server, versions in document["versions"].items():
         lines.append(f"- {server}: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     lines.append("- tools: " + ", ".join(f"{v}" for v in document["tools"].values()))

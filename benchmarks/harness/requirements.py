@@ -81,7 +81,11 @@ class Program:
             capture_output=True, text=True, timeout=10, check=False,
         )
         lines = (done.stdout + done.stderr).strip().splitlines()
-        return lines[0].split(" Copyright")[0].strip() if lines else "unknown"
+        if not lines:
+            return "unknown"
+        # "nginx version: nginx/1.22.1", "wrk 4.1.0 [epoll] Copyright ...": the version only.
+        first = lines[0].split(" Copyright")[0].strip()
+        return first.split("version: ", 1)[-1]
 
 
 def missing(requirements: list[Requirement]) -> list[Requirement]:

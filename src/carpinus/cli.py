@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 import carpinus
-from carpinus.config import DEMO_APP, LOG_LEVELS, Config, ConfigError
+from carpinus.config import LOG_LEVELS, Config, ConfigError
 from carpinus.server import Server
 
 
@@ -75,7 +75,7 @@ def main(app: str | None, **options: Any) -> None:
     Without APP, serve the bundled demo app (carpinus.demo:app).
     """
     try:
-        config = Config(app or DEMO_APP, **options)
+        config = Config(app, **options)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     code = Server(config).run()

@@ -46,7 +46,7 @@ class Config:
 
     def __init__(
         self,
-        app: Any = DEMO_APP,
+        app: Any = None,
         *,
         host: str = "127.0.0.1",
         port: int = 8000,
@@ -72,7 +72,9 @@ class Config:
         app_dir: str | None = None,
         configure_logging: bool = True,
     ) -> None:
-        self.app = app
+        # No app: the bundled demo app (and the log says so).
+        self.is_demo = app is None
+        self.app = DEMO_APP if app is None else app
         self.host = host
         self.port = port
         self.uds = uds
@@ -134,10 +136,6 @@ class Config:
             raise ConfigError("use at most one of uds and fd")
 
     # -- loading ------------------------------------------------------------
-
-    @property
-    def is_demo(self) -> bool:
-        return isinstance(self.app, str) and self.app == DEMO_APP
 
     def load(self) -> None:
         """Import the app (once)."""
