@@ -40,7 +40,8 @@ CLI_OPTIONS = [
     "--server-header", "--no-server-header", "--date-header", "--no-date-header",
     "--timeout-keep-alive", "--timeout-request-header", "--timeout-graceful-shutdown",
     "--limit-request-line", "--limit-request-headers", "--limit-request-header-size",
-    "--limit-request-body", "--limit-concurrency", "--version", "--help",
+    "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
+    "--version", "--help",
 ]
 
 COMMANDS = {

@@ -378,3 +378,23 @@ def test_port_in_use_exits_non_zero(spawn: Spawner) -> None:
     assert code != 0
     assert "address already in use" in server.output.lower()
     assert "Traceback" not in server.output
+
+
+def test_gc_freeze_moves_startup_objects_out_of_collections() -> None:
+    """--gc-freeze (the default) freezes what is alive after startup, so full
+    collections while serving do not rescan modules and the app."""
+    import gc
+
+    from tests import apps
+    from tests.utils import run_server
+
+    gc.unfreeze()
+    try:
+        with run_server(apps.hello, gc_freeze=True) as handle:
+            assert gc.get_freeze_count() > 0
+            with handle.connect() as c:
+                assert c.request().status == 200
+    finally:
+        gc.unfreeze()
+    with run_server(apps.hello) as handle:  # the tests' default: off
+        assert gc.get_freeze_count() == 0

@@ -42,6 +42,7 @@ def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
     options.setdefault("access_log", False)
     options.setdefault("lifespan", "off")
     options.setdefault("configure_logging", False)  # let pytest's caplog see records
+    options.setdefault("gc_freeze", False)  # the test process starts many servers
     config = Config(app, **options)
     server = Server(config)
     errors: list[BaseException] = []

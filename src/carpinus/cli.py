@@ -67,6 +67,10 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="Largest request body in bytes; larger gets 413.  [default: unlimited]")
 @click.option("--limit-concurrency", default=None, type=int,
               help="Most requests in flight; past it new requests get 503.  [default: none]")
+@click.option("--gc-freeze/--no-gc-freeze", default=True, show_default=True,
+              help="After startup, move every object alive into the collector's "
+                   "permanent generation (gc.freeze) so collections while serving stay "
+                   "short.")
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
 def main(app: str | None, **options: Any) -> None:

@@ -69,6 +69,7 @@ class Config:
         limit_request_body: int | None = None,
         limit_concurrency: int | None = None,
         factory: bool = False,
+        gc_freeze: bool = True,
         app_dir: str | None = None,
         configure_logging: bool = True,
     ) -> None:
@@ -96,6 +97,7 @@ class Config:
         self.limit_request_body = limit_request_body
         self.limit_concurrency = limit_concurrency
         self.factory = factory
+        self.gc_freeze = gc_freeze
         self.app_dir = app_dir
         self.configure_logging = configure_logging
         self.loaded_app: Callable[..., Any] | None = None

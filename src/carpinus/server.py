@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -101,6 +102,13 @@ class Server:
             if self.lifespan is not None:
                 await self.lifespan.shutdown()
             return
+        if config.gc_freeze:
+            # Everything alive now (modules, the app, its startup state) lives
+            # as long as the process: move it out of the collector's sight so
+            # that full collections during serving scan only request garbage.
+            # This halves p99 latency under load (docs/architecture.md).
+            gc.collect()
+            gc.freeze()
         self.started = True
 
     async def _listen(

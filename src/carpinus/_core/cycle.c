@@ -71,33 +71,65 @@ int cp_cycle_body_backlogged(RequestCycle *cy)
     return cy->body_queued > CP_HIGH_WATER;
 }
 
-/* All queued body as one bytes object (new reference). */
+/* Queued body for one http.request message (new reference).  Small chunks
+   are joined into one bytes object; a large one is handed over as it is, so
+   a big upload is never copied again to glue its pieces together. */
+#define JOIN_MAX (64 * 1024)
+
 static PyObject *take_body(RequestCycle *cy)
 {
+    PyObject *first = cy->body_first;
+    if (first == NULL) {
+        return Py_NewRef(cy->server->mod->empty_bytes);
+    }
+    Py_ssize_t nmore = cy->body_more ? PyList_GET_SIZE(cy->body_more) : 0;
+    Py_ssize_t first_len = PyBytes_GET_SIZE(first);
+    /* How many queued chunks (after the first) go into this message. */
+    Py_ssize_t take = 0;
+    size_t total = (size_t)first_len;
+    if (first_len < JOIN_MAX) {
+        while (take < nmore) {
+            Py_ssize_t n = PyBytes_GET_SIZE(PyList_GET_ITEM(cy->body_more, take));
+            if (total + (size_t)n > JOIN_MAX && take > 0) {
+                break;
+            }
+            total += (size_t)n;
+            take++;
+            if (total >= JOIN_MAX) {
+                break;
+            }
+        }
+    }
     PyObject *out;
-    if (cy->body_first == NULL) {
-        out = Py_NewRef(cy->server->mod->empty_bytes);
-    } else if (cy->body_more == NULL) {
-        out = cy->body_first;
-        cy->body_first = NULL;
+    if (take == 0) {
+        out = first; /* our reference moves to the caller */
     } else {
-        out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cy->body_queued);
+        out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
         if (out == NULL) {
             return NULL;
         }
         char *w = PyBytes_AS_STRING(out);
-        memcpy(w, PyBytes_AS_STRING(cy->body_first), (size_t)PyBytes_GET_SIZE(cy->body_first));
-        w += PyBytes_GET_SIZE(cy->body_first);
-        Py_ssize_t n = PyList_GET_SIZE(cy->body_more);
-        for (Py_ssize_t i = 0; i < n; i++) {
+        memcpy(w, PyBytes_AS_STRING(first), (size_t)first_len);
+        w += first_len;
+        for (Py_ssize_t i = 0; i < take; i++) {
             PyObject *b = PyList_GET_ITEM(cy->body_more, i);
             memcpy(w, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
             w += PyBytes_GET_SIZE(b);
         }
-        Py_CLEAR(cy->body_first);
+        Py_DECREF(first);
+    }
+    cy->body_first = NULL;
+    cy->body_queued -= total;
+    /* the next chunk, if any, becomes the first */
+    if (take < nmore) {
+        cy->body_first = Py_NewRef(PyList_GET_ITEM(cy->body_more, take));
+        if (PyList_SetSlice(cy->body_more, 0, take + 1, NULL) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    } else {
         Py_CLEAR(cy->body_more);
     }
-    cy->body_queued = 0;
     return out;
 }
 
@@ -124,7 +156,7 @@ static PyObject *next_request_message(RequestCycle *cy)
     if (body == NULL) {
         return NULL;
     }
-    int more = !cy->body_complete;
+    int more = !cy->body_complete || cy->body_queued > 0;
     PyObject *msg = PyDict_New();
     if (msg == NULL || PyDict_SetItem(msg, st->k_type, st->v_http_request) < 0 ||
         PyDict_SetItem(msg, st->k_body, body) < 0 ||
