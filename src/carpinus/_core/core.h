@@ -320,7 +320,7 @@ cp_state *cp_get_state_from_type(PyTypeObject *tp);
 
 /* Read-flow high-water mark: per connection, for queued body and for
    unprocessed pipelined bytes. */
-#define CP_HIGH_WATER (256 * 1024)
+#define CP_HIGH_WATER (128 * 1024)
 #define CP_SCRATCH_SIZE (256 * 1024)
 
 #endif /* CARPINUS_CORE_H */
