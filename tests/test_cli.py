@@ -41,6 +41,7 @@ CLI_OPTIONS = [
     "--timeout-keep-alive", "--timeout-request-header", "--timeout-graceful-shutdown",
     "--limit-request-line", "--limit-request-headers", "--limit-request-header-size",
     "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
+    "--malloc-tuning", "--no-malloc-tuning",
     "--version", "--help",
 ]
 

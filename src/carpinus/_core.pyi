@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+def tune_allocator(trim_threshold: int, mmap_threshold: int) -> bool: ...
+
 class ClientDisconnected(OSError):
     """Raised by send() when the client has gone away (ASGI spec 2.4)."""
 

@@ -71,6 +71,9 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="After startup, move every object alive into the collector's "
                    "permanent generation (gc.freeze) so collections while serving stay "
                    "short.")
+@click.option("--malloc-tuning/--no-malloc-tuning", default=True, show_default=True,
+              help="On glibc, keep freed heap memory (up to 64 MiB) for reuse instead of "
+                   "returning it to the OS after every burst of requests.")
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
 def main(app: str | None, **options: Any) -> None:

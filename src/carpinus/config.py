@@ -70,6 +70,7 @@ class Config:
         limit_concurrency: int | None = None,
         factory: bool = False,
         gc_freeze: bool = True,
+        malloc_tuning: bool = True,
         app_dir: str | None = None,
         configure_logging: bool = True,
     ) -> None:
@@ -98,6 +99,7 @@ class Config:
         self.limit_concurrency = limit_concurrency
         self.factory = factory
         self.gc_freeze = gc_freeze
+        self.malloc_tuning = malloc_tuning
         self.app_dir = app_dir
         self.configure_logging = configure_logging
         self.loaded_app: Callable[..., Any] | None = None

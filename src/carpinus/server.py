@@ -44,6 +44,8 @@ class Server:
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Serve until told to stop; returns the process exit code."""
+        if self.config.malloc_tuning:
+            tune_allocator()
         factory = self.config.loop_factory()
         if sys.version_info >= (3, 11):
             with asyncio.Runner(loop_factory=factory) as runner:
@@ -243,6 +245,24 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+
+
+# glibc keeps up to this much freed memory at the top of the heap instead of
+# giving it back after every burst, and serves allocations below the mmap
+# threshold from the heap (docs/architecture.md, "Memory allocator").
+MALLOC_TRIM_THRESHOLD = 64 * 1024 * 1024
+MALLOC_MMAP_THRESHOLD = 4 * 1024 * 1024
+
+
+def tune_allocator() -> bool:
+    """Apply the thresholds above unless the environment already sets glibc's."""
+    if any(name.startswith("MALLOC_") for name in os.environ) or "malloc" in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    ):
+        return False
+    from carpinus import _core
+
+    return _core.tune_allocator(MALLOC_TRIM_THRESHOLD, MALLOC_MMAP_THRESHOLD)
 
 
 def run(app: Any, **kwargs: Any) -> None:
