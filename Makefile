@@ -19,7 +19,7 @@ PORT ?= 8000
 
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
-.PHONY: serve test test-main test-c test-asan test-next fuzz fuzz-smoke bench lint clean
+.PHONY: serve tools test test-main test-c test-asan test-next fuzz fuzz-smoke bench lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -30,8 +30,11 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: lint test-main test-c test-asan fuzz-smoke test-next
+test: tools lint test-main test-c test-asan fuzz-smoke test-next
 	@echo "all test legs passed"
+
+tools:
+	bash scripts/ensure-tools.sh
 
 test-main: $(VENV)/.built
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -51,13 +54,11 @@ $(VENV_ASAN)/.built: $(SOURCES)
 test-asan: $(VENV_ASAN)/.built
 	bash scripts/run-asan.sh $(VENV_ASAN)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# libFuzzer needs clang; install it from Debian when missing (we run as root in CI).
-fuzz-smoke:
-	bash scripts/ensure-clang.sh
+# libFuzzer needs clang (installed from Debian by `tools` when missing).
+fuzz-smoke: tools
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-fuzz:
-	bash scripts/ensure-clang.sh
+fuzz: tools
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$${FUZZ_SECONDS:-600}
 
 # The suite on a newer interpreter (eager tasks), if pyenv has one.

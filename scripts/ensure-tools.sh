@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Debian tools the test legs use: clang (libFuzzer) for the fuzz targets and
+# wrk for the benchmark smoke test.  Installed when missing and we are root
+# (as in CI); otherwise the command to run is printed and the fuzz leg fails
+# (the smoke test skips itself, saying why).
+set -euo pipefail
+need=()
+if ! (command -v clang >/dev/null 2>&1 && \
+      echo 'int LLVMFuzzerTestOneInput(const char*d,long n){return 0;}' | \
+      clang -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1); then
+    need+=(clang libclang-rt-14-dev)
+fi
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${need[*]}; run: sudo apt-get install ${need[*]}" >&2
+    exit 1
+fi
+echo "installing from Debian: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq "${need[@]}" >/dev/null
