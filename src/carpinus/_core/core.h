@@ -42,6 +42,7 @@ typedef struct {
     PyTypeObject *RequestCycle_Type;
     PyTypeObject *Ready_Type;
     PyTypeObject *AppRunner_Type;
+    PyTypeObject *LazyHeaders_Type;
     PyObject *ClientDisconnected; /* OSError subclass raised by send() */
 
     /* interned scope keys */
@@ -297,11 +298,25 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers);
 PyObject *cp_scope_template(cp_state *st, PyObject *root_path);
 
+/* ---- headers_lazy.c ------------------------------------------------ */
+
+/* A list-compatible sequence of (name, value) tuples over a private copy of
+   a request's header lines; each tuple is built on first access, and the
+   whole list is materialized on the first mutation.  Names are built with
+   cp_header_name_ex(st, name_cache, ...).  buf/headers are only read during
+   the call (the object keeps its own copy). */
+PyObject *cp_lazy_headers_new(cp_state *st, int name_cache, const char *buf,
+                              const cp_header *headers, size_t n);
+extern PyType_Spec cp_lazy_headers_spec;
+
 /* ---- headers.c ----------------------------------------------------- */
 
 int cp_common_headers_init(cp_state *st);
 /* New reference to the lowercased name as bytes (shared when common). */
 PyObject *cp_header_name(cp_state *st, const char *name, size_t len);
+/* The same with the shared-name cache on (use_cache) or off (always a new
+   bytes object: the header_names optimization switched off). */
+PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_t len);
 
 /* ---- response.c ---------------------------------------------------- */
 

@@ -112,3 +112,19 @@ PyObject *cp_header_name(cp_state *st, const char *name, size_t len)
     }
     return out;
 }
+
+PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_t len)
+{
+    if (use_cache) {
+        return cp_header_name(st, name, len);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *dst = PyBytes_AS_STRING(out);
+    for (size_t i = 0; i < len; i++) {
+        dst[i] = lower_ascii(name[i]);
+    }
+    return out;
+}

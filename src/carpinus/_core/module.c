@@ -30,6 +30,7 @@ static inline cp_state *get_state(PyObject *module)
     X(RequestCycle_Type)                                                                 \
     X(Ready_Type)                                                                        \
     X(AppRunner_Type)                                                                    \
+    X(LazyHeaders_Type)                                                                  \
     X(ClientDisconnected)                                                                \
     X(k_type)                                                                            \
     X(k_asgi)                                                                            \
@@ -151,7 +152,8 @@ static int core_exec(PyObject *module)
         add_type(module, &st->HttpProtocol_Type, &cp_protocol_spec, bases) < 0 ||
         add_type(module, &st->RequestCycle_Type, &cp_cycle_spec, NULL) < 0 ||
         add_type(module, &st->Ready_Type, &cp_ready_spec, NULL) < 0 ||
-        add_type(module, &st->AppRunner_Type, &cp_runner_spec, NULL) < 0) {
+        add_type(module, &st->AppRunner_Type, &cp_runner_spec, NULL) < 0 ||
+        add_type(module, &st->LazyHeaders_Type, &cp_lazy_headers_spec, NULL) < 0) {
         goto fail;
     }
     st->ClientDisconnected = PyErr_NewExceptionWithDoc(
