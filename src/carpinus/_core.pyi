@@ -4,6 +4,18 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+OPT_ZERO_COPY_BODY: int
+OPT_DIRECT_RESPONSE: int
+OPT_SCOPE_CACHE: int
+OPT_HEADER_NAMES: int
+OPT_LAZY_HEADERS: int
+OPT_STATUS_CACHE: int
+ZERO_COPY_MAX: int
+
+class LazyHeaders:
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: Any) -> Any: ...
+
 def tune_allocator(trim_threshold: int, mmap_threshold: int) -> bool: ...
 
 class ClientDisconnected(OSError):
@@ -32,6 +44,10 @@ class ServerState:
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
         use_writelines: bool = False,
+        optimizations: int = ...,
+        zero_copy_threshold: int = 16384,
+        lazy_headers_min: int = 4,
+        scope_cache_size: int = 64,
     ) -> None: ...
     def __call__(self) -> HttpProtocol: ...
     def tick(self) -> None: ...

@@ -9,6 +9,7 @@ import click
 
 import carpinus
 from carpinus.config import LOG_LEVELS, Config, ConfigError
+from carpinus.optimizations import parse_switch
 from carpinus.server import Server
 
 
@@ -74,6 +75,18 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @click.option("--malloc-tuning/--no-malloc-tuning", default=True, show_default=True,
               help="On glibc, keep freed heap memory (up to 64 MiB) for reuse instead of "
                    "returning it to the OS after every burst of requests.")
+@click.option("--opt", "opt", multiple=True, metavar="NAME=on|off",
+              help="Switch one marshalling optimization (repeatable): zero_copy_body, "
+                   "direct_response, scope_cache, header_names, lazy_headers, status_cache. "
+                   "Defaults and measurements: docs/optimizations.md.")
+@click.option("--zero-copy-threshold", default=16384, type=int, show_default=True,
+              help="Request bodies of at least this many bytes (with a Content-Length) are "
+                   "read by the kernel straight into the bytes object the app receives.")
+@click.option("--lazy-headers-min", default=4, type=int, show_default=True,
+              help="With lazy_headers on, requests with at least this many headers get a "
+                   "scope['headers'] that builds its items on first access.")
+@click.option("--scope-cache-size", default=64, type=int, show_default=True,
+              help="Slots of the per-path scope template cache (scope_cache).")
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
 def main(app: str | None, **options: Any) -> None:
@@ -82,7 +95,8 @@ def main(app: str | None, **options: Any) -> None:
     Without APP, serve the bundled demo app (carpinus.demo:app).
     """
     try:
-        config = Config(app, **options)
+        switches = dict(parse_switch(text) for text in options.pop("opt"))
+        config = Config(app, optimizations=switches, **options)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     code = Server(config).run()

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from carpinus.importer import ImportFromStringError, import_from_string
+from carpinus.optimizations import resolve as resolve_optimizations
 
 LoopChoice = Literal["auto", "asyncio", "uvloop"]
 LifespanChoice = Literal["auto", "on", "off"]
@@ -71,6 +72,10 @@ class Config:
         factory: bool = False,
         gc_freeze: bool = True,
         malloc_tuning: bool = True,
+        optimizations: Mapping[str, bool] | None = None,
+        zero_copy_threshold: int = 16384,
+        lazy_headers_min: int = 4,
+        scope_cache_size: int = 64,
         app_dir: str | None = None,
         configure_logging: bool = True,
     ) -> None:
@@ -100,6 +105,13 @@ class Config:
         self.factory = factory
         self.gc_freeze = gc_freeze
         self.malloc_tuning = malloc_tuning
+        try:
+            self.optimizations = resolve_optimizations(optimizations)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.zero_copy_threshold = zero_copy_threshold
+        self.lazy_headers_min = lazy_headers_min
+        self.scope_cache_size = scope_cache_size
         self.app_dir = app_dir
         self.configure_logging = configure_logging
         self.loaded_app: Callable[..., Any] | None = None
@@ -134,6 +146,12 @@ class Config:
             raise ConfigError("limit_request_body must be >= 0")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
             raise ConfigError("limit_concurrency must be >= 1")
+        if self.zero_copy_threshold < 1:
+            raise ConfigError("zero_copy_threshold must be >= 1")
+        if self.lazy_headers_min < 0:
+            raise ConfigError("lazy_headers_min must be >= 0")
+        if not 1 <= self.scope_cache_size <= 1 << 20:
+            raise ConfigError("scope_cache_size must be between 1 and 1048576")
         if self.backlog < 1:
             raise ConfigError("backlog must be >= 1")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:

@@ -68,6 +68,13 @@ typedef struct {
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_add, *s_discard,
         *s_process_pending;
     PyObject *done_awaitable; /* Ready(None): what a non-blocking send returns */
+    /* status lines "HTTP/1.1 NNN Reason\r\n" for 100..599 (status_cache) */
+    char status_lines[500][48];
+    unsigned char status_line_len[500];
+    /* counters kept where the work happens (not per server) */
+    uint64_t header_name_hits;
+    uint64_t header_name_misses;
+    uint64_t lazy_headers_materialized;
 } cp_state;
 
 /* ---- awaitable.c --------------------------------------------------- */
@@ -83,13 +90,46 @@ extern PyType_Spec cp_ready_spec;
 struct HttpProtocol;
 struct RequestCycle;
 
+/* The six marshalling optimizations of the reference design, each switchable
+   (docs/optimizations.md).  ServerState.opts holds the bits that are on. */
+#define CP_OPT_ZERO_COPY_BODY 0x01  /* body read by the kernel into its bytes */
+#define CP_OPT_DIRECT_RESPONSE 0x02 /* interned-key reads, one coalesced write */
+#define CP_OPT_SCOPE_CACHE 0x04     /* per-path scope templates */
+#define CP_OPT_HEADER_NAMES 0x08    /* shared bytes for common header names */
+#define CP_OPT_LAZY_HEADERS 0x10    /* headers built on first access */
+#define CP_OPT_STATUS_CACHE 0x20    /* cached status lines and Date */
+#define CP_OPT_ALL 0x3f
+
+/* Bodies at or above the threshold are read straight into their bytes
+   object only up to this size; larger ones stream in chunks as usual. */
+#define CP_ZERO_COPY_MAX (4 * 1024 * 1024)
+
 typedef struct {
     uint64_t connections_total;
     uint64_t requests_total;
     uint64_t parse_errors;
     uint64_t app_errors;
     uint64_t body_bytes;
+    /* what the optimizations did (tests prove each switch with these) */
+    uint64_t body_bytes_zero_copy; /* received straight into the app's bytes */
+    uint64_t body_bytes_copied;    /* copied from the read buffer */
+    uint64_t scope_cache_hits;
+    uint64_t scope_cache_misses;
+    uint64_t lazy_headers_created;
+    uint64_t headers_built;        /* scope header lists built eagerly */
+    uint64_t responses_coalesced;  /* head and body in one write */
+    uint64_t responses_split;      /* head written on its own */
+    uint64_t status_lines_cached;  /* status lines copied from the cache */
+    uint64_t status_lines_formatted;
 } cp_stats;
+
+/* One slot of the scope template cache: requests whose raw path is `key`
+   start from a copy of `scope` (path and raw_path already set). */
+typedef struct {
+    uint64_t hash;
+    PyObject *key;   /* bytes: the raw path */
+    PyObject *scope; /* dict template */
+} cp_scope_slot;
 
 typedef struct ServerState {
     PyObject_HEAD
@@ -139,6 +179,13 @@ typedef struct ServerState {
     time_t date_second;
     char date_line[48]; /* "date: Fri, 27 Nov 2026 07:54:03 GMT\r\n" */
     size_t date_len;
+
+    /* optimizations (see CP_OPT_*) */
+    unsigned opts;
+    size_t zero_copy_threshold;
+    size_t lazy_headers_min;
+    size_t scope_cache_size;
+    cp_scope_slot *scope_cache; /* scope_cache_size slots */
 
     cp_stats stats;
 } ServerState;
@@ -199,6 +246,11 @@ typedef struct HttpProtocol {
     uint64_t body_remaining; /* CP_BODY_LENGTH */
     uint64_t body_seen;      /* bytes of body decoded so far */
     cp_chunked chunked;
+    /* zero_copy_body: the bytes object the body is being read into, and how
+       much of it is filled; in_zc while the transport holds a view of it */
+    PyObject *zc_body;
+    size_t zc_fill;
+    int in_zc;
 
     struct RequestCycle *cycle; /* strong; the request being served */
 
@@ -279,8 +331,9 @@ void cp_cycle_app_done(RequestCycle *cy, int failed);
    awaitable) plus completion bookkeeping. */
 PyObject *cp_runner_new(RequestCycle *cy, PyObject *scope, PyObject *app_result);
 extern PyType_Spec cp_runner_spec;
-/* Body bytes arrived for this request; data is a new reference (stolen). */
-int cp_cycle_push_body(RequestCycle *cy, PyObject *data);
+/* Body bytes arrived for this request; data is a new reference (stolen).
+   last: these are the final bytes of the body. */
+int cp_cycle_push_body(RequestCycle *cy, PyObject *data, int last);
 /* The request body ended. */
 int cp_cycle_body_done(RequestCycle *cy);
 /* The client half-closed after sending the whole request. */
@@ -328,6 +381,8 @@ int cp_response_body(RequestCycle *cy, PyObject *message);
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
 const char *cp_reason_phrase(int status);
+/* "HTTP/1.1 NNN Reason\r\n" into out (>= 48 bytes); returns its length. */
+size_t cp_format_status_line(char *out, int status);
 
 /* ---- module.c ------------------------------------------------------ */
 

@@ -41,9 +41,14 @@ static void wake_receiver(RequestCycle *cy);
 
 /* ---- body queue ----------------------------------------------------- */
 
-int cp_cycle_push_body(RequestCycle *cy, PyObject *data)
+int cp_cycle_push_body(RequestCycle *cy, PyObject *data, int last)
 {
     Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (last) {
+        /* so that a waiting receive() gets more_body=False with these bytes
+           instead of an extra empty message after them */
+        cy->body_complete = 1;
+    }
     if (n == 0 || cy->body_final_sent || cy->disconnected) {
         Py_DECREF(data);
         return 0;

@@ -96,12 +96,15 @@ PyObject *cp_header_name(cp_state *st, const char *name, size_t len)
             for (int n = 0; slot[n] >= 0; n++) {
                 PyObject *cand = st->common_headers[slot[n]];
                 if (memcmp(PyBytes_AS_STRING(cand), small, len) == 0) {
+                    st->header_name_hits++;
                     return Py_NewRef(cand);
                 }
             }
         }
+        st->header_name_misses++;
         return PyBytes_FromStringAndSize(small, (Py_ssize_t)len);
     }
+    st->header_name_misses++;
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
     if (out == NULL) {
         return NULL;

@@ -217,6 +217,19 @@ static int core_exec(PyObject *module)
     if (cp_common_headers_init(st) < 0) {
         goto fail;
     }
+    if (PyModule_AddIntConstant(module, "OPT_ZERO_COPY_BODY", CP_OPT_ZERO_COPY_BODY) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_DIRECT_RESPONSE", CP_OPT_DIRECT_RESPONSE) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_SCOPE_CACHE", CP_OPT_SCOPE_CACHE) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_HEADER_NAMES", CP_OPT_HEADER_NAMES) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
+        PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0) {
+        goto fail;
+    }
+    for (int code = 100; code < 600; code++) {
+        st->status_line_len[code - 100] =
+            (unsigned char)cp_format_status_line(st->status_lines[code - 100], code);
+    }
     st->done_awaitable = cp_ready_new(st, NULL);
     if (st->done_awaitable == NULL) {
         goto fail;

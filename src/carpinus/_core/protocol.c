@@ -43,6 +43,8 @@
                                  connection after an early response */
 #define MIN_READ 16384        /* least free space offered to a read */
 
+static void zc_drop(HttpProtocol *c);
+
 /* ---- buffer helpers ------------------------------------------------- */
 
 static void buf_free(HttpProtocol *c)
@@ -175,6 +177,7 @@ static void conn_fail(HttpProtocol *c, int status)
 {
     ServerState *s = c->server;
     s->stats.parse_errors++;
+    zc_drop(c);
     RequestCycle *cy = c->cycle;
     /* no answer once response bytes are out, or while draining the body of
        a request whose response was already sent */
@@ -228,6 +231,37 @@ static const char *cur_data(HttpProtocol *c)
     return c->in_scratch ? c->server->scratch : c->rbuf;
 }
 
+/* ---- zero_copy_body ------------------------------------------------- */
+
+/* Should this request's body be read straight into its final bytes object?
+   Only for a known length in [threshold, CP_ZERO_COPY_MAX]: the app then gets
+   the whole body as one bytes object in one http.request message. */
+static int zc_wanted(const ServerState *s, uint64_t length)
+{
+    return (s->opts & CP_OPT_ZERO_COPY_BODY) && length >= s->zero_copy_threshold &&
+           length <= CP_ZERO_COPY_MAX;
+}
+
+/* The body object is full: hand it to the request (or drop it). */
+static int zc_deliver(HttpProtocol *c)
+{
+    PyObject *body = c->zc_body;
+    c->zc_body = NULL;
+    c->zc_fill = 0;
+    if (c->state == CP_ST_BODY && c->cycle != NULL) {
+        return cp_cycle_push_body(c->cycle, body, 1); /* steals body */
+    }
+    Py_DECREF(body);
+    return 0;
+}
+
+static void zc_drop(HttpProtocol *c)
+{
+    Py_CLEAR(c->zc_body);
+    c->zc_fill = 0;
+    c->in_zc = 0;
+}
+
 /* Feed body bytes at rpos to the current request.  Returns 1 when progress
    was made, 0 when nothing is left to feed, -1 after a failure (closed). */
 static int feed_body(HttpProtocol *c)
@@ -242,9 +276,15 @@ static int feed_body(HttpProtocol *c)
     int ended = 0;
     if (c->body_mode == CP_BODY_LENGTH) {
         size_t n = len < c->body_remaining ? len : (size_t)c->body_remaining;
-        if (deliver) {
+        if (c->zc_body != NULL) {
+            /* bytes that came with the head (or a read we could not direct)
+               go into the same final object */
+            memcpy(PyBytes_AS_STRING(c->zc_body) + c->zc_fill, base, n);
+            c->zc_fill += n;
+        } else if (deliver) {
             PyObject *chunk = PyBytes_FromStringAndSize(base, (Py_ssize_t)n);
-            if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk) < 0) {
+            if (chunk == NULL ||
+                cp_cycle_push_body(c->cycle, chunk, n == c->body_remaining) < 0) {
                 goto error;
             }
         }
@@ -252,7 +292,11 @@ static int feed_body(HttpProtocol *c)
         c->body_remaining -= n;
         c->body_seen += n;
         s->stats.body_bytes += n;
+        s->stats.body_bytes_copied += n;
         ended = c->body_remaining == 0;
+        if (ended && c->zc_body != NULL && zc_deliver(c) < 0) {
+            goto error;
+        }
     } else {
         size_t used = 0;
         while (used < len) {
@@ -271,10 +315,11 @@ static int feed_body(HttpProtocol *c)
                     conn_fail(c, 413);
                     return -1;
                 }
+                s->stats.body_bytes_copied += dlen;
                 if (deliver) {
                     PyObject *chunk =
                         PyBytes_FromStringAndSize(base + used + off, (Py_ssize_t)dlen);
-                    if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk) < 0) {
+                    if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk, 0) < 0) {
                         c->rpos += used;
                         goto error;
                     }
@@ -388,6 +433,15 @@ static int try_head(HttpProtocol *c)
     } else if (req.content_length > 0) {
         c->body_mode = CP_BODY_LENGTH;
         c->body_remaining = (uint64_t)req.content_length;
+        if (zc_wanted(s, c->body_remaining)) {
+            c->zc_body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)c->body_remaining);
+            if (c->zc_body == NULL) {
+                c->cycle = cy;
+                Py_DECREF(scope);
+                goto error;
+            }
+            c->zc_fill = 0;
+        }
     } else {
         c->body_mode = CP_BODY_NONE;
     }
@@ -495,6 +549,7 @@ void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
         set_keep_alive_deadline(c);
     } else if (c->state == CP_ST_BODY) {
         /* answered before the body was read: drop the rest if it is small */
+        zc_drop(c);
         if (c->body_mode == CP_BODY_LENGTH && c->body_remaining <= DRAIN_MAX &&
             (cy == NULL || !cy->expect_continue)) {
             c->state = CP_ST_DRAIN;
@@ -609,6 +664,14 @@ fail:
 static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
 {
     (void)sizehint;
+    if (c->zc_body != NULL && c->rlen == c->rpos && c->state == CP_ST_BODY) {
+        /* the kernel writes the rest of the body into its final object */
+        c->in_zc = 1;
+        c->in_scratch = 0;
+        return PyMemoryView_FromMemory(PyBytes_AS_STRING(c->zc_body) + c->zc_fill,
+                                       (Py_ssize_t)c->body_remaining, PyBUF_WRITE);
+    }
+    c->in_zc = 0;
     if (c->rlen > c->rpos) {
         c->in_scratch = 0;
         if (buf_reserve(c, MIN_READ) < 0) {
@@ -633,6 +696,36 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
     }
     if (c->state == CP_ST_CLOSED) {
         c->in_scratch = 0;
+        c->in_zc = 0;
+        Py_RETURN_NONE;
+    }
+    if (c->in_zc) {
+        c->in_zc = 0;
+        if (c->zc_body == NULL || (size_t)n > c->body_remaining) {
+            PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the body holds");
+            return NULL;
+        }
+        ServerState *s = c->server;
+        c->zc_fill += (size_t)n;
+        c->body_remaining -= (size_t)n;
+        c->body_seen += (size_t)n;
+        s->stats.body_bytes += (size_t)n;
+        s->stats.body_bytes_zero_copy += (size_t)n;
+        if (c->body_remaining == 0) {
+            Py_INCREF(c);
+            if (zc_deliver(c) < 0) {
+                PyErr_WriteUnraisable((PyObject *)c);
+                conn_fail(c, 500);
+            } else if (c->state == CP_ST_BODY) {
+                c->state = CP_ST_WAIT_RESPONSE;
+                if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
+                    PyErr_WriteUnraisable((PyObject *)c);
+                    conn_fail(c, 500);
+                }
+            }
+            update_reading(c);
+            Py_DECREF(c);
+        }
         Py_RETURN_NONE;
     }
     size_t cap = c->in_scratch ? c->server->scratch_cap : c->rcap;
@@ -707,6 +800,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
     }
     Py_CLEAR(c->write);
     Py_CLEAR(c->transport);
+    zc_drop(c);
     buf_free(c);
     cp_server_unlink(c->server, c);
 }
@@ -777,11 +871,13 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
     Py_VISIT(c->client);
     Py_VISIT(c->server_addr);
     Py_VISIT(c->cycle);
+    Py_VISIT(c->zc_body);
     return 0;
 }
 
 static int proto_clear(HttpProtocol *c)
 {
+    Py_CLEAR(c->zc_body);
     Py_CLEAR(c->transport);
     Py_CLEAR(c->write);
     Py_CLEAR(c->client);

@@ -251,7 +251,7 @@ static int head_put_field(RequestCycle *cy, const char *name, size_t nlen,
     return 0;
 }
 
-static size_t format_status_line(char *out, int status)
+size_t cp_format_status_line(char *out, int status)
 {
     const char *reason = cp_reason_phrase(status);
     size_t rlen = strlen(reason);
@@ -266,18 +266,53 @@ static size_t format_status_line(char *out, int status)
     return 15 + rlen;
 }
 
+/* The status line into out (>= 48 bytes); from the module's table when the
+   status_cache optimization is on. */
+static size_t status_line(ServerState *s, char *out, int status)
+{
+    if (s->opts & CP_OPT_STATUS_CACHE) {
+        const cp_state *st = s->mod;
+        size_t n = st->status_line_len[status - 100];
+        memcpy(out, st->status_lines[status - 100], n);
+        s->stats.status_lines_cached++;
+        return n;
+    }
+    s->stats.status_lines_formatted++;
+    return cp_format_status_line(out, status);
+}
+
+/* Make s->date_line current: cached for the second with status_cache,
+   formatted for every response without it. */
+static int date_line(ServerState *s)
+{
+    if (!(s->opts & CP_OPT_STATUS_CACHE)) {
+        s->date_len = 0; /* forces cp_server_refresh_date to format again */
+    }
+    cp_server_refresh_date(s);
+    return 0;
+}
+
 /* ---- message access ------------------------------------------------- */
 
 /* New reference to message[key], or NULL without an exception when the key
-   is absent; NULL with an exception on error. */
-static PyObject *msg_get(PyObject *message, PyObject *key)
+   is absent; NULL with an exception on error.  With direct_response the key
+   is the module's interned str and an exact dict is read directly; without
+   it, the generic mapping protocol with a key made from `name` (the
+   baseline the optimization is measured against). */
+static PyObject *msg_get(const ServerState *s, PyObject *message, PyObject *key,
+                         const char *name)
 {
-    if (PyDict_CheckExact(message)) {
-        PyObject *v = PyDict_GetItemWithError(message, key);
+    PyObject *v;
+    if ((s->opts & CP_OPT_DIRECT_RESPONSE) && PyDict_CheckExact(message)) {
+        v = PyDict_GetItemWithError(message, key);
         Py_XINCREF(v);
         return v;
     }
-    PyObject *v = PyObject_GetItem(message, key);
+    if (s->opts & CP_OPT_DIRECT_RESPONSE) {
+        v = PyObject_GetItem(message, key);
+    } else {
+        v = PyMapping_GetItemString(message, name);
+    }
     if (v == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
         PyErr_Clear();
     }
@@ -391,7 +426,7 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
 {
     ServerState *s = cy->server;
     cp_state *st = s->mod;
-    PyObject *status_obj = msg_get(message, st->k_status);
+    PyObject *status_obj = msg_get(s, message, st->k_status, "status");
     if (status_obj == NULL) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_RuntimeError,
@@ -418,10 +453,10 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
     cy->out_length = -1;
     cy->out_chunked = 0;
     cy->app_conn_close = 0;
-    cy->head_len = format_status_line(cy->head, cy->status);
+    cy->head_len = status_line(s, cy->head, cy->status);
 
     int seen_server = 0, seen_date = 0;
-    PyObject *headers = msg_get(message, st->k_headers);
+    PyObject *headers = msg_get(s, message, st->k_headers, "headers");
     if (headers == NULL && PyErr_Occurred()) {
         return -1;
     }
@@ -451,8 +486,7 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         }
     }
     if (s->date_header && !seen_date) {
-        cp_server_refresh_date(s);
-        if (head_put(cy, s->date_line, s->date_len) < 0) {
+        if (date_line(s) < 0 || head_put(cy, s->date_line, s->date_len) < 0) {
             return -1;
         }
     }
@@ -568,11 +602,11 @@ fail:
 int cp_response_body(RequestCycle *cy, PyObject *message)
 {
     cp_state *st = cy->server->mod;
-    PyObject *body = msg_get(message, st->k_body);
+    PyObject *body = msg_get(cy->server, message, st->k_body, "body");
     if (body == NULL && PyErr_Occurred()) {
         return -1;
     }
-    PyObject *more_obj = msg_get(message, st->k_more_body);
+    PyObject *more_obj = msg_get(cy->server, message, st->k_more_body, "more_body");
     if (more_obj == NULL && PyErr_Occurred()) {
         Py_XDECREF(body);
         return -1;
@@ -616,6 +650,18 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
     if (first) {
         if (finish_head(cy, blen, more_body) < 0) {
             goto done;
+        }
+        if (!(cy->server->opts & CP_OPT_DIRECT_RESPONSE)) {
+            /* baseline without direct_response: the head is its own write */
+            if (write_parts(cy, cy->head, cy->head_len, NULL, "", 0) < 0) {
+                goto done;
+            }
+            cy->head_len = 0;
+            cy->wire_started = 1;
+            first = 0;
+            cy->server->stats.responses_split++;
+        } else {
+            cy->server->stats.responses_coalesced++;
         }
     }
     const char *prefix = first ? cy->head : "";
@@ -689,7 +735,7 @@ done:
 PyObject *cp_error_response(ServerState *s, int status)
 {
     char buf[512];
-    size_t n = format_status_line(buf, status);
+    size_t n = cp_format_status_line(buf, status);
     const char *reason = cp_reason_phrase(status);
     size_t rlen = strlen(reason);
     n += (size_t)snprintf(buf + n, sizeof(buf) - n,
@@ -702,7 +748,7 @@ PyObject *cp_error_response(ServerState *s, int status)
         n += 18;
     }
     if (s->date_header) {
-        cp_server_refresh_date(s);
+        date_line(s);
         memcpy(buf + n, s->date_line, s->date_len);
         n += s->date_len;
     }

@@ -56,16 +56,23 @@ static PyObject *decode_path(const char *raw, size_t len)
     return res;
 }
 
-static PyObject *build_headers(cp_state *st, const char *buf, const cp_header *hdrs,
+static PyObject *build_headers(ServerState *s, const char *buf, const cp_header *hdrs,
                                size_t n)
 {
+    cp_state *st = s->mod;
+    int name_cache = (s->opts & CP_OPT_HEADER_NAMES) != 0;
+    if ((s->opts & CP_OPT_LAZY_HEADERS) && n >= s->lazy_headers_min && n > 0) {
+        s->stats.lazy_headers_created++;
+        return cp_lazy_headers_new(st, name_cache, buf, hdrs, n);
+    }
+    s->stats.headers_built++;
     PyObject *list = PyList_New((Py_ssize_t)n);
     if (list == NULL) {
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         const cp_header *h = &hdrs[i];
-        PyObject *name = cp_header_name(st, buf + h->name.off, h->name.len);
+        PyObject *name = cp_header_name_ex(st, name_cache, buf + h->name.off, h->name.len);
         if (name == NULL) {
             goto fail;
         }
@@ -137,36 +144,90 @@ PyObject *cp_scope_template(cp_state *st, PyObject *root_path)
     return t;
 }
 
+/* FNV-1a, as in the reference design: cheap and good enough for short paths. */
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A new dict for the request's scope with type, root_path, path and raw_path
+   filled in.  With the scope_cache optimization, the path-derived values
+   come from a per-path template: only what is decoded from the raw path is
+   ever reused (never the method, query, headers, client, ... -- the
+   reference implementation shipped a bug by caching the method). */
+static PyObject *scope_with_path(ServerState *s, const char *raw, size_t len)
+{
+    cp_state *st = s->mod;
+    cp_scope_slot *slot = NULL;
+    uint64_t hash = 0;
+    if (s->opts & CP_OPT_SCOPE_CACHE) {
+        hash = fnv1a(raw, len);
+        slot = &s->scope_cache[hash % s->scope_cache_size];
+        if (slot->key != NULL && slot->hash == hash &&
+            (size_t)PyBytes_GET_SIZE(slot->key) == len &&
+            memcmp(PyBytes_AS_STRING(slot->key), raw, len) == 0) {
+            s->stats.scope_cache_hits++;
+            return PyDict_Copy(slot->scope);
+        }
+        s->stats.scope_cache_misses++;
+    }
+    PyObject *scope = PyDict_Copy(s->scope_template);
+    PyObject *raw_path = PyBytes_FromStringAndSize(raw, (Py_ssize_t)len);
+    PyObject *path = decode_path(raw, len);
+    if (scope == NULL || raw_path == NULL || path == NULL ||
+        PyDict_SetItem(scope, st->k_path, path) < 0 ||
+        PyDict_SetItem(scope, st->k_raw_path, raw_path) < 0) {
+        goto fail;
+    }
+    if (slot != NULL) {
+        /* the slot keeps a pristine copy: apps mutate the dict they get */
+        PyObject *template = PyDict_Copy(scope);
+        if (template == NULL) {
+            goto fail;
+        }
+        Py_XSETREF(slot->scope, template);
+        Py_XSETREF(slot->key, Py_NewRef(raw_path));
+        slot->hash = hash;
+    }
+    Py_DECREF(raw_path);
+    Py_DECREF(path);
+    return scope;
+fail:
+    Py_XDECREF(scope);
+    Py_XDECREF(raw_path);
+    Py_XDECREF(path);
+    return NULL;
+}
+
 PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers)
 {
     cp_state *st = s->mod;
-    PyObject *scope = PyDict_Copy(s->scope_template);
-    if (scope == NULL) {
-        return NULL;
-    }
     const char *raw_path = buf + req->path.off;
     size_t raw_path_len = req->path.len;
     if (raw_path_len == 0) { /* absolute-form with an empty path */
         raw_path = "/";
         raw_path_len = 1;
     }
-
+    PyObject *scope = scope_with_path(s, raw_path, raw_path_len);
+    if (scope == NULL) {
+        return NULL;
+    }
     if (set_steal(scope, st->k_asgi, PyDict_Copy(st->asgi_template)) < 0 ||
-        set_steal(scope, st->k_http_version,
-                  Py_NewRef(req->http_minor ? st->v_1_1 : st->v_1_0)) < 0 ||
+        PyDict_SetItem(scope, st->k_http_version, req->http_minor ? st->v_1_1 : st->v_1_0) < 0 ||
         set_steal(scope, st->k_method, scope_method(st, buf, req)) < 0 ||
-        set_steal(scope, st->k_scheme, Py_NewRef(c->scheme)) < 0 ||
-        set_steal(scope, st->k_path, decode_path(raw_path, raw_path_len)) < 0 ||
-        set_steal(scope, st->k_raw_path,
-                  PyBytes_FromStringAndSize(raw_path, (Py_ssize_t)raw_path_len)) < 0 ||
+        PyDict_SetItem(scope, st->k_scheme, c->scheme) < 0 ||
         (req->query.len &&
          set_steal(scope, st->k_query_string,
                    PyBytes_FromStringAndSize(buf + req->query.off, req->query.len)) < 0) ||
         (!req->query.len &&
          PyDict_SetItem(scope, st->k_query_string, st->empty_bytes) < 0) ||
-        set_steal(scope, st->k_headers,
-                  build_headers(st, buf, headers, req->num_headers)) < 0 ||
+        set_steal(scope, st->k_headers, build_headers(s, buf, headers, req->num_headers)) < 0 ||
         PyDict_SetItem(scope, st->k_client, c->client) < 0 ||
         PyDict_SetItem(scope, st->k_server, c->server_addr) < 0 ||
         set_steal(scope, st->k_state, PyDict_Copy(s->lifespan_state)) < 0 ||

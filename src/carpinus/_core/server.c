@@ -121,6 +121,10 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "timeout_keep_alive",
                              "timeout_request_header",
                              "use_writelines",
+                             "optimizations",
+                             "zero_copy_threshold",
+                             "lazy_headers_min",
+                             "scope_cache_size",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
@@ -129,12 +133,15 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     PyObject *lim_body = Py_None, *lim_conc = Py_None;
     double keep_alive = 5.0, header_timeout = 10.0;
     int use_writelines = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddp", kwlist, &app, &loop,
+    unsigned int opts = CP_OPT_ALL;
+    Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnn", kwlist, &app, &loop,
                                      &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
-                                     &header_timeout, &use_writelines)) {
+                                     &header_timeout, &use_writelines, &opts, &zc_threshold,
+                                     &lazy_min, &cache_size)) {
         return NULL;
     }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
@@ -154,6 +161,22 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
     s->server_header = server_header;
     s->use_writelines = use_writelines;
+    if ((opts & ~(unsigned)CP_OPT_ALL) != 0 || zc_threshold < 1 || lazy_min < 0 ||
+        cache_size < 1 || cache_size > 1 << 20) {
+        PyErr_SetString(PyExc_ValueError,
+                        "bad optimization settings (unknown bits, zero_copy_threshold < 1, "
+                        "lazy_headers_min < 0 or scope_cache_size outside 1..2**20)");
+        goto fail;
+    }
+    s->opts = opts;
+    s->zero_copy_threshold = (size_t)zc_threshold;
+    s->lazy_headers_min = (size_t)lazy_min;
+    s->scope_cache_size = (size_t)cache_size;
+    s->scope_cache = PyMem_Calloc(s->scope_cache_size, sizeof(cp_scope_slot));
+    if (s->scope_cache == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     s->date_header = date_header;
     s->tasks = PySet_New(NULL);
     s->create_future = PyObject_GetAttrString(loop, "create_future");
@@ -317,13 +340,25 @@ static PyObject *server_close_all(ServerState *s, PyObject *unused)
 static PyObject *server_stats(ServerState *s, PyObject *unused)
 {
     (void)unused;
-    return Py_BuildValue("{sKsKsKsKsKsnsn}", "connections_total",
-                         (unsigned long long)s->stats.connections_total, "requests_total",
-                         (unsigned long long)s->stats.requests_total, "parse_errors",
-                         (unsigned long long)s->stats.parse_errors, "app_errors",
-                         (unsigned long long)s->stats.app_errors, "body_bytes",
-                         (unsigned long long)s->stats.body_bytes, "connections", s->n_conns,
-                         "active_requests", s->n_tasks);
+    const cp_stats *t = &s->stats;
+    const cp_state *st = s->mod;
+#define U(x) (unsigned long long)(x)
+    return Py_BuildValue(
+        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
+        U(t->connections_total), "requests_total", U(t->requests_total), "parse_errors",
+        U(t->parse_errors), "app_errors", U(t->app_errors), "body_bytes", U(t->body_bytes),
+        "connections", s->n_conns, "active_requests", s->n_tasks, "body_bytes_zero_copy",
+        U(t->body_bytes_zero_copy), "body_bytes_copied", U(t->body_bytes_copied),
+        "scope_cache_hits", U(t->scope_cache_hits), "scope_cache_misses",
+        U(t->scope_cache_misses), "lazy_headers_created", U(t->lazy_headers_created),
+        "headers_built", U(t->headers_built), "responses_coalesced", U(t->responses_coalesced),
+        "responses_split", U(t->responses_split), "status_lines_cached",
+        U(t->status_lines_cached), "status_lines_formatted", U(t->status_lines_formatted),
+        /* module-wide: shared by every server of this interpreter */
+        "header_name_hits", U(st->header_name_hits), "header_name_misses",
+        U(st->header_name_misses), "lazy_headers_materialized",
+        U(st->lazy_headers_materialized), "optimizations", U(s->opts));
+#undef U
 }
 
 static PyObject *server_get_connections(ServerState *s, void *closure)
@@ -371,6 +406,10 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->log_error);
     Py_VISIT(s->tasks);
     Py_VISIT(s->scratch_view);
+    for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
+        Py_VISIT(s->scope_cache[i].key);
+        Py_VISIT(s->scope_cache[i].scope);
+    }
     for (HttpProtocol *c = s->conns; c != NULL; c = c->next) {
         Py_VISIT(c);
     }
@@ -397,6 +436,10 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->log_error);
     Py_CLEAR(s->tasks);
     Py_CLEAR(s->scratch_view);
+    for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
+        Py_CLEAR(s->scope_cache[i].key);
+        Py_CLEAR(s->scope_cache[i].scope);
+    }
     Py_CLEAR(s->module);
     return 0;
 }
@@ -408,6 +451,7 @@ static void server_dealloc(ServerState *s)
     server_clear(s);
     PyMem_Free(s->scratch);
     PyMem_Free(s->header_spans);
+    PyMem_Free(s->scope_cache);
     tp->tp_free((PyObject *)s);
     Py_DECREF(tp);
 }

@@ -10,6 +10,7 @@ from typing import Any
 from carpinus import _core
 from carpinus.config import Config
 from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER, access_line
+from carpinus.optimizations import bits as optimization_bits
 
 logger = logging.getLogger(ERROR_LOGGER)
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -65,4 +66,8 @@ def make_server_state(
         timeout_keep_alive=float(config.timeout_keep_alive),
         timeout_request_header=float(config.timeout_request_header),
         use_writelines=type(loop).__module__.startswith("uvloop"),
+        optimizations=optimization_bits(config.optimizations),
+        zero_copy_threshold=config.zero_copy_threshold,
+        lazy_headers_min=config.lazy_headers_min,
+        scope_cache_size=config.scope_cache_size,
     )
