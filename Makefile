@@ -19,7 +19,7 @@ PORT ?= 8000
 
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
-.PHONY: serve tools test test-main test-c test-asan test-next fuzz fuzz-smoke bench lint clean
+.PHONY: serve tools test test-main test-opts-off test-c test-asan test-next fuzz fuzz-smoke bench lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -30,7 +30,7 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: tools lint test-main test-c test-asan fuzz-smoke test-next
+test: tools lint test-main test-opts-off test-c test-asan fuzz-smoke test-next
 	@echo "all test legs passed"
 
 tools:
@@ -38,6 +38,10 @@ tools:
 
 test-main: $(VENV)/.built
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The behavioural suite again with every marshalling optimization switched off.
+test-opts-off: $(VENV)/.built
+	CARPINUS_TEST_OPTIMIZATIONS=off $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # The parser's own C tests (gcc, -Werror, ASan+UBSan).
 test-c:

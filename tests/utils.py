@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carpinus.config import Config
+from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.server import Server
 
 START_TIMEOUT = 10.0
@@ -43,6 +45,11 @@ def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
     options.setdefault("lifespan", "off")
     options.setdefault("configure_logging", False)  # let pytest's caplog see records
     options.setdefault("gc_freeze", False)  # the test process starts many servers
+    # CARPINUS_TEST_OPTIMIZATIONS=off runs the whole suite with every
+    # marshalling optimization switched off (=all: every one on).
+    mode = os.environ.get("CARPINUS_TEST_OPTIMIZATIONS")
+    if mode and "optimizations" not in options:
+        options["optimizations"] = dict.fromkeys(OPTIMIZATIONS, mode != "off")
     config = Config(app, **options)
     server = Server(config)
     errors: list[BaseException] = []

@@ -1,0 +1,313 @@
+"""The six marshalling optimizations: each is active when on, inactive when off,
+and invisible to the app either way (the same scope, body and wire bytes).
+
+Activity is proven with the C core's counters (ServerState.stats()); the
+whole behavioural suite additionally runs with every switch off
+(CARPINUS_TEST_OPTIMIZATIONS=off, a `make test` leg).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from carpinus import _core
+from carpinus.config import Config, ConfigError
+from carpinus.optimizations import DEFAULTS, OPTIMIZATIONS, parse_switch, resolve
+from tests import apps
+from tests.utils import build_request
+
+ALL_ON = dict.fromkeys(OPTIMIZATIONS, True)
+ALL_OFF = dict.fromkeys(OPTIMIZATIONS, False)
+
+
+def only(name: str, on: bool) -> dict[str, bool]:
+    """Every switch at its default except `name`."""
+    return {**DEFAULTS, name: on}
+
+
+# -- configuration -----------------------------------------------------------
+
+
+def test_names_and_defaults() -> None:
+    assert set(OPTIMIZATIONS) == {"zero_copy_body", "direct_response", "scope_cache",
+                                  "header_names", "lazy_headers", "status_cache"}
+    assert resolve(None) == DEFAULTS
+    assert resolve({"scope_cache": False})["scope_cache"] is False
+    with pytest.raises(ValueError, match="unknown optimization"):
+        resolve({"scope_cash": False})
+    with pytest.raises(ConfigError):
+        Config(optimizations={"nope": True}, configure_logging=False)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("scope_cache=off", ("scope_cache", False)),
+    ("zero_copy_body=on", ("zero_copy_body", True)),
+    ("status_cache = false", ("status_cache", False)),
+    ("lazy_headers=1", ("lazy_headers", True)),
+])
+def test_parse_switch(text: str, expected: tuple[str, bool]) -> None:
+    assert parse_switch(text) == expected
+
+
+@pytest.mark.parametrize("text", ["scope_cache", "scope_cache=maybe", "bogus=on", "=on"])
+def test_parse_switch_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_switch(text)
+
+
+def test_threshold_options_validate() -> None:
+    for bad in ({"zero_copy_threshold": 0}, {"lazy_headers_min": -1},
+                {"scope_cache_size": 0}):
+        with pytest.raises(ConfigError):
+            Config(configure_logging=False, **bad)
+
+
+# -- zero_copy_body ----------------------------------------------------------
+
+
+def post_in_two_parts(handle, body: bytes, pause: float = 0.05):
+    """Head plus the first bytes, then (after the server has read them) the rest:
+    the rest is what the kernel can write straight into the body object."""
+    with handle.connect() as c:
+        head = build_request("POST", "/", [("Content-Length", str(len(body)))])
+        c.send(head + body[:1000])
+        time.sleep(pause)
+        c.send(body[1000:])
+        return c.read_response()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_zero_copy_body(serve, on: bool) -> None:
+    seen = []
+
+    async def app(scope, receive, send):
+        body, messages = await apps.read_body(receive)
+        seen.append((type(body), len(messages)))
+        await apps.send_text(send, body)
+
+    handle = serve(app, optimizations=only("zero_copy_body", on), zero_copy_threshold=4096)
+    body = bytes(range(256)) * 2000  # 512000 bytes, under ZERO_COPY_MAX
+    r = post_in_two_parts(handle, body)
+    assert r.body == body
+    stats = handle.state.stats()
+    if on:
+        assert stats["body_bytes_zero_copy"] >= len(body) - 1000
+        assert seen == [(bytes, 1)]  # one bytes object for the whole body
+    else:
+        assert stats["body_bytes_zero_copy"] == 0
+        assert stats["body_bytes_copied"] == len(body)
+    assert seen[0][0] is bytes
+
+
+def test_zero_copy_thresholds(serve) -> None:
+    """Below the threshold and above ZERO_COPY_MAX bodies are copied as usual."""
+    handle = serve(apps.echo_body, optimizations=ALL_ON, zero_copy_threshold=100_000)
+    small = b"s" * 50_000
+    assert post_in_two_parts(handle, small).body == small
+    assert handle.state.stats()["body_bytes_zero_copy"] == 0
+    big = b"b" * (_core.ZERO_COPY_MAX + 1)
+    assert post_in_two_parts(handle, big).body == big
+    assert handle.state.stats()["body_bytes_zero_copy"] == 0
+
+
+def test_zero_copy_client_vanishes_mid_body(serve) -> None:
+    """A body half received into its object, then the client leaves: nothing leaks,
+    the app hears disconnect, the server goes on."""
+    got = []
+
+    async def app(scope, receive, send):
+        got.append(await receive())
+
+    handle = serve(app, optimizations=ALL_ON, zero_copy_threshold=4096)
+    c = handle.connect()
+    c.send(build_request("POST", "/", [("Content-Length", "100000")]) + b"x" * 1000)
+    time.sleep(0.05)
+    c.send(b"y" * 20_000)
+    time.sleep(0.05)
+    c.close()
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got and got[0]["type"] == "http.disconnect"
+    with handle.connect() as c2:
+        assert c2.request("POST", "/", body=b"z" * 10).status == 500  # app sent nothing
+
+
+# -- direct_response ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_direct_response_same_bytes_fewer_writes(serve, on: bool) -> None:
+    handle = serve(apps.hello, optimizations=only("direct_response", on), date_header=False)
+    with handle.connect() as c:
+        r = c.request()
+    assert r.raw_head == (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
+                          b"server: carpinus\r\ncontent-length: 13")
+    assert r.body == b"Hello, World!"
+    stats = handle.state.stats()
+    assert (stats["responses_coalesced"], stats["responses_split"]) == ((1, 0) if on else (0, 1))
+
+
+def test_direct_response_reads_non_dict_mappings(serve) -> None:
+    """The fast path reads exact dicts; any other mapping still works."""
+    from collections import UserDict
+
+    async def app(scope, receive, send):
+        await send(UserDict({"type": "http.response.start", "status": 201, "headers": []}))
+        await send(UserDict({"type": "http.response.body", "body": b"m"}))
+
+    for switches in (ALL_ON, ALL_OFF):
+        handle = serve(app, optimizations=switches)
+        with handle.connect() as c:
+            r = c.request()
+        assert (r.status, r.body) == (201, b"m")
+
+
+# -- scope_cache -------------------------------------------------------------
+
+
+def test_scope_cache_reuses_only_path_values(serve) -> None:
+    """Same path, different method/query/headers/client: each scope is right
+    (the reference shipped a bug where the method came from the template)."""
+    scopes = []
+
+    async def app(scope, receive, send):
+        scopes.append({k: v for k, v in scope.items() if k != "state"})
+        scope["path"] = "/mutated"  # apps may mutate their scope
+        scope["added"] = True
+        await apps.send_text(send, b"ok")
+
+    handle = serve(app, optimizations=ALL_ON, root_path="/root")
+    with handle.connect() as c1, handle.connect() as c2:
+        c1.request("GET", "/caf%C3%A9?a=1", headers=[("X-One", "1")])
+        c2.request("POST", "/caf%C3%A9?b=2", headers=[("X-Two", "2")], body=b"x")
+        c1.request("DELETE", "/caf%C3%A9")
+    stats = handle.state.stats()
+    assert stats["scope_cache_hits"] == 2 and stats["scope_cache_misses"] == 1
+    assert [s["method"] for s in scopes] == ["GET", "POST", "DELETE"]
+    assert [s["query_string"] for s in scopes] == [b"a=1", b"b=2", b""]
+    assert [s["path"] for s in scopes] == ["/café"] * 3
+    assert [s["raw_path"] for s in scopes] == [b"/caf%C3%A9"] * 3
+    assert all(s["root_path"] == "/root" and "added" not in s for s in scopes)
+    assert scopes[0]["headers"][1] == (b"x-one", b"1")
+    assert scopes[1]["headers"][1] == (b"x-two", b"2")
+    assert scopes[0]["client"] != scopes[1]["client"]
+    assert scopes[0]["client"] == scopes[2]["client"]
+
+
+def test_scope_cache_full_and_colliding(serve) -> None:
+    """With one slot, alternating paths evict each other and stay correct."""
+    paths = []
+
+    async def app(scope, receive, send):
+        paths.append((scope["path"], scope["raw_path"], scope["method"]))
+        await apps.send_text(send, b"ok")
+
+    handle = serve(app, optimizations=ALL_ON, scope_cache_size=1)
+    with handle.connect() as c:
+        for i in range(6):
+            c.request("GET" if i % 2 else "PUT", f"/p{i % 3}")
+    assert paths == [(f"/p{i % 3}", f"/p{i % 3}".encode(), "GET" if i % 2 else "PUT")
+                     for i in range(6)]
+    stats = handle.state.stats()
+    assert stats["scope_cache_hits"] + stats["scope_cache_misses"] == 6
+
+
+def test_scope_cache_off(serve) -> None:
+    handle = serve(apps.echo_scope, optimizations=only("scope_cache", False))
+    with handle.connect() as c:
+        a = json.loads(c.request("GET", "/same").body)
+        b = json.loads(c.request("GET", "/same").body)
+    assert a["path"] == b["path"] == "/same"
+    stats = handle.state.stats()
+    assert stats["scope_cache_hits"] == stats["scope_cache_misses"] == 0
+
+
+# -- header_names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_header_names_shared(serve, on: bool) -> None:
+    names = []
+
+    async def app(scope, receive, send):
+        names.append(list(scope["headers"]))
+        await apps.send_text(send, b"ok")
+
+    switches = {**only("header_names", on), "lazy_headers": False}
+    handle = serve(app, optimizations=switches)
+    before = handle.state.stats()
+    with handle.connect() as c:
+        for _ in range(2):
+            c.request(headers=[("User-Agent", "x"), ("X-Custom-Thing", "y")])
+    first, second = names
+    assert [n for n, _ in first] == [b"host", b"user-agent", b"x-custom-thing"]
+    assert first == second
+    assert (first[1][0] is second[1][0]) is on  # the shared object for a common name
+    assert first[2][0] is not second[2][0]       # uncommon names are never shared
+    after = handle.state.stats()
+    hits = after["header_name_hits"] - before["header_name_hits"]
+    assert (hits >= 4) if on else (hits == 0)
+
+
+# -- lazy_headers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_lazy_headers(serve, on: bool) -> None:
+    seen = []
+
+    async def app(scope, receive, send):
+        headers = scope["headers"]
+        seen.append((type(headers).__name__, len(headers), list(headers)))
+        await apps.send_text(send, b"ok")
+
+    handle = serve(app, optimizations=only("lazy_headers", on), lazy_headers_min=3)
+    with handle.connect() as c:
+        c.request(headers=[("A", "1")])  # 2 headers with Host: under the minimum
+        c.request(headers=[("A", "1"), ("B", "2"), ("C", "")])
+    small, large = seen
+    assert small[0] == "list"
+    assert large[0] == ("LazyHeaders" if on else "list")
+    assert large[1:] == (4, [(b"host", b"test"), (b"a", b"1"), (b"b", b"2"), (b"c", b"")])
+    assert handle.state.stats()["lazy_headers_created"] == (1 if on else 0)
+
+
+# -- status_cache ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_status_cache(serve, on: bool) -> None:
+    async def app(scope, receive, send):
+        await apps.send_text(send, b"", status=int(scope["path"][1:]))
+
+    handle = serve(app, optimizations=only("status_cache", on))
+    with handle.connect() as c:
+        for code, reason in ((200, "OK"), (404, "Not Found"), (418, "I'm a Teapot"),
+                             (599, "")):
+            r = c.request("GET", f"/{code}")
+            assert (r.status, r.reason) == (code, reason)
+            assert r.header("date") is not None
+    stats = handle.state.stats()
+    cached, formatted = stats["status_lines_cached"], stats["status_lines_formatted"]
+    assert (cached, formatted) == ((4, 0) if on else (0, 4))
+
+
+# -- all together ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("switches", [ALL_ON, ALL_OFF], ids=["all-on", "all-off"])
+def test_scope_is_identical_either_way(serve, switches) -> None:
+    handle = serve(apps.echo_scope, optimizations=switches, lazy_headers_min=1)
+    with handle.connect() as c:
+        scope = json.loads(c.request("GET", "/a%20b?q=1", headers=[
+            ("Accept", "*/*"), ("X-A", "1"), ("x-a", "2"), ("Cookie", "")]).body)
+    assert scope["path"] == "/a b" and scope["raw_path"] == "/a%20b"
+    assert scope["headers"] == [["host", "test"], ["accept", "*/*"], ["x-a", "1"],
+                                ["x-a", "2"], ["cookie", ""]]
+    assert scope["method"] == "GET" and scope["query_string"] == "q=1"
+    assert handle.state.stats()["optimizations"] == sum(
+        getattr(_core, "OPT_" + name.upper()) for name, on in switches.items() if on)
