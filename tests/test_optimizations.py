@@ -311,3 +311,26 @@ def test_scope_is_identical_either_way(serve, switches) -> None:
     assert scope["method"] == "GET" and scope["query_string"] == "q=1"
     assert handle.state.stats()["optimizations"] == sum(
         getattr(_core, "OPT_" + name.upper()) for name, on in switches.items() if on)
+
+
+def test_lazy_headers_counted_when_materialized(serve) -> None:
+    """Reading two headers builds two items; appending materializes the list."""
+    built = []
+
+    async def app(scope, receive, send):
+        headers = scope["headers"]
+        headers[1], headers[-1]
+        built.append(headers._built)
+        if scope["path"] == "/mutate":
+            headers.append((b"x-added", b"1"))
+            built.append(headers._materialized)
+        await apps.send_text(send, b"ok")
+
+    handle = serve(app, optimizations={**ALL_ON}, lazy_headers_min=4)
+    before = handle.state.stats()["lazy_headers_materialized"]
+    with handle.connect() as c:
+        many = [("A", "1"), ("B", "2"), ("C", "3"), ("D", "4"), ("E", "5")]
+        c.request("GET", "/read", headers=many)
+        c.request("GET", "/mutate", headers=many)
+    assert built == [2, 2, True]
+    assert handle.state.stats()["lazy_headers_materialized"] - before == 1

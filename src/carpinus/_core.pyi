@@ -1,8 +1,8 @@
 """Typed stubs for the C core, carpinus._core."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, MutableSequence
+from typing import Any, overload
 
 OPT_ZERO_COPY_BODY: int
 OPT_DIRECT_RESPONSE: int
@@ -12,9 +12,24 @@ OPT_LAZY_HEADERS: int
 OPT_STATUS_CACHE: int
 ZERO_COPY_MAX: int
 
-class LazyHeaders:
+class LazyHeaders(MutableSequence[tuple[bytes, bytes]]):
+    """scope["headers"] with lazy_headers on: a list of (name, value) built on use."""
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[bytes, bytes]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[bytes, bytes]]: ...
+    @overload
+    def __setitem__(self, index: int, value: tuple[bytes, bytes]) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[tuple[bytes, bytes]]) -> None: ...
+    def __delitem__(self, index: int | slice) -> None: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, index: Any) -> Any: ...
+    def insert(self, index: int, value: tuple[bytes, bytes]) -> None: ...
+    @property
+    def _materialized(self) -> bool: ...
+    @property
+    def _built(self) -> int: ...
 
 def tune_allocator(trim_threshold: int, mmap_threshold: int) -> bool: ...
 

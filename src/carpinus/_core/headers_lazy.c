@@ -18,23 +18,29 @@
  *                 moves all of them (same objects) into a real list, `list`,
  *                 and from then on every operation is delegated to that list.
  *
- * Reads that need every item (slices with many elements, ==, repr, copy(),
- * count(), index(), +, *) work on a snapshot: a new list holding the built
- * tuples, which is then handed to list's own implementation.  That keeps the
- * exact semantics (and error messages) of list without a second copy of its
- * algorithms here, and a snapshot costs one pointer per field.  A snapshot
- * does not switch the object to materialized: `_materialized` tells whether
- * the app mutated the headers, which is what the counters want to know.
+ * Indexing, slicing, `in` and iteration build only the items they reach.
+ * Reads that need every item (==, <, repr, copy(), count(), index(), +, *)
+ * work on a snapshot: a new list holding the built tuples, which is then
+ * handed to list's own implementation.  That keeps the exact semantics (and
+ * error messages) of list without a second copy of its algorithms here, and
+ * a snapshot costs one pointer per field.  A snapshot does not switch the
+ * object to materialized: `_materialized` tells whether the app mutated the
+ * headers, which is what the counters want to know.
  *
  * Known differences from list, all accepted:
  *   - isinstance(x, list) is False (a list subclass could not stay lazy:
- *     list's C functions read ob_item directly).  The type is registered as
- *     collections.abc.MutableSequence by the module's Python side.
+ *     list's C functions, and C code that takes the PyList_Check fast paths,
+ *     read ob_item directly).  Code that needs a list calls list(x); the
+ *     type is meant to be registered as collections.abc.MutableSequence
+ *     where the package imports _core.
  *   - copy.copy(), copy.deepcopy() and pickle give a plain list (__reduce__).
+ *   - there is no __reversed__ attribute (reversed(x) works through
+ *     __len__ and __getitem__, with list_reverseiterator's semantics).
  *   - count()/index()/== on a not yet materialized object compare against a
  *     snapshot, so an __eq__ that mutates the headers while they run sees the
  *     old items; a real list would see the new ones.
- *   - Error messages of the methods forwarded to list mention "list".
+ *   - Error messages name "list" (as list's do) except for a wrong number
+ *     of arguments to append()/extend(), which name LazyHeaders.
  *
  * Re-entrancy: building a tuple allocates, an allocation can start the
  * cyclic GC, and a finalizer run by it is arbitrary Python code that might
@@ -364,7 +370,8 @@ static PyObject *lh_richcompare(PyObject *op, PyObject *other, int cmp)
 /* nb_add: self + list, list + self, self + self -> a new list. */
 static PyObject *lh_add(PyObject *left, PyObject *right)
 {
-    if (!(LH_Check(left) || PyList_Check(left)) || !(LH_Check(right) || PyList_Check(right))) {
+    if (!(LH_Check(left) || PyList_Check(left)) ||
+        !(LH_Check(right) || PyList_Check(right))) {
         Py_RETURN_NOTIMPLEMENTED; /* then TypeError, as list + tuple */
     }
     PyObject *a = NULL, *b = NULL, *res = NULL;
@@ -421,6 +428,7 @@ static int lh_materialize(LazyHeaders *self)
         self->entries[i].item = NULL;
     }
     self->list = list;
+    ((cp_state *)PyType_GetModuleState(Py_TYPE(self)))->lazy_headers_materialized++;
     if (!PyObject_GC_IsTracked((PyObject *)self)) {
         PyObject_GC_Track((PyObject *)self);
     }
@@ -515,8 +523,8 @@ static PyObject *lh_extend(PyObject *op, PyObject *iterable)
 /* Call list's own method `name` with our arguments: on the materialized list
    (mutating methods materialize first) or on a snapshot (reads).  Argument
    parsing and errors are then exactly list's. */
-static PyObject *forward(PyObject *op, const char *name, int mutates, PyObject *const *args,
-                         Py_ssize_t nargs, PyObject *kwnames)
+static PyObject *forward(PyObject *op, const char *name, int mutates,
+                         PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     PyObject *target, *meth, *res;
@@ -538,11 +546,11 @@ static PyObject *forward(PyObject *op, const char *name, int mutates, PyObject *
     return res;
 }
 
-#define FORWARD(pyname, mutates)                                                      \
-    static PyObject *lh_fwd_##pyname(PyObject *op, PyObject *const *args, Py_ssize_t nargs, \
-                                 PyObject *kwnames)                                    \
-    {                                                                                  \
-        return forward(op, #pyname, mutates, args, nargs, kwnames);                    \
+#define FORWARD(pyname, mutates)                                                   \
+    static PyObject *lh_fwd_##pyname(PyObject *op, PyObject *const *args,            \
+                                     Py_ssize_t nargs, PyObject *kwnames)            \
+    {                                                                               \
+        return forward(op, #pyname, mutates, args, nargs, kwnames);                 \
     }
 
 FORWARD(insert, 1)
@@ -590,8 +598,8 @@ static PyObject *lh_from_pairs(PyObject *cls, PyObject *const *args, Py_ssize_t 
     cp_header *spans = NULL;
 
     if (nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "_from_pairs() takes at most 2 arguments (%zd given)",
-                     nargs);
+        PyErr_Format(PyExc_TypeError,
+                     "_from_pairs() takes at most 2 arguments (%zd given)", nargs);
         return NULL;
     }
     pairs = nargs > 0 ? args[0] : NULL;
@@ -611,7 +619,8 @@ static PyObject *lh_from_pairs(PyObject *cls, PyObject *const *args, Py_ssize_t 
         *slot = args[nargs + k];
     }
     if (pairs == NULL) {
-        PyErr_SetString(PyExc_TypeError, "_from_pairs() missing required argument 'pairs'");
+        PyErr_SetString(PyExc_TypeError,
+                        "_from_pairs() missing required argument 'pairs'");
         return NULL;
     }
     int name_cache = cache_arg != NULL ? PyObject_IsTrue(cache_arg) : 1;
@@ -628,7 +637,8 @@ static PyObject *lh_from_pairs(PyObject *cls, PyObject *const *args, Py_ssize_t 
     size_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = PySequence_Fast_GET_ITEM(fast, i);
-        if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2 ||
+        if (!(PyTuple_Check(pair) || PyList_Check(pair)) ||
+            PySequence_Fast_GET_SIZE(pair) != 2 ||
             !PyBytes_Check(PySequence_Fast_GET_ITEM(pair, 0)) ||
             !PyBytes_Check(PySequence_Fast_GET_ITEM(pair, 1))) {
             PyErr_Format(PyExc_TypeError, "pairs[%zd] is not a (bytes, bytes) pair", i);
@@ -637,7 +647,8 @@ static PyObject *lh_from_pairs(PyObject *cls, PyObject *const *args, Py_ssize_t 
         total += (size_t)PyBytes_GET_SIZE(PySequence_Fast_GET_ITEM(pair, 0)) +
                  (size_t)PyBytes_GET_SIZE(PySequence_Fast_GET_ITEM(pair, 1)) + 4;
         if (total > UINT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "header block too large for 32-bit spans");
+            PyErr_SetString(PyExc_ValueError,
+                            "header block too large for 32-bit spans");
             goto done;
         }
     }
@@ -654,7 +665,8 @@ static PyObject *lh_from_pairs(PyObject *cls, PyObject *const *args, Py_ssize_t 
         PyObject *pair = PySequence_Fast_GET_ITEM(fast, i);
         PyObject *name = PySequence_Fast_GET_ITEM(pair, 0);
         PyObject *value = PySequence_Fast_GET_ITEM(pair, 1);
-        size_t nlen = (size_t)PyBytes_GET_SIZE(name), vlen = (size_t)PyBytes_GET_SIZE(value);
+        size_t nlen = (size_t)PyBytes_GET_SIZE(name);
+        size_t vlen = (size_t)PyBytes_GET_SIZE(value);
         spans[i].name.off = (uint32_t)pos;
         spans[i].name.len = (uint32_t)nlen;
         memcpy(buf + pos, PyBytes_AS_STRING(name), nlen);
@@ -668,8 +680,8 @@ static PyObject *lh_from_pairs(PyObject *cls, PyObject *const *args, Py_ssize_t 
         memcpy(buf + pos, "\r\n", 2);
         pos += 2;
     }
-    res = cp_lazy_headers_new(cp_get_state_from_type((PyTypeObject *)cls), name_cache, buf,
-                              spans, (size_t)n);
+    res = cp_lazy_headers_new(cp_get_state_from_type((PyTypeObject *)cls), name_cache,
+                              buf, spans, (size_t)n);
 done:
     PyMem_Free(buf);
     PyMem_Free(spans);
@@ -724,7 +736,8 @@ static void lh_dealloc(PyObject *op)
 }
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
-#define METH(name, func, flags, doc) {name, (PyCFunction)(void (*)(void))func, flags, doc}
+#define METH(name, func, flags, doc)                                                 \
+    {name, (PyCFunction)(void (*)(void))func, flags, doc}
 
 static PyMethodDef lh_methods[] = {
     METH("append", lh_append, METH_O, "As list.append()."),
@@ -751,9 +764,9 @@ static PyMethodDef lh_methods[] = {
 
 static PyGetSetDef lh_getset[] = {
     {"_materialized", lh_get_materialized, NULL,
-     "Whether a mutation turned the object into a plain list internally (testing).", NULL},
-    {"_built", lh_get_built, NULL, "How many (name, value) tuples were built (testing).",
-     NULL},
+     "Whether a mutation turned the object into a list internally (testing).", NULL},
+    {"_built", lh_get_built, NULL,
+     "How many (name, value) tuples were built so far (testing).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import logging
 import sys
 from typing import Any
@@ -16,6 +17,10 @@ logger = logging.getLogger(ERROR_LOGGER)
 access_logger = logging.getLogger(ACCESS_LOGGER)
 
 ClientDisconnected = _core.ClientDisconnected
+
+# scope["headers"] may be a LazyHeaders (the lazy_headers optimization): make
+# it a MutableSequence for isinstance() checks, as a list is.
+collections.abc.MutableSequence.register(_core.LazyHeaders)
 
 
 def report_exception(exc: BaseException, scope: dict[str, Any], disconnected: bool) -> None:
