@@ -11,8 +11,9 @@ sockets and the kernel would otherwise drown in noise.
 
     python benchmarks/micro.py                 # ns/request: all on, all off, each off
     python benchmarks/micro.py --modes all-on,all-off --json out.json
-    valgrind --tool=callgrind python benchmarks/micro.py --requests 2000 --workloads hello
-        # instructions per request, exactly repeatable
+    python benchmarks/micro.py --instructions   # instructions/request under callgrind:
+        # exactly repeatable, unlike ns on a noisy machine (slow: two valgrind
+        # runs per cell, their difference divided by the extra requests)
 """
 
 from __future__ import annotations
@@ -153,6 +154,32 @@ def measure(factory: Callable[[], asyncio.AbstractEventLoop], workload: str, n: 
     return best
 
 
+def requests_for(workload: str, requests: int) -> int:
+    return requests if workload != "upload1m" else max(1, requests // 50)
+
+
+def count_instructions(workload: str, mode: str, loop: str, read_size: int,
+                       low: int, high: int) -> float:
+    """Instructions per request: callgrind totals at two request counts, differenced,
+    so start-up, imports and warm-up cancel out."""
+    import re
+    import subprocess
+
+    totals = []
+    for n in (low, high):
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+               sys.executable, __file__, "--workloads", workload, "--modes", mode,
+               "--requests", str(n), "--repeat", "1", "--loop", loop,
+               "--read-size", str(read_size)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        match = re.search(r"Collected : (\d+)", out)
+        if match is None:
+            raise RuntimeError(f"no callgrind total in: {out[-500:]}")
+        totals.append(int(match.group(1)))
+    extra = requests_for(workload, high) - requests_for(workload, low)
+    return (totals[1] - totals[0]) / extra
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -164,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest chunk handed to the protocol at once")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--json", dest="json_path")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per request with valgrind instead of timing")
     args = parser.parse_args(argv)
 
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
@@ -178,21 +207,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown modes {unknown}; known: {', '.join(table)}")
     results = []
     workloads = args.workloads.split(",")
-    print(f"{'mode':>22} " + " ".join(f"{w:>11}" for w in workloads) + "   (ns/request)")
+    unit = "instructions/request" if args.instructions else "ns/request"
+    print(f"{'mode':>22} " + " ".join(f"{w:>11}" for w in workloads) + f"   ({unit})")
     for mode in chosen:
         row = []
         for workload in workloads:
-            n = args.requests if workload != "upload1m" else max(1, args.requests // 50)
-            ns = measure(factory, workload, n, args.read_size, table[mode], args.repeat)
-            row.append(ns)
-            results.append({"mode": mode, "workload": workload, "requests": n,
-                            "ns_per_request": round(ns, 1)})
-        print(f"{mode:>22} " + " ".join(f"{ns:11.0f}" for ns in row), flush=True)
+            n = requests_for(workload, args.requests)
+            if args.instructions:
+                value = count_instructions(workload, mode, args.loop, args.read_size,
+                                           1000, 3000)
+                results.append({"mode": mode, "workload": workload,
+                                "instructions_per_request": round(value)})
+            else:
+                value = measure(factory, workload, n, args.read_size, table[mode], args.repeat)
+                results.append({"mode": mode, "workload": workload, "requests": n,
+                                "ns_per_request": round(value, 1)})
+            row.append(value)
+        print(f"{mode:>22} " + " ".join(f"{v:11.0f}" for v in row), flush=True)
     if args.json_path:
         with open(args.json_path, "w") as fh:
             json.dump({"python": sys.version.split()[0], "loop": args.loop,
-                       "requests": args.requests, "repeat": args.repeat,
-                       "results": results}, fh, indent=2)
+                       "unit": unit, "requests": args.requests, "repeat": args.repeat,
+                       "read_size": args.read_size, "results": results}, fh, indent=2)
     return 0
 
 

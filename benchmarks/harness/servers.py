@@ -79,6 +79,24 @@ SERVERS: dict[str, ServerSpec] = {
     "nginx": ServerSpec("nginx -p {workdir} -c {workdir}/nginx.conf -e {workdir}/error.log", (NGINX,), ceiling=True, prepare=nginx.write_config),  # noqa: E501
 }
 
+# carpinus with its marshalling optimizations switched (docs/optimizations.md):
+# carpinus-all-on, carpinus-all-off, and carpinus-no-NAME for each of the six.
+OPTIMIZATION_NAMES = ("zero_copy_body", "direct_response", "scope_cache", "header_names",
+                      "lazy_headers", "status_cache")
+
+
+def _carpinus_with(switches: dict[str, bool]) -> ServerSpec:
+    flags = " ".join(f"--opt {name}={'on' if on else 'off'}" for name, on in switches.items())
+    return ServerSpec(SERVERS["carpinus"].command.replace(" {app}", f" {flags} {{app}}"),
+                      (CARPINUS, UVLOOP))
+
+
+SERVERS["carpinus-all-on"] = _carpinus_with(dict.fromkeys(OPTIMIZATION_NAMES, True))
+SERVERS["carpinus-all-off"] = _carpinus_with(dict.fromkeys(OPTIMIZATION_NAMES, False))
+for _name in OPTIMIZATION_NAMES:
+    SERVERS[f"carpinus-no-{_name}"] = _carpinus_with(
+        {**dict.fromkeys(OPTIMIZATION_NAMES, True), _name: False})
+
 
 class ServerFailed(RuntimeError):
     """The server exited or never answered; the message carries its log tail."""
