@@ -45,14 +45,23 @@ BROWSER_HEADERS = (
     b"Priority: u=0, i\r\n"
 )
 
+
+
+def upload(size: int) -> bytes:
+    return (b"POST /upload HTTP/1.1\r\nHost: localhost:8000\r\nContent-Length: %d\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" % size) + b"x" * size
+
+
 WORKLOADS: dict[str, bytes] = {
     "hello": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n",
     "headers": b"GET /headers HTTP/1.1\r\n" + BROWSER_HEADERS + b"\r\n",
-    "upload16k": b"POST /upload HTTP/1.1\r\nHost: localhost:8000\r\nContent-Length: 16384\r\n"
-    b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 16384,
-    "upload1m": b"POST /upload HTTP/1.1\r\nHost: localhost:8000\r\nContent-Length: 1048576\r\n"
-    b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 1048576,
+    "upload16k": upload(16384),
+    "upload1m": upload(1048576),
 }
+DEFAULT_WORKLOADS = tuple(WORKLOADS)
+# Extra body sizes for choosing --zero-copy-threshold (not run by default).
+for _kib in (1, 4, 8, 32, 64, 256):
+    WORKLOADS[f"upload{_kib}k"] = upload(_kib * 1024)
 
 
 class FakeTransport:
@@ -99,12 +108,13 @@ def modes() -> dict[str, dict[str, bool]]:
 
 
 async def drive(workload: str, requests: int, read_size: int,
-                switches: dict[str, bool]) -> float:
+                switches: dict[str, bool], zero_copy_threshold: int) -> float:
     """Send `requests` copies of a workload through one connection; seconds taken."""
     from carpinus.demo import app
 
     loop = asyncio.get_running_loop()
-    config = Config(app, access_log=False, configure_logging=False, optimizations=switches)
+    config = Config(app, access_log=False, configure_logging=False, optimizations=switches,
+                    zero_copy_threshold=zero_copy_threshold)
     state = make_server_state(config, loop, app, {})
     raw = WORKLOADS[workload]
     responses = 0
@@ -140,14 +150,17 @@ async def drive(workload: str, requests: int, read_size: int,
 
 
 def measure(factory: Callable[[], asyncio.AbstractEventLoop], workload: str, n: int,
-            read_size: int, switches: dict[str, bool], repeat: int) -> float:
+            read_size: int, switches: dict[str, bool], repeat: int,
+            zero_copy_threshold: int) -> float:
     """Best of `repeat` runs, in ns per request (the minimum is the least noisy)."""
     best = float("inf")
     for _ in range(repeat):
         loop = factory()
         try:
-            loop.run_until_complete(drive(workload, min(200, n), read_size, switches))
-            elapsed = loop.run_until_complete(drive(workload, n, read_size, switches))
+            loop.run_until_complete(drive(workload, min(200, n), read_size, switches,
+                                          zero_copy_threshold))
+            elapsed = loop.run_until_complete(drive(workload, n, read_size, switches,
+                                                     zero_copy_threshold))
         finally:
             loop.close()
         best = min(best, elapsed / n * 1e9)
@@ -155,11 +168,13 @@ def measure(factory: Callable[[], asyncio.AbstractEventLoop], workload: str, n: 
 
 
 def requests_for(workload: str, requests: int) -> int:
-    return requests if workload != "upload1m" else max(1, requests // 50)
+    """Fewer requests for big bodies, so every cell takes seconds, not minutes."""
+    body = len(WORKLOADS[workload])
+    return requests if body < 65536 else max(1, requests * 16384 // body)
 
 
 def count_instructions(workload: str, mode: str, loop: str, read_size: int,
-                       low: int, high: int) -> float:
+                       zero_copy_threshold: int, low: int, high: int) -> float:
     """Instructions per request: callgrind totals at two request counts, differenced,
     so start-up, imports and warm-up cancel out."""
     import re
@@ -170,7 +185,8 @@ def count_instructions(workload: str, mode: str, loop: str, read_size: int,
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                sys.executable, __file__, "--workloads", workload, "--modes", mode,
                "--requests", str(n), "--repeat", "1", "--loop", loop,
-               "--read-size", str(read_size)]
+               "--read-size", str(read_size),
+               "--zero-copy-threshold", str(zero_copy_threshold)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
         match = re.search(r"Collected : (\d+)", out)
         if match is None:
@@ -182,7 +198,8 @@ def count_instructions(workload: str, mode: str, loop: str, read_size: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                        help=f"comma-separated, from: {', '.join(WORKLOADS)}")
     parser.add_argument("--modes", default=",".join(modes()),
                         help="all-on, all-off, no-NAME (comma-separated)")
     parser.add_argument("--requests", type=int, default=20000)
@@ -190,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-size", type=int, default=262144,
                         help="largest chunk handed to the protocol at once")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument("--zero-copy-threshold", type=int, default=16384,
+                        help="as the server option; sweep it with the uploadNk workloads")
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per request with valgrind instead of timing")
@@ -215,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             n = requests_for(workload, args.requests)
             if args.instructions:
                 value = count_instructions(workload, mode, args.loop, args.read_size,
-                                           1000, 3000)
+                                           args.zero_copy_threshold, 1000, 3000)
                 results.append({"mode": mode, "workload": workload,
                                 "instructions_per_request": round(value)})
             else:
-                value = measure(factory, workload, n, args.read_size, table[mode], args.repeat)
+                value = measure(factory, workload, n, args.read_size, table[mode], args.repeat,
+                                args.zero_copy_threshold)
                 results.append({"mode": mode, "workload": workload, "requests": n,
                                 "ns_per_request": round(value, 1)})
             row.append(value)
@@ -228,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json_path, "w") as fh:
             json.dump({"python": sys.version.split()[0], "loop": args.loop,
                        "unit": unit, "requests": args.requests, "repeat": args.repeat,
-                       "read_size": args.read_size, "results": results}, fh, indent=2)
+                       "read_size": args.read_size,
+                       "zero_copy_threshold": args.zero_copy_threshold, "results": results}, fh, indent=2)
     return 0
 
 

@@ -89,3 +89,26 @@ def test_runner_rejects_an_unknown_server() -> None:
     assert done.returncode == EXIT_USAGE
     assert "unknown server(s) nosuchserver" in done.stderr
     assert "uvicorn" in done.stderr  # the names it knows are listed
+
+
+MICRO = REPO / "benchmarks" / "micro.py"
+
+
+@pytest.mark.timeout(120)
+def test_micro_benchmark_measures_every_mode(tmp_path: Path) -> None:
+    """benchmarks/micro.py (in-process, fake transport) runs every ablation mode."""
+    out_json = tmp_path / "micro.json"
+    done = subprocess.run(
+        [sys.executable, str(MICRO), "--loop", "asyncio", "--requests", "30", "--repeat", "1",
+         "--workloads", "hello,headers,upload16k,upload4k", "--zero-copy-threshold", "4096",
+         "--json", str(out_json)],
+        capture_output=True, text=True, cwd=REPO, timeout=100, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(out_json.read_text())
+    assert document["zero_copy_threshold"] == 4096
+    cells = {(r["mode"], r["workload"]) for r in document["results"]}
+    modes = {"all-on", "all-off"} | {f"no-{name}" for name in (
+        "zero_copy_body", "direct_response", "scope_cache", "header_names", "lazy_headers",
+        "status_cache")}
+    assert cells == {(m, w) for m in modes for w in ("hello", "headers", "upload16k", "upload4k")}
+    assert all(r["ns_per_request"] > 0 for r in document["results"])
