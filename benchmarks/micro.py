@@ -59,6 +59,9 @@ WORKLOADS: dict[str, bytes] = {
     "upload1m": upload(1048576),
 }
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
+# GET / with the browser's headers, which the demo app's "/" never looks at:
+# the case lazy_headers is made for.
+WORKLOADS["hello-browser"] = b"GET / HTTP/1.1\r\n" + BROWSER_HEADERS + b"\r\n"
 # Extra body sizes for choosing --zero-copy-threshold (not run by default).
 for _kib in (1, 4, 8, 32, 64, 256):
     WORKLOADS[f"upload{_kib}k"] = upload(_kib * 1024)
@@ -249,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"python": sys.version.split()[0], "loop": args.loop,
                        "unit": unit, "requests": args.requests, "repeat": args.repeat,
                        "read_size": args.read_size,
-                       "zero_copy_threshold": args.zero_copy_threshold, "results": results}, fh, indent=2)
+                       "zero_copy_threshold": args.zero_copy_threshold,
+                       "results": results}, fh, indent=2)
     return 0
 
 

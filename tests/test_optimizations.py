@@ -136,6 +136,34 @@ def test_zero_copy_client_vanishes_mid_body(serve) -> None:
         assert c2.request("POST", "/", body=b"z" * 10).status == 500  # app sent nothing
 
 
+def test_zero_copy_memory_is_bounded_per_server(serve) -> None:
+    """Heads declaring big bodies, then silence: the objects reserved for them
+    stay within ZERO_COPY_BUDGET (later ones stream), and are given back."""
+    handle = serve(apps.echo_body, optimizations=ALL_ON)
+    size = _core.ZERO_COPY_MAX
+    fits = _core.ZERO_COPY_BUDGET // size
+    conns = [handle.connect() for _ in range(fits + 4)]
+    for c in conns:
+        c.send(build_request("POST", "/", [("Content-Length", str(size))]))
+
+    def wait_for(check) -> dict:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stats = handle.state.stats()
+            if check(stats):
+                return stats
+            time.sleep(0.02)
+        raise AssertionError(f"timed out; stats: {handle.state.stats()}")
+
+    stats = wait_for(lambda s: s["requests_total"] == len(conns))
+    assert stats["zero_copy_pending"] == fits * size
+    for c in conns:
+        c.close()
+    wait_for(lambda s: s["zero_copy_pending"] == 0 and s["connections"] == 0)
+    body = b"q" * 100_000
+    assert post_in_two_parts(handle, body).body == body
+
+
 # -- direct_response ---------------------------------------------------------
 
 

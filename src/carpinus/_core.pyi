@@ -11,6 +11,7 @@ OPT_HEADER_NAMES: int
 OPT_LAZY_HEADERS: int
 OPT_STATUS_CACHE: int
 ZERO_COPY_MAX: int
+ZERO_COPY_BUDGET: int
 
 class LazyHeaders(MutableSequence[tuple[bytes, bytes]]):
     """scope["headers"] with lazy_headers on: a list of (name, value) built on use."""

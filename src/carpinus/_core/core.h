@@ -103,6 +103,13 @@ struct RequestCycle;
 /* Bodies at or above the threshold are read straight into their bytes
    object only up to this size; larger ones stream in chunks as usual. */
 #define CP_ZERO_COPY_MAX (4 * 1024 * 1024)
+/* A body object is allocated at its full declared length when its head
+   arrives, before the bytes do.  So that clients declaring large bodies and
+   sending nothing cannot make the server reserve memory without bound, the
+   bodies still being received zero-copy share this budget per server; past
+   it, bodies stream in chunks as they arrive (the path without the
+   optimization). */
+#define CP_ZERO_COPY_BUDGET (64 * 1024 * 1024)
 
 typedef struct {
     uint64_t connections_total;
@@ -165,6 +172,7 @@ typedef struct ServerState {
     struct HttpProtocol *conns; /* intrusive doubly-linked list (strong refs) */
     Py_ssize_t n_conns;
     Py_ssize_t n_tasks;
+    size_t zc_pending; /* bytes allocated for zero-copy bodies not yet full */
     int shutting_down;
     double now; /* monotonic seconds, refreshed by tick() and on events */
 

@@ -239,12 +239,21 @@ static const char *cur_data(HttpProtocol *c)
 static int zc_wanted(const ServerState *s, uint64_t length)
 {
     return (s->opts & CP_OPT_ZERO_COPY_BODY) && length >= s->zero_copy_threshold &&
-           length <= CP_ZERO_COPY_MAX;
+           length <= CP_ZERO_COPY_MAX && s->zc_pending + length <= CP_ZERO_COPY_BUDGET;
+}
+
+/* The body object leaves the connection: give its size back to the budget. */
+static void zc_release(HttpProtocol *c)
+{
+    if (c->zc_body != NULL && c->server != NULL) {
+        c->server->zc_pending -= (size_t)PyBytes_GET_SIZE(c->zc_body);
+    }
 }
 
 /* The body object is full: hand it to the request (or drop it). */
 static int zc_deliver(HttpProtocol *c)
 {
+    zc_release(c);
     PyObject *body = c->zc_body;
     c->zc_body = NULL;
     c->zc_fill = 0;
@@ -257,6 +266,7 @@ static int zc_deliver(HttpProtocol *c)
 
 static void zc_drop(HttpProtocol *c)
 {
+    zc_release(c);
     Py_CLEAR(c->zc_body);
     c->zc_fill = 0;
     c->in_zc = 0;
@@ -441,6 +451,7 @@ static int try_head(HttpProtocol *c)
                 goto error;
             }
             c->zc_fill = 0;
+            s->zc_pending += (size_t)c->body_remaining;
         }
     } else {
         c->body_mode = CP_BODY_NONE;
@@ -877,6 +888,7 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
 
 static int proto_clear(HttpProtocol *c)
 {
+    zc_release(c);
     Py_CLEAR(c->zc_body);
     Py_CLEAR(c->transport);
     Py_CLEAR(c->write);

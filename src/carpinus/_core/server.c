@@ -344,11 +344,12 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
     const cp_state *st = s->mod;
 #define U(x) (unsigned long long)(x)
     return Py_BuildValue(
-        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
+        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
         U(t->connections_total), "requests_total", U(t->requests_total), "parse_errors",
         U(t->parse_errors), "app_errors", U(t->app_errors), "body_bytes", U(t->body_bytes),
         "connections", s->n_conns, "active_requests", s->n_tasks, "body_bytes_zero_copy",
         U(t->body_bytes_zero_copy), "body_bytes_copied", U(t->body_bytes_copied),
+        "zero_copy_pending", U(s->zc_pending),
         "scope_cache_hits", U(t->scope_cache_hits), "scope_cache_misses",
         U(t->scope_cache_misses), "lazy_headers_created", U(t->lazy_headers_created),
         "headers_built", U(t->headers_built), "responses_coalesced", U(t->responses_coalesced),
