@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,18 @@ def test_access_log_off_costs_the_core_nothing() -> None:
 # -- the real server ------------------------------------------------------------------
 
 
+def access_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[str]:
+    """The access lines logged so far, once there are `count` of them: the server
+    thread logs a line after the response bytes are out, so the client may read
+    the response first."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [rec.getMessage() for rec in caplog.records if rec.name == "carpinus.access"]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
+
+
 def test_access_log_format_in_server(serve, caplog: pytest.LogCaptureFixture) -> None:
     async def app(scope, receive, send):
         body, _ = await apps.read_body(receive)
@@ -110,8 +123,7 @@ def test_access_log_format_in_server(serve, caplog: pytest.LogCaptureFixture) ->
         r = c.request("POST", "/items?x=1", headers=[("X-Trace", "t-1")], body=b"abcde")
         assert r.status == 201
         r = c.request("GET", "/proxied", headers=[("X-Forwarded-For", "203.0.113.9")])
-    lines = [rec.getMessage() for rec in caplog.records if rec.name == "carpinus.access"]
-    assert len(lines) == 2, lines
+    lines = access_lines(caplog, 2)
     assert re.fullmatch(r'127\.0\.0\.1 "POST /items\?x=1 HTTP/1\.1" 201 5 t-1 \d+\.\d{6}',
                         lines[0]), lines[0]
     # the access log shows the client the proxy headers gave
@@ -124,7 +136,7 @@ def test_default_access_line_in_server(serve, caplog: pytest.LogCaptureFixture) 
     with handle.connect() as c:
         assert c.request("GET", "/a?b=c").status == 200
         local = c.sock.getsockname()
-    lines = [rec.getMessage() for rec in caplog.records if rec.name == "carpinus.access"]
+    lines = access_lines(caplog, 1)
     assert lines == [f'{local[0]}:{local[1]} - "GET /a?b=c HTTP/1.1" 200']
 
 

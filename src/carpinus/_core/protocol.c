@@ -421,12 +421,12 @@ static int try_head(HttpProtocol *c)
        fix-up replaces values in this scope dict alone: the connection's
        client/scheme and any cached scope template stay as they were. */
     if (c->proxy_trusted && (req.flags & CP_F_PROXY_HEADERS)) {
-        PyObject *r = PyObject_CallOneArg(s->proxy_fixup, scope);
-        if (r == NULL) {
+        PyObject *fixed = PyObject_CallOneArg(s->proxy_fixup, scope);
+        if (fixed == NULL) {
             Py_DECREF(scope);
             goto error;
         }
-        Py_DECREF(r);
+        Py_DECREF(fixed);
     }
     RequestCycle *cy = cp_cycle_new(s, c);
     if (cy == NULL) {
