@@ -224,3 +224,18 @@ def test_log_config_errors(tmp_path: Path) -> None:
     missing_section.write_text("")
     result = run_cli("tests.process_apps:app", "--log-config", str(missing_section))
     assert result.returncode == 2 and "cannot apply log_config" in result.stderr
+
+
+def test_log_config_dict_from_python() -> None:
+    """Config(log_config={...}) applies the dictionary itself (dictConfig)."""
+    probe = logging.getLogger("tests.logging.probe")
+    before = probe.level
+    try:
+        Config(apps.hello, log_config={
+            "version": 1, "disable_existing_loggers": False,
+            "loggers": {"tests.logging.probe": {"level": "DEBUG"}}})
+        assert probe.level == logging.DEBUG
+    finally:
+        probe.setLevel(before)
+    with pytest.raises(ConfigError, match="cannot apply log_config"):
+        Config(apps.hello, log_config={"version": 99})
