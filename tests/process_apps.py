@@ -59,6 +59,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "state_keys": sorted(state),
             "greeting": state.get("greeting"),
             "server": list(scope["server"]) if scope.get("server") else None,
+            "client": list(scope["client"]) if scope.get("client") else None,
+            "scheme": scope.get("scheme"),
         }
         state["added_by_request"] = True  # must not leak into the next request
         await _text(send, json.dumps(body).encode())

@@ -43,6 +43,10 @@ CLI_OPTIONS = [
     "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
     "--malloc-tuning", "--no-malloc-tuning", "--opt", "--zero-copy-threshold",
     "--lazy-headers-min", "--scope-cache-size",
+    "--ssl-keyfile", "--ssl-certfile", "--ssl-keyfile-password", "--ssl-version",
+    "--ssl-cert-reqs", "--ssl-ca-certs", "--ssl-ciphers", "--proxy-headers",
+    "--no-proxy-headers", "--forwarded-allow-ips", "--header", "--env-file", "--log-config",
+    "--access-log-format",
     "--version", "--help",
 ]
 
@@ -310,3 +314,29 @@ def test_options_from_environment(spawn: Spawner) -> None:
     body = json.loads(httpx.get(server.url + "/scope", timeout=10).text)
     assert body["root_path"] == "/from-env"
 
+
+
+def test_env_file(spawn: Spawner, tmp_path: Path) -> None:
+    """--env-file: the variables are set before the app is imported (the app reads
+    one at import time) and before FORWARDED_ALLOW_IPS is read."""
+    (tmp_path / "envapp.py").write_text(textwrap.dedent('''
+        import json, os
+        GREETING = os.environ["ENVAPP_GREETING"]
+
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            body = json.dumps({"greeting": GREETING, "client": scope["client"]})
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body.encode()})
+    '''))
+    env = tmp_path / "prod.env"
+    env.write_text("ENVAPP_GREETING=hi from env\nFORWARDED_ALLOW_IPS=10.0.0.1\n")
+    server = spawn.start("envapp:app", "--app-dir", str(tmp_path), "--env-file", str(env))
+    assert "Loaded environment from" in server.output
+    with server.connect() as client:
+        r = client.request("GET", "/", headers=[("X-Forwarded-For", "203.0.113.7")])
+        local = client.sock.getsockname()
+    body = json.loads(r.body)
+    assert body["greeting"] == "hi from env"
+    assert body["client"] == [local[0], local[1]]  # 127.0.0.1 is not trusted now

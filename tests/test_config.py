@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,3 +255,48 @@ def test_load_failures_exit_with_a_log_line(app_dir: Path, caplog: pytest.LogCap
     assert info.value.code == 1
     assert logged in caplog.text
     assert not config.loaded and config.loaded_app is None
+
+
+# -- env_file --------------------------------------------------------------------
+
+
+def test_env_file_loads_before_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables from the .env file are in os.environ when the app module is imported;
+    variables already set win; FORWARDED_ALLOW_IPS may come from the file."""
+    for name in ("CARPINUS_ENV_GREETING", "CARPINUS_ENV_KEEP", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CARPINUS_ENV_KEEP", "from-process")
+    env = tmp_path / "app.env"
+    env.write_text("CARPINUS_ENV_GREETING='hello from .env'\nCARPINUS_ENV_KEEP=from-file\n"
+                   "FORWARDED_ALLOW_IPS=10.0.0.0/8\n")
+    module = tmp_path / "env_file_app.py"
+    module.write_text("import os\nGREETING = os.environ['CARPINUS_ENV_GREETING']\n"
+                      "async def app(scope, receive, send):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = Config("env_file_app:app", env_file=str(env), configure_logging=False)
+    config.load()
+    assert sys.modules["env_file_app"].GREETING == "hello from .env"
+    assert os.environ["CARPINUS_ENV_KEEP"] == "from-process"
+    assert "10.1.2.3" in config.trusted_hosts and "127.0.0.1" not in config.trusted_hosts
+
+
+def test_env_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not a file"):
+        make(env_file=str(tmp_path / "nope.env"))
+
+
+def test_env_file_without_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """carpinus imports without python-dotenv; the option then says what to install."""
+    env = tmp_path / "x.env"
+    env.write_text("A=1\n")
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # import dotenv -> ImportError
+    with pytest.raises(ConfigError, match="python-dotenv"):
+        make(env_file=str(env))
+
+
+def test_yaml_log_config_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file = tmp_path / "logging.yaml"
+    config_file.write_text("version: 1\n")
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(ConfigError, match="PyYAML"):
+        Config(apps.hello, log_config=str(config_file))

@@ -1,7 +1,7 @@
 """Typed stubs for the C core, carpinus._core."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, MutableSequence
+from collections.abc import Awaitable, Callable, Iterable, MutableSequence, Sequence
 from typing import Any, overload
 
 OPT_ZERO_COPY_BODY: int
@@ -33,6 +33,9 @@ class LazyHeaders(MutableSequence[tuple[bytes, bytes]]):
     def _built(self) -> int: ...
 
 def tune_allocator(trim_threshold: int, mmap_threshold: int) -> bool: ...
+def default_headers(
+    pairs: Sequence[tuple[bytes, bytes]] | None, server_header: bool
+) -> tuple[bytes | None, bytes | None]: ...
 
 class ClientDisconnected(OSError):
     """Raised by send() when the client has gone away (ASGI spec 2.4)."""
@@ -49,7 +52,7 @@ class ServerState:
         *,
         root_path: str = "",
         lifespan_state: dict[str, Any] | None = None,
-        access_log: Callable[[dict[str, Any], int], object] | None = None,
+        access_log: Callable[[dict[str, Any], int, int, float], object] | None = None,
         server_header: bool = True,
         date_header: bool = True,
         limit_request_line: int | None = 8190,
@@ -64,6 +67,9 @@ class ServerState:
         zero_copy_threshold: int = 16384,
         lazy_headers_min: int = 4,
         scope_cache_size: int = 64,
+        default_headers: Sequence[tuple[bytes, bytes]] | None = None,
+        proxy_fixup: Callable[[dict[str, Any]], object] | None = None,
+        proxy_trust: Callable[[Any], bool] | None = None,
     ) -> None: ...
     def __call__(self) -> HttpProtocol: ...
     def tick(self) -> None: ...

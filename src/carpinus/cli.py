@@ -9,8 +9,10 @@ import click
 
 import carpinus
 from carpinus.config import LOG_LEVELS, Config, ConfigError
+from carpinus.logging import ACCESS_LOG_ATOMS
 from carpinus.optimizations import parse_switch
 from carpinus.server import Server
+from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -23,6 +25,16 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
         f"{platform.python_version()} on {platform.system()}"
     )
     ctx.exit()
+
+
+def _parse_header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"--header expects NAME:VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+_ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_ATOMS.items())
 
 
 @click.command(context_settings={"auto_envvar_prefix": "CARPINUS", "max_content_width": 100})
@@ -44,12 +56,49 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="Mount path of the app behind a proxy (scope root_path).")
 @click.option("--log-level", type=click.Choice(list(LOG_LEVELS)), default=None,
               help="Log level.  [default: info]")
+@click.option("--log-config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Logging configuration file: .json or .yaml/.yml (logging dictConfig; "
+                   "YAML needs PyYAML) or .ini (logging fileConfig).  Loggers: "
+                   "carpinus.error, carpinus.access.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log one line per request.")
+@click.option("--access-log-format", default=None, metavar="FORMAT",
+              help="Access log line as a gunicorn-style format, e.g. "
+                   "'%(h)s \"%(r)s\" %(s)s %(b)s %(L)s'.  Atoms: " + _ATOM_HELP +
+                   ", %({header}i)s a request header, %({name}e)s an environment variable.  "
+                   "[default: 'HOST:PORT - \"REQUEST LINE\" STATUS']")
+@click.option("--env-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Load environment variables from this .env file (python-dotenv) before "
+                   "the app is imported; variables already set win.")
 @click.option("--server-header/--no-server-header", default=True, show_default=True,
               help="Send 'server: carpinus'.")
 @click.option("--date-header/--no-date-header", default=True, show_default=True,
               help="Send a Date header.")
+@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE",
+              help="Add this header to every response (repeatable).  A 'server' header "
+                   "replaces the default one.  Sent beside the app's own headers.")
+@click.option("--proxy-headers/--no-proxy-headers", default=True, show_default=True,
+              help="Take the client address and scheme from X-Forwarded-For/"
+                   "X-Forwarded-Proto (or else Forwarded, RFC 7239) when the peer is in "
+                   "--forwarded-allow-ips.")
+@click.option("--forwarded-allow-ips", default=None,
+              help="Comma-separated IP addresses, networks (10.0.0.0/8), literals "
+                   "(e.g. 'unix:', which also trusts Unix-socket peers) or '*' to trust "
+                   "with proxy headers.  [default: $FORWARDED_ALLOW_IPS or 127.0.0.1]")
+@click.option("--ssl-keyfile", default=None, help="TLS private key file (PEM).")
+@click.option("--ssl-certfile", default=None,
+              help="TLS certificate (chain) file (PEM); serves HTTPS when given.")
+@click.option("--ssl-keyfile-password", default=None, help="Password of an encrypted key.")
+@click.option("--ssl-version", default=SSL_PROTOCOL_VERSION, type=int, show_default=True,
+              help="TLS protocol constant of the ssl module (PROTOCOL_TLS_SERVER).")
+@click.option("--ssl-cert-reqs", default=SSL_CERT_REQS, type=click.IntRange(0, 2),
+              show_default=True,
+              help="Client certificates: 0 not asked, 1 optional, 2 required "
+                   "(checked against --ssl-ca-certs).")
+@click.option("--ssl-ca-certs", default=None,
+              help="CA certificates (PEM) that client certificates must chain to.")
+@click.option("--ssl-ciphers", default=SSL_CIPHERS, show_default=True,
+              help="OpenSSL cipher string for TLS 1.2 and older.")
 @click.option("--timeout-keep-alive", default=5.0, type=float, show_default=True,
               help="Close an idle keep-alive connection after this many seconds.")
 @click.option("--timeout-request-header", default=10.0, type=float, show_default=True,
@@ -96,7 +145,8 @@ def main(app: str | None, **options: Any) -> None:
     """
     try:
         switches = dict(parse_switch(text) for text in options.pop("opt"))
-        config = Config(app, optimizations=switches, **options)
+        headers = [_parse_header(text) for text in options.pop("headers")]
+        config = Config(app, optimizations=switches, headers=headers, **options)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     code = Server(config).run()

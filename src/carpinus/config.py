@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from carpinus.importer import ImportFromStringError, import_from_string
 from carpinus.optimizations import resolve as resolve_optimizations
+from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
 LoopChoice = Literal["auto", "asyncio", "uvloop"]
 LifespanChoice = Literal["auto", "on", "off"]
@@ -26,11 +28,45 @@ LOG_LEVELS: dict[str, int] = {
     "trace": 5,
 }
 
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1"
+
 logger = logging.getLogger("carpinus.error")
 
 
 class ConfigError(ValueError):
     """An option has a value the server cannot use."""
+
+
+def load_env_file(path: str | os.PathLike[str]) -> None:
+    """Variables from a .env file into os.environ (ones already set win), as
+    uvicorn does with python-dotenv."""
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise ConfigError(
+            "env_file needs python-dotenv (pip install 'carpinus[standard]' or "
+            "'carpinus[dotenv]')"
+        ) from None
+    if not os.path.isfile(path):
+        raise ConfigError(f"env_file {os.fspath(path)!r} is not a file")
+    load_dotenv(dotenv_path=path)
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """--header pairs as the bytes the server sends (latin-1, as uvicorn),
+    names lowercased, surrounding whitespace dropped."""
+    encoded = []
+    for item in headers:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ConfigError(f"headers: expected (name, value) pairs, got {item!r}")
+        name, value = item
+        try:
+            encoded.append(
+                (str(name).strip().lower().encode("latin-1"), str(value).strip().encode("latin-1"))
+            )
+        except UnicodeEncodeError:
+            raise ConfigError(f"header {name}: {value!r} is not latin-1 text") from None
+    return encoded
 
 
 def _positive(name: str, value: float | None, allow_none: bool = True) -> None:
@@ -77,6 +113,19 @@ class Config:
         lazy_headers_min: int = 4,
         scope_cache_size: int = 64,
         app_dir: str | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_version: int = SSL_PROTOCOL_VERSION,
+        ssl_cert_reqs: int = SSL_CERT_REQS,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
+        ssl_ciphers: str = SSL_CIPHERS,
+        proxy_headers: bool = True,
+        forwarded_allow_ips: str | Sequence[str] | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
+        env_file: str | os.PathLike[str] | None = None,
+        log_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        access_log_format: str | None = None,
         configure_logging: bool = True,
     ) -> None:
         # No app: the bundled demo app (and the log says so).
@@ -113,13 +162,38 @@ class Config:
         self.lazy_headers_min = lazy_headers_min
         self.scope_cache_size = scope_cache_size
         self.app_dir = app_dir
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile_password = ssl_keyfile_password
+        self.ssl_version = ssl_version
+        self.ssl_cert_reqs = ssl_cert_reqs
+        self.ssl_ca_certs = ssl_ca_certs
+        self.ssl_ciphers = ssl_ciphers
+        self.proxy_headers = proxy_headers
+        self.headers: list[tuple[str, str]] = list(headers or ())  # checked in validate()
+        self.env_file = env_file
+        self.log_config = log_config
+        self.access_log_format = access_log_format
         self.configure_logging = configure_logging
         self.loaded_app: Callable[..., Any] | None = None
         self.loaded = False
+        # The .env file first: it may set FORWARDED_ALLOW_IPS, and the app
+        # (imported later, in load()) reads its settings from the environment.
+        if env_file is not None:
+            load_env_file(env_file)
+        if forwarded_allow_ips is None:
+            forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+        self.forwarded_allow_ips: str | Sequence[str] = forwarded_allow_ips
         if configure_logging:
+            from carpinus.logging import LogConfigError
             from carpinus.logging import configure_logging as _configure
 
-            _configure(self.log_level)
+            try:
+                _configure(self.log_level, self.log_config)
+            except LogConfigError as exc:
+                raise ConfigError(str(exc)) from None
+        if env_file is not None:
+            logger.info("Loaded environment from %r", os.fspath(env_file))
         self.validate()
 
     # -- validation ---------------------------------------------------------
@@ -156,6 +230,63 @@ class Config:
             raise ConfigError("backlog must be >= 1")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
             raise ConfigError("use at most one of uds and fd")
+        self._validate_network()
+
+    def _validate_network(self) -> None:
+        """TLS, proxy headers, default headers and the access log format:
+        built here once, so that a mistake is reported before serving."""
+        from carpinus import _core
+        from carpinus.logging import AccessLogFormat
+        from carpinus.proxy_headers import TrustedHosts
+        from carpinus.tls import TLSConfigError, create_ssl_context
+
+        self.ssl: ssl.SSLContext | None = None
+        if self.ssl_certfile:
+            try:
+                self.ssl = create_ssl_context(
+                    certfile=self.ssl_certfile,
+                    keyfile=self.ssl_keyfile,
+                    password=self.ssl_keyfile_password,
+                    ssl_version=self.ssl_version,
+                    cert_reqs=self.ssl_cert_reqs,
+                    ca_certs=self.ssl_ca_certs,
+                    ciphers=self.ssl_ciphers,
+                )
+            except TLSConfigError as exc:
+                raise ConfigError(str(exc)) from None
+        else:
+            given = [
+                name
+                for name, value in (
+                    ("ssl_keyfile", self.ssl_keyfile),
+                    ("ssl_keyfile_password", self.ssl_keyfile_password),
+                    ("ssl_ca_certs", self.ssl_ca_certs),
+                )
+                if value
+            ]
+            if self.ssl_cert_reqs != SSL_CERT_REQS:
+                given.append("ssl_cert_reqs")
+            if given:
+                raise ConfigError(f"{', '.join(given)} given without ssl_certfile")
+        try:
+            self.trusted_hosts = TrustedHosts(self.forwarded_allow_ips)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.encoded_headers = encode_headers(self.headers)
+        try:
+            _core.default_headers(self.encoded_headers, self.server_header)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"headers: {exc}") from None
+        self.access_log_formatter: AccessLogFormat | None = None
+        if self.access_log_format is not None:
+            try:
+                self.access_log_formatter = AccessLogFormat(self.access_log_format)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+
+    @property
+    def is_ssl(self) -> bool:
+        return self.ssl is not None
 
     # -- loading ------------------------------------------------------------
 

@@ -120,7 +120,9 @@ class Server:
         factory = self.state
         if sockets:
             for sock in sockets:
-                server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                server = await loop.create_server(
+                    factory, sock=sock, backlog=config.backlog, ssl=config.ssl
+                )
                 self.servers.append(server)
             self._log_listening(sockets[0])
             return
@@ -128,35 +130,55 @@ class Server:
             # Adopt the descriptor itself (not a dup) so that closing the server
             # really stops listening on it during a graceful shutdown.
             sock = socket.socket(fileno=config.fd)
-            server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+            server = await loop.create_server(
+                factory, sock=sock, backlog=config.backlog, ssl=config.ssl
+            )
             self.servers.append(server)
-            logger.info("carpinus running on socket fd %d (Press CTRL+C to quit)", config.fd)
+            logger.info(
+                "carpinus running on socket fd %d%s (Press CTRL+C to quit)",
+                config.fd,
+                " with TLS" if config.is_ssl else "",
+            )
             return
         if config.uds is not None:
             with contextlib.suppress(FileNotFoundError):
                 if os.path.exists(config.uds) and not os.path.isdir(config.uds):
                     os.unlink(config.uds)
             server = await loop.create_unix_server(
-                factory, path=config.uds, backlog=config.backlog
+                factory, path=config.uds, backlog=config.backlog, ssl=config.ssl
             )
             os.chmod(config.uds, 0o666)
             self.servers.append(server)
-            logger.info("carpinus running on unix socket %s (Press CTRL+C to quit)", config.uds)
+            logger.info(
+                "carpinus running on unix socket %s%s (Press CTRL+C to quit)",
+                config.uds,
+                " with TLS" if config.is_ssl else "",
+            )
             return
         server = await loop.create_server(
-            factory, host=config.host, port=config.port, backlog=config.backlog
+            factory, host=config.host, port=config.port, backlog=config.backlog, ssl=config.ssl
         )
         self.servers.append(server)
         self._log_listening(server.sockets[0])
 
     def _log_listening(self, sock: socket.socket) -> None:
         addr = sock.getsockname()
+        tls = self.config.is_ssl
         if sock.family == socket.AF_UNIX:
-            logger.info("carpinus running on unix socket %s (Press CTRL+C to quit)", addr)
+            logger.info(
+                "carpinus running on unix socket %s%s (Press CTRL+C to quit)",
+                addr,
+                " with TLS" if tls else "",
+            )
             return
         host, port = addr[0], addr[1]
         shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-        logger.info("carpinus running on http://%s:%d (Press CTRL+C to quit)", shown, port)
+        logger.info(
+            "carpinus running on %s://%s:%d (Press CTRL+C to quit)",
+            "https" if tls else "http",
+            shown,
+            port,
+        )
 
     @property
     def port(self) -> int:

@@ -367,6 +367,28 @@ static const ok_case ok_cases[] = {
      .raw = "GET / " H11 "Host: a\r\nUpgrade:\r\n\r\n",
      .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
      .flags = CP_F_UPGRADE, .headers = {{"Host", "a"}, {"Upgrade", ""}}},
+
+    /* --- proxy headers: flagged (in any case), never judged by the parser --- */
+    {.name = "X-Forwarded-For flags proxy headers",
+     .raw = "GET / " H11 "Host: a\r\nx-FORWARDED-for: 203.0.113.7, 10.0.0.1\r\n\r\n",
+     .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
+     .flags = CP_F_PROXY_HEADERS,
+     .headers = {{"Host", "a"}, {"x-FORWARDED-for", "203.0.113.7, 10.0.0.1"}}},
+    {.name = "X-Forwarded-Proto flags proxy headers",
+     .raw = "GET / " H11 "Host: a\r\nX-Forwarded-Proto: https\r\n\r\n",
+     .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
+     .flags = CP_F_PROXY_HEADERS,
+     .headers = {{"Host", "a"}, {"X-Forwarded-Proto", "https"}}},
+    {.name = "Forwarded flags proxy headers, even with a nonsense value",
+     .raw = "GET / " H11 "Host: a\r\nForwarded: ;;=,\r\n\r\n",
+     .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
+     .flags = CP_F_PROXY_HEADERS, .headers = {{"Host", "a"}, {"Forwarded", ";;=,"}}},
+    {.name = "look-alike names do not flag proxy headers",
+     .raw = "GET / " H11 "Host: a\r\nX-Forwarded-Host: b\r\nX-Forwarded-Fo: c\r\n"
+            "Forwarded-For: d\r\nX-Forwarded-Protocol: e\r\n\r\n",
+     .method = "GET", .mid = CP_METHOD_GET, .target = "/", .path = "/", .minor = 1,
+     .headers = {{"Host", "a"}, {"X-Forwarded-Host", "b"}, {"X-Forwarded-Fo", "c"},
+                 {"Forwarded-For", "d"}, {"X-Forwarded-Protocol", "e"}}},
 };
 /* clang-format on */
 

@@ -155,10 +155,19 @@ typedef struct ServerState {
     PyObject *root_path;     /* str */
     PyObject *scope_template; /* see cp_scope_template */
     PyObject *lifespan_state;  /* dict copied into each scope */
-    PyObject *access_log;      /* callable(scope, status, size) or NULL */
+    PyObject *access_log;      /* callable(scope, status, body_bytes, seconds) or
+                                  NULL: access logging off costs nothing */
     PyObject *log_error;       /* callable(str): logs an error line */
     PyObject *tasks;           /* set of running app tasks */
-    int server_header;
+    PyObject *server_line;   /* bytes "server: ...\r\n" lines, or NULL: none */
+    PyObject *extra_headers; /* bytes: the --header lines, or NULL */
+    /* proxy headers (X-Forwarded-For/-Proto, Forwarded).  proxy_fixup NULL:
+       off.  Otherwise each connection asks proxy_trust(peername) once
+       (proxy_trust NULL: every peer is trusted), and a request on a trusted
+       connection that carries one of the headers (CP_F_PROXY_HEADERS) is
+       passed to proxy_fixup(scope), which may rewrite client and scheme. */
+    PyObject *proxy_fixup;
+    PyObject *proxy_trust;
     int date_header;
     int use_writelines; /* the transport's writelines() is one vectored write
                            with flow control (uvloop) */
@@ -226,6 +235,7 @@ typedef struct HttpProtocol {
     PyObject *client;      /* (host, port) or None */
     PyObject *server_addr; /* (host, port), (path, None) or None */
     PyObject *scheme;      /* "http" or "https" (borrowed from mod) */
+    int proxy_trusted;     /* the peer may set client/scheme by proxy headers */
     struct HttpProtocol *prev, *next; /* ServerState.conns */
     int linked;
 
@@ -319,6 +329,7 @@ typedef struct RequestCycle {
     int64_t out_length;  /* declared Content-Length, -1 if none */
     int64_t out_sent;    /* body bytes sent */
     int app_conn_close;  /* the app sent "connection: close" */
+    double started;      /* monotonic start, taken only for the access log */
     PyObject *write_waiter; /* Future send() awaits while writing is paused */
     /* the serialized response head, until the first body message */
     char *head;
@@ -386,6 +397,14 @@ PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_
 int cp_response_start(RequestCycle *cy, PyObject *message);
 /* Handle http.response.body: frame it and write it. */
 int cp_response_body(RequestCycle *cy, PyObject *message);
+/* The configured default headers as wire bytes: *server_line gets the Server
+   lines (a "server" pair replaces "server: carpinus", which server_header
+   adds otherwise) and *extra every other line; either may be NULL (nothing to
+   send).  pairs: a sequence of (bytes, bytes) or None.  Names and values are
+   checked as for app headers; framing headers and Date are refused
+   (ValueError). */
+int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_line,
+                       PyObject **extra);
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
 const char *cp_reason_phrase(int status);

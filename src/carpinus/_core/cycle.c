@@ -350,10 +350,16 @@ static void response_finished(RequestCycle *cy)
     ServerState *s = cy->server;
     HttpProtocol *c = cy->conn;
     if (s->access_log != NULL && cy->scope != NULL) {
+        /* access_log(scope, status, body bytes sent, seconds since the head) */
         PyObject *status = PyLong_FromLong(cy->status);
-        PyObject *args[2] = {cy->scope, status};
-        PyObject *r = status ? PyObject_Vectorcall(s->access_log, args, 2, NULL) : NULL;
+        PyObject *size = PyLong_FromLongLong(cy->out_sent);
+        PyObject *took = PyFloat_FromDouble(cp_monotonic() - cy->started);
+        PyObject *args[4] = {cy->scope, status, size, took};
+        PyObject *r = status && size && took ? PyObject_Vectorcall(s->access_log, args, 4, NULL)
+                                             : NULL;
         Py_XDECREF(status);
+        Py_XDECREF(size);
+        Py_XDECREF(took);
         if (r == NULL) {
             PyErr_WriteUnraisable(s->access_log);
         }
@@ -505,6 +511,7 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
     PyObject *receive = NULL, *send = NULL, *result = NULL, *runner = NULL, *task = NULL;
     if (s->access_log != NULL) {
         cy->scope = Py_NewRef(scope);
+        cy->started = cp_monotonic();
     }
     receive = PyCFunction_New(&receive_def, (PyObject *)cy);
     send = PyCFunction_New(&send_def, (PyObject *)cy);

@@ -276,7 +276,34 @@ static PyObject *tune_allocator(PyObject *module, PyObject *const *args, Py_ssiz
     Py_RETURN_FALSE;
 }
 
+/* Config checks --header values with the very code the server will use. */
+static PyObject *default_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "default_headers(pairs, server_header)");
+        return NULL;
+    }
+    int server_header = PyObject_IsTrue(args[1]);
+    if (server_header < 0) {
+        return NULL;
+    }
+    PyObject *server_line, *extra;
+    if (cp_default_headers(args[0], server_header, &server_line, &extra) < 0) {
+        return NULL;
+    }
+    PyObject *res = PyTuple_Pack(2, server_line ? server_line : Py_None,
+                                 extra ? extra : Py_None);
+    Py_XDECREF(server_line);
+    Py_XDECREF(extra);
+    return res;
+}
+
 static PyMethodDef core_methods[] = {
+    {"default_headers", (PyCFunction)(void (*)(void))default_headers, METH_FASTCALL,
+     "default_headers(pairs, server_header) -> (server_lines, other_lines)\n\n"
+     "The response header lines the server adds to every response, as bytes (or None), "
+     "from (name, value) byte pairs; ValueError for a name or value it would refuse."},
     {"tune_allocator", (PyCFunction)(void (*)(void))tune_allocator, METH_FASTCALL,
      "tune_allocator(trim_threshold, mmap_threshold) -> bool\n\n"
      "Set glibc's malloc trim and mmap thresholds for the process (False when the C "

@@ -512,6 +512,10 @@ static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
         if (ci_equal(name, "upgrade", 7))
             out->flags |= CP_F_UPGRADE;
         break;
+    case 9:
+        if (ci_equal(name, "forwarded", 9))
+            out->flags |= CP_F_PROXY_HEADERS;
+        break;
     case 10:
         if (ci_equal(name, "connection", 10))
             out->flags |= scan_connection(v, vl);
@@ -526,9 +530,15 @@ static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
             out->content_length = cl;
         }
         break;
+    case 15:
+        if (ci_equal(name, "x-forwarded-for", 15))
+            out->flags |= CP_F_PROXY_HEADERS;
+        break;
     case 17:
         if (ci_equal(name, "transfer-encoding", 17))
             scan_transfer_encoding(v, vl, f);
+        else if (ci_equal(name, "x-forwarded-proto", 17))
+            out->flags |= CP_F_PROXY_HEADERS;
         break;
     default:
         break;

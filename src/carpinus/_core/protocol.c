@@ -426,6 +426,18 @@ static int try_head(HttpProtocol *c)
     if (scope == NULL) {
         goto error;
     }
+    /* Proxy headers cost a Python call only on a trusted connection and
+       only for a request that carries one (the parser flagged it).  The
+       fix-up replaces values in this scope dict alone: the connection's
+       client/scheme and any cached scope template stay as they were. */
+    if (c->proxy_trusted && (req.flags & CP_F_PROXY_HEADERS)) {
+        PyObject *fixed = PyObject_CallOneArg(s->proxy_fixup, scope);
+        if (fixed == NULL) {
+            Py_DECREF(scope);
+            goto error;
+        }
+        Py_DECREF(fixed);
+    }
     RequestCycle *cy = cp_cycle_new(s, c);
     if (cy == NULL) {
         Py_DECREF(scope);
@@ -632,6 +644,29 @@ static PyObject *extra_info(HttpProtocol *c, PyObject *transport, PyObject *name
                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/* Decide once per connection whether its peer may speak for the client
+   through proxy headers: proxy_trust(peername) -> bool, or everyone when
+   there is no proxy_trust (forwarded_allow_ips "*"). */
+static int proxy_trust(HttpProtocol *c, PyObject *peer)
+{
+    ServerState *s = c->server;
+    if (s->proxy_trust == NULL) {
+        c->proxy_trusted = 1;
+        return 0;
+    }
+    PyObject *r = PyObject_CallOneArg(s->proxy_trust, peer);
+    if (r == NULL) {
+        return -1;
+    }
+    int trusted = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (trusted < 0) {
+        return -1;
+    }
+    c->proxy_trusted = trusted;
+    return 0;
+}
+
 static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
 {
     ServerState *s = c->server;
@@ -653,6 +688,11 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
         goto fail;
     }
     c->scheme = ssl != Py_None ? st->v_https : st->v_http;
+    if (s->proxy_fixup != NULL && proxy_trust(c, peer) < 0) {
+        /* a failing check must not cost the connection: it is untrusted */
+        PyErr_WriteUnraisable(s->proxy_trust);
+        c->proxy_trusted = 0;
+    }
     Py_DECREF(peer);
     Py_DECREF(sock);
     Py_DECREF(ssl);

@@ -335,6 +335,122 @@ static int parse_content_length(const char *p, size_t n, int64_t *out)
     return 0;
 }
 
+/* ---- default headers (--header NAME:VALUE) --------------------------- */
+
+/* Append "name: value\r\n" (name lowercased) to a bytearray. */
+static int append_field(PyObject *out, const char *np, size_t nlen, const char *vp,
+                        size_t vlen)
+{
+    Py_ssize_t at = PyByteArray_GET_SIZE(out);
+    if (PyByteArray_Resize(out, at + (Py_ssize_t)(nlen + vlen + 4)) < 0) {
+        return -1;
+    }
+    char *w = PyByteArray_AS_STRING(out) + at;
+    for (size_t i = 0; i < nlen; i++) {
+        char ch = np[i];
+        *w++ = (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
+    }
+    *w++ = ':';
+    *w++ = ' ';
+    memcpy(w, vp, vlen);
+    w += vlen;
+    *w++ = '\r';
+    *w++ = '\n';
+    return 0;
+}
+
+/* *out = the bytes of a non-empty bytearray (new reference), else NULL. */
+static int bytes_or_null(PyObject *bytearray, PyObject **out)
+{
+    *out = NULL;
+    if (PyByteArray_GET_SIZE(bytearray) == 0) {
+        return 0;
+    }
+    *out = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(bytearray),
+                                     PyByteArray_GET_SIZE(bytearray));
+    return *out == NULL ? -1 : 0;
+}
+
+int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_line,
+                       PyObject **extra)
+{
+    *server_line = *extra = NULL;
+    PyObject *servers = PyByteArray_FromStringAndSize(NULL, 0);
+    PyObject *others = PyByteArray_FromStringAndSize(NULL, 0);
+    PyObject *seq = NULL;
+    if (servers == NULL || others == NULL) {
+        goto fail;
+    }
+    if (pairs != NULL && pairs != Py_None) {
+        seq = PySequence_Fast(pairs, "default headers must be a sequence of (name, value)");
+        if (seq == NULL) {
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+            PyObject *name = NULL, *value = NULL;
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+                !PyBytes_Check(name = PyTuple_GET_ITEM(item, 0)) ||
+                !PyBytes_Check(value = PyTuple_GET_ITEM(item, 1))) {
+                PyErr_Format(PyExc_TypeError,
+                             "Expected each default header to be a (name, value) tuple of "
+                             "bytes, but got %R.",
+                             item);
+                goto fail;
+            }
+            const char *np = PyBytes_AS_STRING(name);
+            size_t nlen = (size_t)PyBytes_GET_SIZE(name);
+            const char *vp = PyBytes_AS_STRING(value);
+            size_t vlen = (size_t)PyBytes_GET_SIZE(value);
+            /* the same rules as for headers an app sends (add_header) */
+            int name_ok = nlen > 0;
+            for (size_t k = 0; k < nlen && name_ok; k++) {
+                name_ok = is_tchar((unsigned char)np[k]);
+            }
+            if (!name_ok) {
+                PyErr_Format(PyExc_ValueError, "Invalid HTTP header name: %R.", name);
+                goto fail;
+            }
+            if (!value_ok((const unsigned char *)vp, vlen)) {
+                PyErr_Format(PyExc_ValueError, "Invalid HTTP header value: %R.", value);
+                goto fail;
+            }
+            /* framing is decided per response, and Date is made per second */
+            if (name_is(np, nlen, "content-length", 14) ||
+                name_is(np, nlen, "transfer-encoding", 17) ||
+                name_is(np, nlen, "connection", 10) || name_is(np, nlen, "date", 4)) {
+                PyErr_Format(PyExc_ValueError,
+                             "%R cannot be a default header: the server sets it per "
+                             "response.",
+                             name);
+                goto fail;
+            }
+            PyObject *into = name_is(np, nlen, "server", 6) ? servers : others;
+            if (append_field(into, np, nlen, vp, vlen) < 0) {
+                goto fail;
+            }
+        }
+    }
+    /* a default Server header given here replaces ours, as in uvicorn */
+    if (PyByteArray_GET_SIZE(servers) == 0 && server_header &&
+        append_field(servers, "server", 6, "carpinus", 8) < 0) {
+        goto fail;
+    }
+    if (bytes_or_null(servers, server_line) < 0 || bytes_or_null(others, extra) < 0) {
+        Py_CLEAR(*server_line);
+        goto fail;
+    }
+    Py_XDECREF(seq);
+    Py_DECREF(servers);
+    Py_DECREF(others);
+    return 0;
+fail:
+    Py_XDECREF(seq);
+    Py_XDECREF(servers);
+    Py_XDECREF(others);
+    return -1;
+}
+
 /* ---- http.response.start ------------------------------------------- */
 
 static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
@@ -480,13 +596,22 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         }
         Py_DECREF(seq);
     }
-    if (s->server_header && !seen_server) {
-        if (head_put(cy, "server: carpinus\r\n", 18) < 0) {
+    if (s->server_line != NULL && !seen_server) {
+        if (head_put(cy, PyBytes_AS_STRING(s->server_line),
+                     (size_t)PyBytes_GET_SIZE(s->server_line)) < 0) {
             return -1;
         }
     }
     if (s->date_header && !seen_date) {
         if (date_line(s) < 0 || head_put(cy, s->date_line, s->date_len) < 0) {
+            return -1;
+        }
+    }
+    /* --header NAME:VALUE: serialized once at start-up, sent with every
+       response (beside the app's own headers, as uvicorn does) */
+    if (s->extra_headers != NULL) {
+        if (head_put(cy, PyBytes_AS_STRING(s->extra_headers),
+                     (size_t)PyBytes_GET_SIZE(s->extra_headers)) < 0) {
             return -1;
         }
     }
@@ -734,27 +859,51 @@ done:
 
 PyObject *cp_error_response(ServerState *s, int status)
 {
-    char buf[512];
+    char fixed[512];
+    size_t extra_len = 0;
+    if (s->server_line != NULL) {
+        extra_len += (size_t)PyBytes_GET_SIZE(s->server_line);
+    }
+    if (s->extra_headers != NULL) {
+        extra_len += (size_t)PyBytes_GET_SIZE(s->extra_headers);
+    }
+    /* status line, three fixed fields, Date and the reason fit in `fixed`;
+       configured headers may not */
+    size_t cap = sizeof(fixed) + extra_len;
+    char *buf = extra_len > 0 ? PyMem_Malloc(cap) : fixed;
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
     size_t n = cp_format_status_line(buf, status);
     const char *reason = cp_reason_phrase(status);
     size_t rlen = strlen(reason);
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+    n += (size_t)snprintf(buf + n, cap - n,
                           "content-type: text/plain; charset=utf-8\r\n"
                           "content-length: %zu\r\n"
                           "connection: close\r\n",
                           rlen);
-    if (s->server_header) {
-        memcpy(buf + n, "server: carpinus\r\n", 18);
-        n += 18;
+    if (s->server_line != NULL) {
+        memcpy(buf + n, PyBytes_AS_STRING(s->server_line),
+               (size_t)PyBytes_GET_SIZE(s->server_line));
+        n += (size_t)PyBytes_GET_SIZE(s->server_line);
     }
     if (s->date_header) {
         date_line(s);
         memcpy(buf + n, s->date_line, s->date_len);
         n += s->date_len;
     }
+    if (s->extra_headers != NULL) {
+        memcpy(buf + n, PyBytes_AS_STRING(s->extra_headers),
+               (size_t)PyBytes_GET_SIZE(s->extra_headers));
+        n += (size_t)PyBytes_GET_SIZE(s->extra_headers);
+    }
     memcpy(buf + n, "\r\n", 2);
     n += 2;
     memcpy(buf + n, reason, rlen);
     n += rlen;
-    return PyBytes_FromStringAndSize(buf, (Py_ssize_t)n);
+    PyObject *out = PyBytes_FromStringAndSize(buf, (Py_ssize_t)n);
+    if (buf != fixed) {
+        PyMem_Free(buf);
+    }
+    return out;
 }

@@ -125,6 +125,9 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "zero_copy_threshold",
                              "lazy_headers_min",
                              "scope_cache_size",
+                             "default_headers",
+                             "proxy_fixup",
+                             "proxy_trust",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
@@ -135,13 +138,15 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     int use_writelines = 0;
     unsigned int opts = CP_OPT_ALL;
     Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnn", kwlist, &app, &loop,
+    PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOO", kwlist, &app, &loop,
                                      &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
                                      &header_timeout, &use_writelines, &opts, &zc_threshold,
-                                     &lazy_min, &cache_size)) {
+                                     &lazy_min, &cache_size, &default_headers, &proxy_fixup,
+                                     &proxy_trust)) {
         return NULL;
     }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
@@ -159,7 +164,19 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->log_error = Py_NewRef(log_error);
     s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
     s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
-    s->server_header = server_header;
+    if (cp_default_headers(default_headers, server_header, &s->server_line,
+                           &s->extra_headers) < 0) {
+        goto fail;
+    }
+    if ((proxy_fixup != Py_None && !PyCallable_Check(proxy_fixup)) ||
+        (proxy_trust != Py_None && !PyCallable_Check(proxy_trust))) {
+        PyErr_SetString(PyExc_TypeError, "proxy_fixup and proxy_trust must be callables or None");
+        goto fail;
+    }
+    if (proxy_fixup != Py_None) {
+        s->proxy_fixup = Py_NewRef(proxy_fixup);
+        s->proxy_trust = proxy_trust != Py_None ? Py_NewRef(proxy_trust) : NULL;
+    }
     s->use_writelines = use_writelines;
     if ((opts & ~(unsigned)CP_OPT_ALL) != 0 || zc_threshold < 1 || lazy_min < 0 ||
         cache_size < 1 || cache_size > 1 << 20) {
@@ -404,6 +421,10 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->scope_template);
     Py_VISIT(s->lifespan_state);
     Py_VISIT(s->access_log);
+    Py_VISIT(s->server_line);
+    Py_VISIT(s->extra_headers);
+    Py_VISIT(s->proxy_fixup);
+    Py_VISIT(s->proxy_trust);
     Py_VISIT(s->log_error);
     Py_VISIT(s->tasks);
     Py_VISIT(s->scratch_view);
@@ -434,6 +455,10 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->scope_template);
     Py_CLEAR(s->lifespan_state);
     Py_CLEAR(s->access_log);
+    Py_CLEAR(s->server_line);
+    Py_CLEAR(s->extra_headers);
+    Py_CLEAR(s->proxy_fixup);
+    Py_CLEAR(s->proxy_trust);
     Py_CLEAR(s->log_error);
     Py_CLEAR(s->tasks);
     Py_CLEAR(s->scratch_view);

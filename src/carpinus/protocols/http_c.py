@@ -10,8 +10,9 @@ from typing import Any
 
 from carpinus import _core
 from carpinus.config import Config
-from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER, access_line
+from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER, AccessLogFormat, access_line
 from carpinus.optimizations import bits as optimization_bits
+from carpinus.proxy_headers import ProxyHeaders
 
 logger = logging.getLogger(ERROR_LOGGER)
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -34,8 +35,25 @@ def report_exception(exc: BaseException, scope: dict[str, Any], disconnected: bo
         logger.error("Exception in ASGI application\n", exc_info=exc)
 
 
-def _log_access(scope: dict[str, Any], status: int) -> None:
+def _log_access(scope: dict[str, Any], status: int, size: int, seconds: float) -> None:
     access_logger.info(access_line(scope, status))
+
+
+def _access_log_callable(config: Config) -> Any:
+    """What the C core calls once per finished response, or None: with the
+    access log off the core does no work for it at all."""
+    if not (config.access_log and access_logger.isEnabledFor(logging.INFO)):
+        return None
+    formatter: AccessLogFormat | None = config.access_log_formatter
+    if formatter is None:
+        return _log_access
+    info = access_logger.info
+    fmt = formatter.format
+
+    def log_access(scope: dict[str, Any], status: int, size: int, seconds: float) -> None:
+        info(fmt(scope, status, size, seconds))
+
+    return log_access
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop) -> tuple[Any, dict[str, Any] | None]:
@@ -50,7 +68,7 @@ def make_server_state(
 ) -> _core.ServerState:
     """The protocol factory for loop.create_server: one per running server."""
     factory, task_kwargs = _task_factory(loop)
-    access = config.access_log and access_logger.isEnabledFor(logging.INFO)
+    proxy = ProxyHeaders(config.trusted_hosts) if config.proxy_headers else None
     return _core.ServerState(
         app,
         loop,
@@ -60,7 +78,7 @@ def make_server_state(
         logger.error,
         root_path=config.root_path,
         lifespan_state=lifespan_state,
-        access_log=_log_access if access else None,
+        access_log=_access_log_callable(config),
         server_header=config.server_header,
         date_header=config.date_header,
         limit_request_line=config.limit_request_line,
@@ -75,4 +93,7 @@ def make_server_state(
         zero_copy_threshold=config.zero_copy_threshold,
         lazy_headers_min=config.lazy_headers_min,
         scope_cache_size=config.scope_cache_size,
+        default_headers=config.encoded_headers,
+        proxy_fixup=proxy.fixup if proxy is not None else None,
+        proxy_trust=proxy.trust_callable if proxy is not None else None,
     )

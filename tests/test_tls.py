@@ -1,0 +1,299 @@
+"""TLS: real HTTPS over the event loop's TLS transport (asyncio's and uvloop's),
+with certificates made by trustme.  The C protocol must see scheme "https",
+keep its BufferedProtocol reads (and zero-copy bodies) working through TLS,
+and the options must fail early with a message a person can act on."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from cryptography.hazmat.primitives import serialization
+
+from carpinus.config import Config, ConfigError
+from carpinus.optimizations import DEFAULTS
+from carpinus.tls import create_ssl_context
+from tests import apps
+from tests.process_utils import Spawner
+from tests.utils import RawClient, ServerHandle, build_request
+
+
+@dataclass
+class Certs:
+    ca: trustme.CA
+    ca_file: Path
+    certfile: Path
+    keyfile: Path
+    client_ctx: ssl.SSLContext  # trusts the CA, presents no certificate
+
+    def client_with_cert(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        self.ca.configure_trust(ctx)
+        self.ca.issue_cert("client@example.org").configure_cert(ctx)
+        return ctx
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, ca_file = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    certfile.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(ca_file))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return Certs(ca, ca_file, certfile, keyfile, client_ctx)
+
+
+def https_url(handle: ServerHandle, path: str = "/") -> str:
+    return f"https://127.0.0.1:{handle.port}{path}"
+
+
+def tls_raw_client(handle: ServerHandle, ctx: ssl.SSLContext) -> RawClient:
+    """The strict raw HTTP/1.1 client of the other tests, over TLS."""
+    client = RawClient(handle.host, handle.port)
+    client.sock = ctx.wrap_socket(client.sock, server_hostname="127.0.0.1")
+    return client
+
+
+ServeTLS = Callable[..., ServerHandle]
+
+
+@pytest.fixture
+def serve_tls(serve: Callable[..., ServerHandle], certs: Certs) -> ServeTLS:
+    def start(app: object, **options: object) -> ServerHandle:
+        options.setdefault("ssl_certfile", str(certs.certfile))
+        options.setdefault("ssl_keyfile", str(certs.keyfile))
+        return serve(app, **options)
+
+    return start
+
+
+def test_https_request_with_trustme_ca(serve_tls: ServeTLS, certs: Certs) -> None:
+    """httpx verifies the server against the trustme CA; the scope says https."""
+    handle = serve_tls(apps.echo_scope)
+    with httpx.Client(verify=certs.client_ctx) as client:
+        r = client.get(https_url(handle, "/secure?x=1"))
+    assert r.status_code == 200
+    assert r.headers["server"] == "carpinus"
+    scope = r.json()
+    assert scope["scheme"] == "https"
+    assert scope["path"] == "/secure" and scope["query_string"] == "x=1"
+    assert scope["client"][0] == "127.0.0.1" and isinstance(scope["client"][1], int)
+    assert scope["server"] == ["127.0.0.1", handle.port]
+
+
+def test_plain_http_to_tls_port_is_refused(serve_tls: ServeTLS, certs: Certs) -> None:
+    """A plaintext request to the TLS port never reaches the app; the server goes on."""
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(scope["path"])
+        await apps.send_text(send, b"ok")
+
+    handle = serve_tls(app)
+    with handle.connect() as c:
+        c.send(build_request("GET", "/plain"))
+        received = b""
+        while True:  # until the server closes (it may send a TLS alert first)
+            try:
+                chunk = c.sock.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        assert b"HTTP/1.1" not in received
+    with httpx.Client(verify=certs.client_ctx) as client:
+        assert client.get(https_url(handle, "/tls")).text == "ok"
+    assert calls == ["/tls"]
+
+
+def test_keep_alive_and_pipelining_over_tls(serve_tls: ServeTLS, certs: Certs) -> None:
+    """Several requests on one TLS connection, some pipelined in one TLS record."""
+    handle = serve_tls(apps.echo_scope)
+    with tls_raw_client(handle, certs.client_ctx) as c:
+        for i in range(3):
+            r = c.request("GET", f"/one/{i}")
+            assert r.status == 200 and json.loads(r.body)["path"] == f"/one/{i}"
+        c.send(b"".join(build_request("GET", f"/piped/{i}") for i in range(4)))
+        paths = [json.loads(c.read_response().body)["path"] for _ in range(4)]
+    assert paths == [f"/piped/{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["zero_copy", "copied"])
+def test_large_upload_over_tls(serve_tls: ServeTLS, certs: Certs, zero_copy: bool) -> None:
+    """Big bodies arrive intact through TLS: with Content-Length (read straight into
+    the app's bytes object when zero_copy_body is on) and chunked."""
+    handle = serve_tls(
+        apps.echo_body,
+        optimizations={**DEFAULTS, "zero_copy_body": zero_copy},
+        zero_copy_threshold=16384,
+    )
+    body = bytes(range(256)) * 12_000  # 3 072 000 bytes: under ZERO_COPY_MAX
+    with httpx.Client(verify=certs.client_ctx, timeout=30) as client:
+        r = client.post(https_url(handle, "/upload"), content=body)
+        assert r.status_code == 200 and r.content == body
+        if zero_copy:
+            assert r.headers["x-messages"] == "1"  # one bytes object for the whole body
+
+        def pieces():
+            for i in range(0, len(body), 100_000):
+                yield body[i : i + 100_000]
+
+        r = client.post(https_url(handle, "/chunked"), content=pieces())
+        assert r.status_code == 200 and r.content == body
+    stats = handle.state.stats()
+    if zero_copy:
+        # most of the body went from the TLS layer straight into its bytes object
+        assert stats["body_bytes_zero_copy"] > len(body) // 2
+    else:
+        assert stats["body_bytes_zero_copy"] == 0
+
+
+def test_large_response_over_tls(serve_tls: ServeTLS, certs: Certs) -> None:
+    """Write flow control through the TLS transport: a 8 MB streamed response."""
+    part = b"z" * 65536
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(128):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    handle = serve_tls(app)
+    with httpx.Client(verify=certs.client_ctx, timeout=30) as client:
+        r = client.get(https_url(handle))
+    assert r.status_code == 200 and len(r.content) == 128 * 65536
+
+
+def test_client_certificate_required(serve_tls: ServeTLS, certs: Certs) -> None:
+    """ssl_cert_reqs=2: a client with a certificate from the CA is served, one
+    without is refused during the handshake, and the server goes on serving."""
+    handle = serve_tls(apps.echo_scope, ssl_cert_reqs=ssl.CERT_REQUIRED,
+                       ssl_ca_certs=str(certs.ca_file))
+    with httpx.Client(verify=certs.client_with_cert()) as client:
+        assert client.get(https_url(handle)).json()["scheme"] == "https"
+    with httpx.Client(verify=certs.client_ctx) as client, pytest.raises(httpx.TransportError):
+        client.get(https_url(handle))
+    other_ca = trustme.CA()
+    stranger = ssl.create_default_context()
+    certs.ca.configure_trust(stranger)
+    other_ca.issue_cert("stranger@example.org").configure_cert(stranger)
+    with httpx.Client(verify=stranger) as client, pytest.raises(httpx.TransportError):
+        client.get(https_url(handle))
+    with httpx.Client(verify=certs.client_with_cert()) as client:
+        assert client.get(https_url(handle)).status_code == 200
+
+
+def test_tls_over_unix_socket(serve_tls: ServeTLS, certs: Certs, tmp_path: Path) -> None:
+    """TLS works on a Unix domain socket too (the scope still says https)."""
+    path = str(tmp_path / "tls.sock")
+    serve_tls(apps.echo_scope, uds=path)
+    transport = httpx.HTTPTransport(uds=path, verify=certs.client_ctx)
+    with httpx.Client(transport=transport) as client:
+        r = client.get("https://localhost/over-uds")
+    assert r.json()["scheme"] == "https"
+    assert r.json()["path"] == "/over-uds"
+
+
+def test_plain_server_says_http(serve) -> None:
+    """Without TLS options nothing changes: scheme http."""
+    handle = serve(apps.echo_scope)
+    assert httpx.get(handle.url).json()["scheme"] == "http"
+
+
+# -- options -------------------------------------------------------------------
+
+
+def encrypted_key(certs: Certs, tmp_path: Path, password: bytes) -> Path:
+    key = serialization.load_pem_private_key(certs.keyfile.read_bytes(), password=None)
+    path = tmp_path / "encrypted-key.pem"
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password)))
+    return path
+
+
+def test_encrypted_key_with_password(serve_tls: ServeTLS, certs: Certs,
+                                     tmp_path: Path) -> None:
+    keyfile = encrypted_key(certs, tmp_path, b"s3cret")
+    handle = serve_tls(apps.hello, ssl_keyfile=str(keyfile), ssl_keyfile_password="s3cret")
+    with httpx.Client(verify=certs.client_ctx) as client:
+        assert client.get(https_url(handle)).text == "Hello, World!"
+
+
+def test_encrypted_key_password_missing_or_wrong(certs: Certs, tmp_path: Path) -> None:
+    """No terminal prompt: a clear error naming the option instead."""
+    keyfile = encrypted_key(certs, tmp_path, b"s3cret")
+    with pytest.raises(ConfigError, match="--ssl-keyfile-password"):
+        Config(apps.hello, ssl_certfile=str(certs.certfile), ssl_keyfile=str(keyfile),
+               configure_logging=False)
+    with pytest.raises(ConfigError, match="password"):
+        Config(apps.hello, ssl_certfile=str(certs.certfile), ssl_keyfile=str(keyfile),
+               ssl_keyfile_password="wrong", configure_logging=False)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ssl_certfile": "/nonexistent/cert.pem"}, "cannot read the certificate"),
+    ({"ssl_keyfile": "KEY"}, "ssl_keyfile given without ssl_certfile"),
+    ({"ssl_ca_certs": "CA"}, "ssl_ca_certs given without ssl_certfile"),
+    ({"ssl_cert_reqs": 2}, "ssl_cert_reqs given without ssl_certfile"),
+    ({"ssl_certfile": "CERT", "ssl_keyfile": "KEY", "ssl_cert_reqs": 2},
+     "ssl_ca_certs, which is not set"),
+    ({"ssl_certfile": "CERT", "ssl_keyfile": "KEY", "ssl_cert_reqs": 5}, "must be 0"),
+    ({"ssl_certfile": "CERT", "ssl_keyfile": "KEY", "ssl_ciphers": "NO-SUCH-CIPHER"},
+     "selects no cipher"),
+    ({"ssl_certfile": "CERT", "ssl_keyfile": "KEY", "ssl_ca_certs": "/nonexistent/ca.pem",
+      "ssl_cert_reqs": 2}, "cannot load CA certificates"),
+    ({"ssl_certfile": "CERT", "ssl_keyfile": "CA"}, "cannot load the certificate/key"),
+])
+def test_bad_tls_options(certs: Certs, options: dict[str, object], message: str) -> None:
+    paths = {"CERT": str(certs.certfile), "KEY": str(certs.keyfile), "CA": str(certs.ca_file)}
+    resolved = {k: paths.get(v, v) if isinstance(v, str) else v for k, v in options.items()}
+    with pytest.raises(ConfigError, match=message):
+        Config(apps.hello, configure_logging=False, **resolved)
+
+
+def test_context_follows_uvicorn_defaults(certs: Certs) -> None:
+    ctx = create_ssl_context(certs.certfile, certs.keyfile)
+    assert ctx.verify_mode == ssl.CERT_NONE
+    assert ctx.protocol == ssl.PROTOCOL_TLS_SERVER
+    required = create_ssl_context(certs.certfile, certs.keyfile, cert_reqs=2,
+                                  ca_certs=certs.ca_file)
+    assert required.verify_mode == ssl.CERT_REQUIRED
+
+
+# -- the command line ----------------------------------------------------------
+
+
+def test_cli_serves_https(certs: Certs) -> None:
+    """`carpinus --ssl-certfile --ssl-keyfile` in a real process: https in the log,
+    a verified request with the trustme CA."""
+    spawner = Spawner()
+    try:
+        server = spawner.start("tests.process_apps:app", "--ssl-certfile", str(certs.certfile),
+                               "--ssl-keyfile", str(certs.keyfile), tcp="port")
+        assert f"https://127.0.0.1:{server.port}" in server.output
+        with httpx.Client(verify=certs.client_ctx, timeout=10) as client:
+            r = client.get(f"https://127.0.0.1:{server.port}/scope")
+        assert r.status_code == 200
+        assert r.json()["scheme"] == "https"
+    finally:
+        spawner.close()
+
+
+def test_cli_rejects_unreadable_certificate(tmp_path: Path) -> None:
+    from tests.process_utils import run_cli
+
+    result = run_cli("tests.process_apps:app", "--ssl-certfile", str(tmp_path / "none.pem"))
+    assert result.returncode == 2
+    assert "cannot read the certificate" in result.stderr
