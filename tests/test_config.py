@@ -264,7 +264,10 @@ def test_env_file_loads_before_the_app(tmp_path: Path, monkeypatch: pytest.Monke
     """Variables from the .env file are in os.environ when the app module is imported;
     variables already set win; FORWARDED_ALLOW_IPS may come from the file."""
     for name in ("CARPINUS_ENV_GREETING", "CARPINUS_ENV_KEEP", "FORWARDED_ALLOW_IPS"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then delete: monkeypatch then restores the variable's original
+        # state (usually absent) after the test, removing what the file set
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("CARPINUS_ENV_KEEP", "from-process")
     env = tmp_path / "app.env"
     env.write_text("CARPINUS_ENV_GREETING='hello from .env'\nCARPINUS_ENV_KEEP=from-file\n"
