@@ -12,7 +12,6 @@ import json
 import signal
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,6 +42,9 @@ CLI_OPTIONS = [
     "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
     "--malloc-tuning", "--no-malloc-tuning", "--opt", "--zero-copy-threshold",
     "--lazy-headers-min", "--scope-cache-size",
+    "--workers", "--max-requests", "--limit-max-requests", "--max-requests-jitter",
+    "--limit-max-requests-jitter", "--timeout-worker-healthcheck", "--reload", "--reload-dir",
+    "--reload-include", "--reload-exclude", "--pid",
     "--version", "--help",
 ]
 
@@ -50,15 +52,6 @@ COMMANDS = {
     "python -m carpinus": module_command(),
     "carpinus script": [str(CONSOLE_SCRIPT)],
 }
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    spawner = Spawner()
-    try:
-        yield spawner
-    finally:
-        spawner.close()
 
 
 @pytest.fixture
@@ -200,6 +193,10 @@ def test_bad_app_exits_with_message(app_dir: Path, tmp_path: Path, app: str,
     (["--limit-concurrency", "0"], "limit_concurrency"),
     (["--limit-request-line", "1"], "limit_request_line"),
     (["--uds", "/tmp/x.sock", "--fd", "3"], "at most one of uds and fd"),
+    (["--workers", "0"], "workers must be >= 1"),
+    (["--max-requests", "0"], "max_requests must be >= 1"),
+    (["--max-requests-jitter", "-1"], "max_requests_jitter must be >= 0"),
+    (["--timeout-worker-healthcheck", "0"], "timeout_worker_healthcheck must be positive"),
     (["--no-such-option"], "No such option"),
 ])
 def test_invalid_option_values_exit_non_zero(args: list[str], message: str) -> None:
