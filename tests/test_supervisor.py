@@ -167,6 +167,21 @@ def test_sigint_twice_forces_workers_out(spawn: Spawner) -> None:
             slow.result(timeout=30)
 
 
+def test_graceful_shutdown_timeout_bounds_each_worker(spawn: Spawner) -> None:
+    """--timeout-graceful-shutdown reaches the workers: a 60 s request does not hold the
+    supervisor's exit up; it is cut off after the timeout."""
+    server = start_workers(spawn, 2, "--timeout-graceful-shutdown", "1")
+    assert server.port is not None
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(http_get, server.port, "/sleep?ms=60000", 90)
+        assert server.wait_for_output(SLEEP_MARKER, timeout=30), server.output
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0, server.output
+        with pytest.raises((OSError, EOFError)):
+            slow.result(timeout=30)
+    assert "Graceful shutdown timed out after 1.0s" in server.output
+
+
 def test_new_connections_refused_during_the_drain(spawn: Spawner) -> None:
     """Once every process has closed the listening socket, new clients are refused (not
     queued until exit) while the request in flight still completes."""

@@ -196,7 +196,7 @@ class Supervisor:
             sig = self.pending_signals.pop(0)
             if sig in (signal.SIGINT, signal.SIGTERM):
                 self._stop(f"Received {signal.Signals(sig).name}")
-            elif sig == signal.SIGHUP:
+            elif sig == getattr(signal, "SIGHUP", None):
                 if not self.stopping:
                     logger.info("Received SIGHUP: replacing the workers one by one.")
                     self._replace_all()
