@@ -14,7 +14,7 @@ import pytest
 
 from carpinus.config import Config
 from carpinus.reload import ChangeFilter, watched_directories
-from tests.process_utils import ServerProcess, Spawner, child_pids, wait_until
+from tests.process_utils import ServerProcess, Spawner, child_pids, http_get, wait_until
 from tests.utils import RawClient
 
 BOOT = 60.0
@@ -140,3 +140,15 @@ def test_watched_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert watched_directories(Config(None, reload=True, configure_logging=False)) == [
         inner.resolve()
     ]
+
+
+def test_reload_does_not_kill_a_stopped_event_loop(spawn: Spawner, tmp_path: Path) -> None:
+    """With --reload a blocked loop is a developer at a breakpoint: the worker is not
+    killed for missing heartbeats (with workers it would be, see test_supervisor)."""
+    server = spawn.start("tests.process_apps:app", "--reload", "--reload-dir", str(tmp_path),
+                         "--timeout-worker-healthcheck", "4")
+    assert server.wait_for_output("ready.", timeout=BOOT), server.output
+    assert server.port is not None
+    response = http_get(server.port, "/block?ms=10000", timeout=60)
+    assert (response.status, response.body) == (200, b"unblocked")
+    assert "sent no heartbeat" not in server.output

@@ -102,7 +102,8 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
                    "all recycle at once.")
 @click.option("--timeout-worker-healthcheck", default=30.0, type=float, show_default=True,
               help="With a supervisor: kill and replace a worker that takes longer than this "
-                   "many seconds to start, or whose event loop stops answering for as long.")
+                   "many seconds to start, or whose event loop stops answering for as long "
+                   "(not with --reload).")
 @click.option("--reload", is_flag=True, default=False,
               help="Development: restart the worker when a watched file changes "
                    "(needs watchfiles: pip install 'carpinus[reload]').")

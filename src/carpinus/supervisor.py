@@ -351,7 +351,8 @@ class Supervisor:
                         limit,
                     )
                     worker.kill()
-            elif now - worker.last_seen > limit:
+            elif self.watcher is None and now - worker.last_seen > limit:
+                # (not with --reload: a breakpoint stops the loop on purpose)
                 logger.error(
                     "Worker [%d] sent no heartbeat for %gs (its event loop is blocked?); "
                     "killing it.",
@@ -408,7 +409,9 @@ class Supervisor:
         try:
             proc = subprocess.Popen(
                 command, pass_fds=(options_read, status_write, *socket_fds),
-                stdin=subprocess.DEVNULL,
+                # --reload is for development: the worker shares the terminal,
+                # so breakpoint() works in the app.
+                stdin=None if self.watcher is not None else subprocess.DEVNULL,
             )
         except OSError as exc:
             logger.error("Cannot start a worker process: %s", exc)
