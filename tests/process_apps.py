@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,7 +39,8 @@ async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields."""
+    """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields;
+    /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -51,6 +54,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         print(f"{SLEEP_MARKER} {ms}", file=sys.stderr, flush=True)
         await asyncio.sleep(ms / 1000)
         await _text(send, b"ok")
+    elif path == "/pid":
+        await _text(send, str(os.getpid()).encode())
+    elif path == "/block":
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        time.sleep(int(query.get("ms", ["0"])[0]) / 1000)  # on purpose: a blocked loop
+        await _text(send, b"unblocked")
     elif path.endswith("/scope"):
         state = scope.get("state", {})
         body = {

@@ -14,11 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.utils import RawClient
+from tests.utils import RawClient, Response
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
@@ -203,3 +203,104 @@ def elapsed_until_closed(client: RawClient, timeout: float) -> float | None:
     """Seconds until the server closes `client` (EOF or reset), or None if it does not."""
     started = time.monotonic()
     return time.monotonic() - started if client.is_closed(timeout) else None
+
+
+# -- process trees and load, for the supervisor tests --------------------------
+
+
+def child_pids(pid: int) -> set[int]:
+    """The live (not zombie) children of process `pid`, read from /proc (Linux)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.add(int(entry.name))
+    return children
+
+
+def http_get(port: int, path: str, timeout: float = 30.0) -> Response:
+    """One GET on a fresh connection that the server is asked to close afterwards."""
+    with RawClient("127.0.0.1", port, timeout) as client:
+        return client.request("GET", path, headers=[("Connection", "close")])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate` until it is true (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+@dataclass
+class Outcome:
+    started: float  # time.monotonic() just before connecting
+    finished: float
+    status: int | None = None  # None: the request failed (error says how)
+    body: bytes = b""
+    error: str = ""
+
+
+class Load:
+    """`clients` threads sending GET `path` on a fresh connection each, until stopped.
+
+    Every request's outcome is kept, with monotonic start and end times, so a
+    test can ask which requests failed and when they had started.
+    """
+
+    def __init__(self, port: int, path: str, clients: int, timeout: float = 30.0) -> None:
+        self.port = port
+        self.path = path
+        self.timeout = timeout
+        self.outcomes: list[Outcome] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True,
+                                          name=f"load-{i}") for i in range(clients)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 5)
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                response = http_get(self.port, self.path, self.timeout)
+                outcome = Outcome(started, time.monotonic(), response.status, response.body)
+            except (OSError, EOFError) as exc:
+                outcome = Outcome(started, time.monotonic(), error=repr(exc))
+            with self._lock:
+                self.outcomes.append(outcome)
+
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
+    def successes_since(self, moment: float) -> int:
+        return sum(1 for o in self.snapshot() if o.started >= moment and o.status == 200)
+
+    def wait_successes_since(self, moment: float, count: int, timeout: float) -> bool:
+        return wait_until(lambda: self.successes_since(moment) >= count, timeout)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.snapshot() if o.status != 200]

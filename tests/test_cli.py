@@ -12,7 +12,6 @@ import json
 import signal
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,6 +46,9 @@ CLI_OPTIONS = [
     "--ssl-cert-reqs", "--ssl-ca-certs", "--ssl-ciphers", "--proxy-headers",
     "--no-proxy-headers", "--forwarded-allow-ips", "--header", "--env-file", "--log-config",
     "--access-log-format",
+    "--workers", "--max-requests", "--limit-max-requests", "--max-requests-jitter",
+    "--limit-max-requests-jitter", "--timeout-worker-healthcheck", "--reload", "--reload-dir",
+    "--reload-include", "--reload-exclude", "--pid",
     "--version", "--help",
 ]
 
@@ -54,15 +56,6 @@ COMMANDS = {
     "python -m carpinus": module_command(),
     "carpinus script": [str(CONSOLE_SCRIPT)],
 }
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    spawner = Spawner()
-    try:
-        yield spawner
-    finally:
-        spawner.close()
 
 
 @pytest.fixture
@@ -168,6 +161,13 @@ def test_app_dir(spawn: Spawner, app_dir: Path, tmp_path: Path) -> None:
     assert httpx.get(server.url + "/", timeout=10).text == "from myapp"
 
 
+def test_app_in_the_current_directory(spawn: Spawner, app_dir: Path) -> None:
+    """Without --app-dir the console script imports APP from the current directory,
+    as `uvicorn myapp:app` does."""
+    server = spawn.start("myapp:app", command=[str(CONSOLE_SCRIPT)], cwd=app_dir)
+    assert httpx.get(server.url + "/", timeout=10).text == "from myapp"
+
+
 def test_factory(spawn: Spawner, app_dir: Path, tmp_path: Path) -> None:
     """--factory calls the named callable and serves what it returns."""
     server = spawn.start("myapp:create_app", "--factory", "--app-dir", str(app_dir),
@@ -204,6 +204,10 @@ def test_bad_app_exits_with_message(app_dir: Path, tmp_path: Path, app: str,
     (["--limit-concurrency", "0"], "limit_concurrency"),
     (["--limit-request-line", "1"], "limit_request_line"),
     (["--uds", "/tmp/x.sock", "--fd", "3"], "at most one of uds and fd"),
+    (["--workers", "0"], "workers must be >= 1"),
+    (["--max-requests", "0"], "max_requests must be >= 1"),
+    (["--max-requests-jitter", "-1"], "max_requests_jitter must be >= 0"),
+    (["--timeout-worker-healthcheck", "0"], "timeout_worker_healthcheck must be positive"),
     (["--no-such-option"], "No such option"),
 ])
 def test_invalid_option_values_exit_non_zero(args: list[str], message: str) -> None:

@@ -303,3 +303,55 @@ def test_yaml_log_config_without_pyyaml(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "yaml", None)
     with pytest.raises(ConfigError, match="PyYAML"):
         Config(apps.hello, log_config=str(config_file))
+# -- process model -----------------------------------------------------------------
+
+
+def test_process_model_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker, no supervisor, no reload, no request limit, no pid file."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    config = make()
+    assert (config.workers, config.reload, config.uses_supervisor) == (1, False, False)
+    assert (config.max_requests, config.max_requests_jitter) == (None, 0)
+    assert config.pid_file is None
+    assert config.timeout_worker_healthcheck == 30.0
+
+
+def test_workers_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$WEB_CONCURRENCY gives the worker count when `workers` is not set (as in uvicorn)."""
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    config = Config("tests.apps:hello", configure_logging=False)
+    assert config.workers == 4 and config.uses_supervisor
+    assert Config("tests.apps:hello", workers=2, configure_logging=False).workers == 2
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY must be a number"):
+        Config("tests.apps:hello", configure_logging=False)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"workers": 0}, "workers must be >= 1"),
+    ({"max_requests": 0}, "max_requests must be >= 1"),
+    ({"max_requests_jitter": -1}, "max_requests_jitter must be >= 0"),
+    ({"timeout_worker_healthcheck": 0}, "timeout_worker_healthcheck must be positive"),
+])
+def test_bad_process_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config("tests.apps:hello", configure_logging=False, **options)
+
+
+@pytest.mark.parametrize("options", [{"workers": 2}, {"reload": True}])
+def test_supervisor_needs_an_import_string(options: dict[str, Any]) -> None:
+    """Worker processes import the app themselves: an app object cannot be sent to them."""
+    with pytest.raises(ConfigError, match="import string"):
+        make(**options)
+
+
+def test_arguments_rebuild_the_same_config() -> None:
+    """Config.arguments is what a worker process rebuilds its Config from."""
+    config = Config("tests.apps:hello", workers=3, max_requests=7, reload_dirs="src",
+                    root_path="/api", optimizations={"scope_cache": False},
+                    configure_logging=False)
+    again = Config(**config.arguments)
+    for name in ("app", "workers", "max_requests", "reload_dirs", "root_path",
+                 "optimizations"):
+        assert getattr(again, name) == getattr(config, name), name
+    assert again.reload_dirs == ["src"]

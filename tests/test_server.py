@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -27,15 +26,6 @@ from tests.utils import RawClient, Response, build_request
 PROCESS_APP = "tests.process_apps:app"
 LOOPS = ["asyncio", "uvloop"]
 SHUTDOWN_COMPLETE = "Application shutdown complete."
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    spawner = Spawner()
-    try:
-        yield spawner
-    finally:
-        spawner.close()
 
 
 @pytest.fixture(params=LOOPS)
@@ -176,6 +166,26 @@ def test_idle_connection_closed_at_shutdown(spawn: Spawner) -> None:
         assert client.is_closed(timeout=3)
         assert server.wait(timeout=3) == 0
         assert time.monotonic() - sent < 2.0
+
+
+def test_request_arriving_just_after_shutdown_began_is_served(spawn: Spawner) -> None:
+    """A connection the server accepted before it stopped listening, whose request head
+    is still arriving, gets a moment (up to 1 s) to finish it: it is answered, with
+    Connection: close, instead of being dropped.  (A worker being replaced would
+    otherwise lose such connections.)"""
+    server = spawn.start(PROCESS_APP)
+    with server.connect() as early, server.connect() as later:
+        early.send(b"GET / HTTP/1.1\r\n")  # part of a head
+        # The accept queue is FIFO: once `later` is answered, `early` was accepted too.
+        assert later.request("GET", "/").status == 200
+        server.send_signal(signal.SIGTERM)
+        assert server.wait_for_output("Shutting down", timeout=5), server.output
+        early.send(b"Host: test\r\n\r\n")
+        response = early.read_response()
+        assert (response.status, response.body) == (200, b"Hello")
+        assert response.header("connection") == "close"
+        assert early.is_closed(timeout=5)
+    assert server.wait(timeout=10) == 0
 
 
 # -- lifespan -------------------------------------------------------------------

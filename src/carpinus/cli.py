@@ -9,9 +9,9 @@ import click
 
 import carpinus
 from carpinus.config import LOG_LEVELS, Config, ConfigError
+from carpinus.launch import launch
 from carpinus.logging import ACCESS_LOG_ATOMS
 from carpinus.optimizations import parse_switch
-from carpinus.server import Server
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
 
@@ -51,7 +51,9 @@ _ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_AT
               show_default=True, help="ASGI lifespan events.")
 @click.option("--factory", is_flag=True, default=False,
               help="APP names a callable that returns the ASGI app.")
-@click.option("--app-dir", default=None, help="Look for APP in this directory (added to sys.path).")
+@click.option("--app-dir", default=".", show_default=True,
+              help="Look for APP in this directory (added to sys.path); by default the "
+                   "current directory, as with uvicorn.")
 @click.option("--root-path", default="",
               help="Mount path of the app behind a proxy (scope root_path).")
 @click.option("--log-level", type=click.Choice(list(LOG_LEVELS)), default=None,
@@ -136,6 +138,38 @@ _ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_AT
                    "scope['headers'] that builds its items on first access.")
 @click.option("--scope-cache-size", default=64, type=int, show_default=True,
               help="Slots of the per-path scope template cache (scope_cache).")
+@click.option("--workers", default=None, type=int,
+              help="Worker processes, each with its own event loop, sharing the listening "
+                   "socket under a supervisor that replaces any that dies; SIGHUP replaces "
+                   "them one by one, SIGTTIN/SIGTTOU add/remove one. Use about one per "
+                   "core (docs/deployment.md).  [default: $WEB_CONCURRENCY or 1]")
+@click.option("--max-requests", "--limit-max-requests", "max_requests", default=None, type=int,
+              help="Recycle a worker after this many requests (it stops gracefully and the "
+                   "supervisor starts a fresh one); without a supervisor the process exits "
+                   "with code 0, as uvicorn does.  [default: never]")
+@click.option("--max-requests-jitter", "--limit-max-requests-jitter", "max_requests_jitter",
+              default=0, type=int, show_default=True,
+              help="Add a random 0..N to --max-requests per worker, so that workers do not "
+                   "all recycle at once.")
+@click.option("--timeout-worker-healthcheck", default=30.0, type=float, show_default=True,
+              help="With a supervisor: kill and replace a worker that takes longer than this "
+                   "many seconds to start, or whose event loop stops answering for as long "
+                   "(not with --reload).")
+@click.option("--reload", is_flag=True, default=False,
+              help="Development: restart the worker when a watched file changes "
+                   "(needs watchfiles: pip install 'carpinus[reload]').")
+@click.option("--reload-dir", "reload_dirs", multiple=True, metavar="DIR",
+              help="Watch this directory for --reload (repeatable).  [default: the current "
+                   "directory]")
+@click.option("--reload-include", "reload_includes", multiple=True, metavar="PATTERN",
+              help="Reload when a file matching this glob changes (repeatable; '*.py' is "
+                   "always included unless excluded).")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, metavar="PATTERN",
+              help="Ignore changes to files matching this glob, or under this directory "
+                   "(repeatable; '.*', '.py[cod]', '.sw.*' and '~*' are excluded by default).")
+@click.option("--pid", "pid_file", default=None, metavar="PATH",
+              help="Write the pid of the process to signal (the supervisor, or the server "
+                   "when there is none) to this file; removed on exit.")
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
 def main(app: str | None, **options: Any) -> None:
@@ -149,7 +183,7 @@ def main(app: str | None, **options: Any) -> None:
         config = Config(app, optimizations=switches, headers=headers, **options)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    code = Server(config).run()
+    code = launch(config)
     if code:
         sys.exit(code)
 

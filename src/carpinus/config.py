@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import ssl
@@ -78,6 +79,27 @@ def _positive(name: str, value: float | None, allow_none: bool = True) -> None:
         raise ConfigError(f"{name} must be positive, got {value!r}")
 
 
+def _workers_from(workers: int | None) -> int:
+    """`workers`, or $WEB_CONCURRENCY when it is not given (as uvicorn and gunicorn do), or 1."""
+    if workers is not None:
+        return workers
+    text = os.environ.get("WEB_CONCURRENCY")
+    if not text:
+        return 1
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"WEB_CONCURRENCY must be a number of workers, got {text!r}") from None
+
+
+def _as_list(value: Sequence[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
 class Config:
     """Options for one server.  `load()` resolves the app and validates everything."""
 
@@ -126,8 +148,24 @@ class Config:
         env_file: str | os.PathLike[str] | None = None,
         log_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         access_log_format: str | None = None,
+        workers: int | None = None,
+        max_requests: int | None = None,
+        max_requests_jitter: int = 0,
+        timeout_worker_healthcheck: float = 30.0,
+        reload: bool = False,
+        reload_dirs: Sequence[str] | str | None = None,
+        reload_includes: Sequence[str] | str | None = None,
+        reload_excludes: Sequence[str] | str | None = None,
+        pid_file: str | None = None,
         configure_logging: bool = True,
     ) -> None:
+        # The arguments exactly as given (this must stay the first statement):
+        # a worker process started by the supervisor rebuilds its Config from
+        # them, so everything __init__ does (logging set-up included) happens
+        # in the worker too.
+        arguments = dict(locals())
+        del arguments["self"]
+        self.arguments: dict[str, Any] = arguments
         # No app: the bundled demo app (and the log says so).
         self.is_demo = app is None
         self.app = DEMO_APP if app is None else app
@@ -174,6 +212,17 @@ class Config:
         self.env_file = env_file
         self.log_config = log_config
         self.access_log_format = access_log_format
+        # Process model (carpinus.launch): one server in this process, or a
+        # supervisor with `workers` worker processes (docs/deployment.md).
+        self.workers = _workers_from(workers)
+        self.max_requests = max_requests
+        self.max_requests_jitter = max_requests_jitter
+        self.timeout_worker_healthcheck = timeout_worker_healthcheck
+        self.reload = reload
+        self.reload_dirs = _as_list(reload_dirs)
+        self.reload_includes = _as_list(reload_includes)
+        self.reload_excludes = _as_list(reload_excludes)
+        self.pid_file = pid_file
         self.configure_logging = configure_logging
         self.loaded_app: Callable[..., Any] | None = None
         self.loaded = False
@@ -230,6 +279,23 @@ class Config:
             raise ConfigError("backlog must be >= 1")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
             raise ConfigError("use at most one of uds and fd")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ConfigError("max_requests must be >= 1")
+        if self.max_requests_jitter < 0:
+            raise ConfigError("max_requests_jitter must be >= 0")
+        _positive("timeout_worker_healthcheck", self.timeout_worker_healthcheck, allow_none=False)
+        if self.reload and importlib.util.find_spec("watchfiles") is None:
+            raise ConfigError(
+                "reload needs the watchfiles package: pip install 'carpinus[reload]'"
+            )
+        if self.uses_supervisor and not isinstance(self.app, str):
+            # Worker processes import the app themselves (and reload re-imports it).
+            raise ConfigError(
+                'workers > 1 and reload need the app as an import string ("module:attribute"), '
+                "not an object"
+            )
         self._validate_network()
 
     def _validate_network(self) -> None:
@@ -287,6 +353,11 @@ class Config:
     @property
     def is_ssl(self) -> bool:
         return self.ssl is not None
+
+    @property
+    def uses_supervisor(self) -> bool:
+        """True when a supervisor process runs the server in worker processes."""
+        return self.reload or self.workers > 1
 
     # -- loading ------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -39,6 +40,15 @@ class Server:
         self.state: Any = None  # carpinus._core.ServerState once started
         self.lifespan: Lifespan | None = None
         self._captured_signals: list[int] = []
+        # --max-requests: this server stops gracefully after this many
+        # requests; the jitter staggers workers so they do not all recycle
+        # at once.  Under a supervisor a replacement takes over; alone, the
+        # process exits 0 (as uvicorn does; docs/deployment.md).
+        self.max_requests: int | None = None
+        if config.max_requests is not None:
+            self.max_requests = config.max_requests + random.randint(
+                0, config.max_requests_jitter
+            )
 
     # -- entry points -------------------------------------------------------
 
@@ -162,23 +172,7 @@ class Server:
         self._log_listening(server.sockets[0])
 
     def _log_listening(self, sock: socket.socket) -> None:
-        addr = sock.getsockname()
-        tls = self.config.is_ssl
-        if sock.family == socket.AF_UNIX:
-            logger.info(
-                "carpinus running on unix socket %s%s (Press CTRL+C to quit)",
-                addr,
-                " with TLS" if tls else "",
-            )
-            return
-        host, port = addr[0], addr[1]
-        shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-        logger.info(
-            "carpinus running on %s://%s:%d (Press CTRL+C to quit)",
-            "https" if tls else "http",
-            shown,
-            port,
-        )
+        log_listening(sock, tls=self.config.is_ssl)
 
     @property
     def port(self) -> int:
@@ -194,6 +188,20 @@ class Server:
         while not self.should_exit:
             await asyncio.sleep(TICK_INTERVAL)
             self.state.tick()
+            self.on_tick()
+
+    def on_tick(self) -> None:
+        """Called by the main loop every TICK_INTERVAL; subclasses add their own checks."""
+        if (
+            self.max_requests is not None
+            and self.state.stats()["requests_total"] >= self.max_requests
+        ):
+            logger.info(
+                "Maximum request limit of %d reached; stopping process [%d] gracefully.",
+                self.max_requests,
+                os.getpid(),
+            )
+            self.should_exit = True
 
     # -- stop ---------------------------------------------------------------
 
@@ -269,6 +277,19 @@ class Server:
             self.should_exit = True
 
 
+def log_listening(sock: socket.socket, tls: bool = False) -> None:
+    """The "carpinus running on ..." line (tests and people wait for it)."""
+    addr = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        logger.info("carpinus running on unix socket %s%s (Press CTRL+C to quit)",
+                    addr, " with TLS" if tls else "")
+        return
+    host, port = addr[0], addr[1]
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+    logger.info("carpinus running on %s://%s:%d (Press CTRL+C to quit)",
+                "https" if tls else "http", shown, port)
+
+
 # glibc keeps up to this much freed memory at the top of the heap instead of
 # giving it back after every burst, and serves allocations below the mmap
 # threshold from the heap (docs/architecture.md, "Memory allocator").
@@ -290,11 +311,13 @@ def tune_allocator() -> bool:
 def run(app: Any, **kwargs: Any) -> None:
     """Serve `app` (an ASGI callable or "module:attr") until SIGINT/SIGTERM.
 
-    Keyword arguments are the fields of Config.  Exits the process with a
-    non-zero code if startup fails, like the command line does.
+    Keyword arguments are the fields of Config (workers=, reload=, pid_file=
+    included).  Exits the process with a non-zero code if startup fails, like
+    the command line does.
     """
+    from carpinus.launch import launch
+
     config = Config(app, **kwargs)
-    server = Server(config)
-    code = server.run()
+    code = launch(config)
     if code:
         sys.exit(code)

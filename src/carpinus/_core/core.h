@@ -290,6 +290,13 @@ void cp_conn_body_consumed(HttpProtocol *c);
 /* timeouts / shutdown, called by the ServerState */
 void cp_conn_check_deadline(HttpProtocol *c, double now);
 void cp_conn_shutdown(HttpProtocol *c);
+/* Graceful shutdown: a connection that has not yet delivered a complete
+   request head (accepted just before the listener closed, or part of a head
+   received) gets at most this long, in seconds, to deliver it; it is then
+   answered with Connection: close.  Idle keep-alive connections close at
+   once.  Without this grace a worker being replaced (SIGHUP, max-requests)
+   would drop connections it had accepted but not yet read. */
+#define CP_SHUTDOWN_HEAD_GRACE 1.0
 
 /* ---- RequestCycle (cycle.c) ---------------------------------------- */
 

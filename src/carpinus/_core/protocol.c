@@ -216,12 +216,28 @@ void cp_conn_check_deadline(HttpProtocol *c, double now)
     }
 }
 
+/* Shorten a connection's request-header deadline to the shutdown grace. */
+static void set_shutdown_grace(HttpProtocol *c)
+{
+    double grace = cp_monotonic() + CP_SHUTDOWN_HEAD_GRACE;
+    if (c->deadline == 0 || grace < c->deadline) {
+        c->deadline = grace;
+    }
+    c->deadline_is_header = 1;
+}
+
 void cp_conn_shutdown(HttpProtocol *c)
 {
-    if (c->state == CP_ST_HEAD && c->cycle == NULL) {
-        cp_conn_close(c);
+    if (c->state != CP_ST_HEAD || c->cycle != NULL) {
+        return; /* the response in flight carries Connection: close */
     }
-    /* otherwise the response in flight carries Connection: close */
+    if (c->deadline_is_header) {
+        /* nothing served yet on this connection, or part of the next head
+           arrived: the client is sending a request, let it (see core.h) */
+        set_shutdown_grace(c);
+    } else {
+        cp_conn_close(c); /* idle between requests */
+    }
 }
 
 /* ---- request dispatch ---------------------------------------------- */
@@ -702,7 +718,8 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
     c->deadline = cp_monotonic() + s->timeout_request_header;
     c->deadline_is_header = 1;
     if (s->shutting_down) {
-        cp_conn_close(c);
+        /* accepted in the same loop iteration that closed the listener */
+        set_shutdown_grace(c);
     }
     Py_RETURN_NONE;
 fail:
