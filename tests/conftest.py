@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.process_utils import Spawner
 from tests.utils import ServerHandle, run_server
 
 # uvloop and the stdlib loop use different transports: the C protocol must
@@ -38,3 +39,13 @@ def serve(loop_name: str) -> Iterator[Callable[..., ServerHandle]]:
     yield start
     while stack:
         stack.pop().__exit__(None, None, None)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawner]:
+    """Starts server processes (tests/process_utils.py); stops them after the test."""
+    spawner = Spawner()
+    try:
+        yield spawner
+    finally:
+        spawner.close()

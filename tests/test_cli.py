@@ -12,7 +12,6 @@ import json
 import signal
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,7 +37,8 @@ CLI_OPTIONS = [
     "--host", "--port", "--uds", "--fd", "--backlog", "--loop", "--lifespan", "--factory",
     "--app-dir", "--root-path", "--log-level", "--access-log", "--no-access-log",
     "--server-header", "--no-server-header", "--date-header", "--no-date-header",
-    "--timeout-keep-alive", "--timeout-request-header", "--timeout-graceful-shutdown",
+    "--timeout-keep-alive", "--timeout-request-header", "--timeout-request-body",
+    "--timeout-graceful-shutdown",
     "--limit-request-line", "--limit-request-headers", "--limit-request-header-size",
     "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
     "--malloc-tuning", "--no-malloc-tuning", "--opt", "--zero-copy-threshold",
@@ -50,15 +50,6 @@ COMMANDS = {
     "python -m carpinus": module_command(),
     "carpinus script": [str(CONSOLE_SCRIPT)],
 }
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    spawner = Spawner()
-    try:
-        yield spawner
-    finally:
-        spawner.close()
 
 
 @pytest.fixture
@@ -195,6 +186,7 @@ def test_bad_app_exits_with_message(app_dir: Path, tmp_path: Path, app: str,
     (["--port", "eighty"], "--port"),
     (["--timeout-keep-alive", "0"], "timeout_keep_alive must be positive"),
     (["--timeout-request-header", "-1"], "timeout_request_header must be positive"),
+    (["--timeout-request-body", "0"], "timeout_request_body must be positive"),
     (["--timeout-graceful-shutdown", "0"], "timeout_graceful_shutdown must be positive"),
     (["--root-path", "api"], "root_path must start with '/'"),
     (["--limit-concurrency", "0"], "limit_concurrency"),

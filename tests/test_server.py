@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -27,15 +26,6 @@ from tests.utils import RawClient, Response, build_request
 PROCESS_APP = "tests.process_apps:app"
 LOOPS = ["asyncio", "uvloop"]
 SHUTDOWN_COMPLETE = "Application shutdown complete."
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    spawner = Spawner()
-    try:
-        yield spawner
-    finally:
-        spawner.close()
 
 
 @pytest.fixture(params=LOOPS)
