@@ -97,12 +97,12 @@ def start_server(tmp: Path, extra: list[str]) -> ServerProcess:
     port = sock.getsockname()[1]
     log_path = tmp / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARPINUS_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "carpinus", "soak_app:app", "--fd", str(sock.fileno()),
+    cmd = [sys.executable, "-m", "carpinus", "soak_app:app", "--app-dir", str(HERE),
+           "--fd", str(sock.fileno()),
            "--no-access-log", "--lifespan", "off", "--timeout-request-header", "2",
            "--timeout-request-body", "2", "--timeout-keep-alive", "2", *extra]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, env=env,
                                 stderr=subprocess.STDOUT, pass_fds=[sock.fileno()])
     sock.close()
     server = ServerProcess(proc, port, log_path)

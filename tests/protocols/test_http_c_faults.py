@@ -204,6 +204,46 @@ def test_client_reset_mid_response(serve: Any) -> None:
     assert_serves(handle)
 
 
+def test_streaming_app_that_never_waits_hears_a_reset_at_once(serve: Any) -> None:
+    """The transport learns of a reset only when a write fails (reading is
+    paused: the app left a large body unread), and the app streams in a
+    loop whose send() never has to wait.  The first send() after the failed
+    write must raise ClientDisconnected -- not accept 2,000 chunks into a
+    dead transport.  (Seen under valgrind, where the timing makes it likely.)"""
+    gate = threading.Event()
+    accepted: list[int] = []
+    outcome: list[str] = []
+
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"head", "more_body": True})
+        await asyncio.get_running_loop().run_in_executor(None, gate.wait, 10)
+        try:
+            for _ in range(2000):
+                await send({"type": "http.response.body", "body": b"x" * 65536,
+                            "more_body": True})
+                accepted.append(1)
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+        else:
+            outcome.append("all sent")
+
+    handle = serve(router(stream))
+    c = handle.connect()
+    # 8 MiB announced (above the zero-copy maximum: streamed), 1 MiB sent and
+    # never read by the app: the server pauses reading
+    c.send(build_request("POST", "/stream", [("Content-Length", str(8 << 20))]))
+    c.send(b"b" * (1 << 20))
+    c._read_until(b"head\r\n")
+    reset(c)
+    gate.set()
+    wait_for(lambda: outcome)
+    assert outcome == ["ClientDisconnected"]
+    assert len(accepted) < 10, len(accepted)
+    wait_for(lambda: handle.state.connections == 0 and handle.state.active_requests == 0)
+    assert_serves(handle)
+
+
 def test_client_reset_mid_chunked_body(serve: Any) -> None:
     seen: list[str] = []
     handle = serve(router(upload_recorder(seen)))
