@@ -817,13 +817,18 @@ static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
     /* The client half-closed.  If it sent a whole request that is still
        being answered, the app hears http.disconnect from receive() (so long
        polls and streams can stop), but the response may still be written;
-       the connection closes after it.  Anything else -- idle, or a partial
-       request -- closes now: returning False lets the transport close. */
+       the connection closes after it.  Anything else -- idle, a partial
+       request, or pipelined requests not yet started -- closes now (they
+       are dropped, as the requests after the current one are above). */
     if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL) {
         c->keep_alive = 0;
         cp_cycle_client_eof(c->cycle);
         Py_RETURN_TRUE;
     }
+    /* Closed from here on, not only once connection_lost comes: pipelined
+       bytes whose turn was already scheduled (_process_pending) must not be
+       served into the closing transport.  (Found by fuzz_protocol.) */
+    cp_conn_close(c);
     Py_RETURN_FALSE;
 }
 
