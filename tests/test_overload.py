@@ -188,6 +188,7 @@ def test_client_that_never_reads_a_large_response(spawn: Spawner) -> None:
     try:
         sock.sendall(build_request("GET", "/stream?n=1024") * 100)  # 100 x 4 MiB, pipelined
         growth = rss_growth_while(server, 3.0)
+        print(f"\nnever-reading client, 400 MiB asked: server RSS +{growth} KiB")
         assert growth < 32 * 1024, f"server RSS grew by {growth} KiB"
         assert _get(server.port, "/") == 200  # and everyone else is served
     finally:
@@ -219,6 +220,8 @@ def test_pipelining_client_that_never_reads(spawn: Spawner) -> None:
         else:
             raise AssertionError(f"the client could write {sent} bytes without blocking")
         growth = rss_growth_while(server, 2.0, base)
+        print(f"\npipelining client that never reads: blocked after {sent} bytes, "
+              f"server RSS +{growth} KiB")
         assert growth < 32 * 1024, f"server RSS grew by {growth} KiB"
         assert sent < 64 * 1024 * 1024, sent
         assert _get(server.port, "/") == 200
