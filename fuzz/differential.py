@@ -365,6 +365,13 @@ def classify() -> dict[str, dict[str, str]]:
     return table
 
 
+def versions() -> dict[str, str]:
+    """The versions of the other two parsers (their verdicts are pinned for these)."""
+    from importlib.metadata import version
+
+    return {"h11": version("h11"), "httptools": version("httptools")}
+
+
 def disagreements(table: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return {name: row for name, row in table.items() if row["disagreement"]}
 
@@ -394,7 +401,8 @@ def main() -> int:
     args = ap.parse_args()
     table = classify()
     if args.write:
-        PIN_FILE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        pinned = {"versions": versions(), "verdicts": table}
+        PIN_FILE.write_text(json.dumps(pinned, indent=1, sort_keys=True) + "\n")
     if args.markdown:
         print(markdown(table))
         return 0
