@@ -80,7 +80,7 @@ def test_root_path_rejected(root_path: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["timeout_keep_alive", "timeout_request_header",
-                                  "timeout_graceful_shutdown"])
+                                  "timeout_request_body", "timeout_graceful_shutdown"])
 @pytest.mark.parametrize("value", [0, 0.0, -1, -0.5])
 def test_non_positive_timeouts_rejected(name: str, value: float) -> None:
     """Timeouts must be positive: zero or negative would close everything at once."""
@@ -88,7 +88,8 @@ def test_non_positive_timeouts_rejected(name: str, value: float) -> None:
         make(**{name: value})
 
 
-@pytest.mark.parametrize("name", ["timeout_keep_alive", "timeout_request_header"])
+@pytest.mark.parametrize("name", ["timeout_keep_alive", "timeout_request_header",
+                                  "timeout_request_body"])
 def test_required_timeouts(name: str) -> None:
     """The keep-alive and request-header timeouts cannot be switched off with None."""
     with pytest.raises(ConfigError, match=f"{name} is required"):

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +217,17 @@ class RawClient:
             self.buf += data
             return False
         return True
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0,
+             what: str = "condition") -> None:
+    """Poll a condition (set by the server's thread or process) until it holds,
+    with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(0.005)
 
 
 def build_request(method: str = "GET", path: str = "/",

@@ -62,6 +62,7 @@ class ServerState:
         limit_concurrency: int | None = None,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
+        timeout_request_body: float = 60.0,
         use_writelines: bool = False,
         optimizations: int = ...,
         zero_copy_threshold: int = 16384,

@@ -106,6 +106,9 @@ _ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_AT
 @click.option("--timeout-request-header", default=10.0, type=float, show_default=True,
               help="Drop a client that takes longer than this to send a request head "
                    "(slow-header guard), in seconds.")
+@click.option("--timeout-request-body", default=60.0, type=float, show_default=True,
+              help="Drop a client that sends no byte of a request body it owes for this "
+                   "many seconds (slow-body guard; 408 if no response was started).")
 @click.option("--timeout-graceful-shutdown", default=None, type=float,
               help="On SIGTERM/SIGINT, wait at most this many seconds for in-flight "
                    "requests.  [default: wait for them]")

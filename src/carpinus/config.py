@@ -121,6 +121,7 @@ class Config:
         date_header: bool = True,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
+        timeout_request_body: float = 60.0,
         timeout_graceful_shutdown: float | None = None,
         limit_request_line: int = 8190,
         limit_request_headers: int = 100,
@@ -183,6 +184,7 @@ class Config:
         self.date_header = date_header
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header
+        self.timeout_request_body = timeout_request_body
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
         self.limit_request_line = limit_request_line
         self.limit_request_headers = limit_request_headers
@@ -258,6 +260,7 @@ class Config:
             raise ConfigError("root_path must start with '/' and not end with '/'")
         _positive("timeout_keep_alive", self.timeout_keep_alive, allow_none=False)
         _positive("timeout_request_header", self.timeout_request_header, allow_none=False)
+        _positive("timeout_request_body", self.timeout_request_body, allow_none=False)
         _positive("timeout_graceful_shutdown", self.timeout_graceful_shutdown)
         if self.limit_request_line < 16:
             raise ConfigError("limit_request_line must be at least 16")

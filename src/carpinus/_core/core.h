@@ -175,6 +175,7 @@ typedef struct ServerState {
     int64_t max_body;             /* -1: unlimited */
     double timeout_keep_alive;    /* seconds */
     double timeout_request_header;
+    double timeout_request_body;  /* longest silence while awaiting body bytes */
     Py_ssize_t limit_concurrency; /* -1: none */
 
     /* runtime */
@@ -227,6 +228,13 @@ enum cp_conn_state {
 
 enum cp_body_mode { CP_BODY_NONE = 0, CP_BODY_LENGTH, CP_BODY_CHUNKED };
 
+/* What HttpProtocol.deadline guards. */
+enum cp_deadline_kind {
+    CP_DL_KEEP_ALIVE = 0, /* idle between requests: close quietly */
+    CP_DL_HEADER,         /* a request head is due: 408 if part of it came */
+    CP_DL_BODY            /* body bytes are due (reading not paused): 408 */
+};
+
 typedef struct HttpProtocol {
     PyObject_HEAD
     ServerState *server; /* strong */
@@ -274,7 +282,7 @@ typedef struct HttpProtocol {
 
     /* timeouts (monotonic seconds; 0 = none) */
     double deadline;
-    int deadline_is_header; /* 1: request-header timeout, 0: keep-alive */
+    enum cp_deadline_kind deadline_kind;
 } HttpProtocol;
 
 extern PyType_Spec cp_protocol_spec;

@@ -392,6 +392,26 @@ static PyObject *send_wait(RequestCycle *cy)
     return Py_NewRef(cy->write_waiter);
 }
 
+/* 1 when the transport is closing: the peer reset the connection (the
+   transport knows at once; connection_lost only follows on a later loop
+   iteration) or the server closed it.  A streaming app whose send() never
+   has to wait would otherwise not hear of it until its stream ends.  Asked
+   only for the messages after the first body: single-message responses
+   never pay for it.  -1 on error. */
+static int transport_closing(HttpProtocol *c)
+{
+    if (c->state == CP_ST_CLOSED || c->transport == NULL) {
+        return 1;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(c->transport, c->server->mod->s_is_closing);
+    if (r == NULL) {
+        return -1;
+    }
+    int closing = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return closing;
+}
+
 static PyObject *cycle_send(RequestCycle *cy, PyObject *message)
 {
     cp_state *st = cy->server->mod;
@@ -452,6 +472,15 @@ static PyObject *cycle_send(RequestCycle *cy, PyObject *message)
         if (cy->conn == NULL) {
             PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
             goto done;
+        }
+        if (cy->wire_started) {
+            int closing = transport_closing(cy->conn);
+            if (closing != 0) {
+                if (closing > 0) {
+                    PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+                }
+                goto done;
+            }
         }
         if (cp_response_body(cy, message) < 0) {
             goto done;

@@ -137,6 +137,16 @@ void cp_conn_close(HttpProtocol *c)
     }
     c->state = CP_ST_CLOSED;
     c->deadline = 0;
+    RequestCycle *cy = c->cycle;
+    if (cy != NULL) {
+        /* Closed under a request in flight (ServerState.close_all): the app
+           is cut off.  Without this its later send() -- or the 500 for an
+           app that then fails -- would write to a closing transport. */
+        c->cycle = NULL;
+        cy->response_complete = 1;
+        cp_cycle_disconnect(cy);
+        Py_DECREF(cy);
+    }
     call_transport(c, c->server->mod->s_close);
 }
 
@@ -150,6 +160,21 @@ static void set_reading(HttpProtocol *c, int paused)
                              : c->server->mod->s_resume_reading);
 }
 
+/* The body timeout (--timeout-request-body) runs only while body bytes are
+   due from the client: in BODY or DRAIN with reading not paused.  Every
+   read restarts it, so it measures silence, not the length of an upload;
+   while we hold reading paused (the app lags behind) the wait is ours, not
+   the client's, and no deadline runs. */
+static void update_body_deadline(HttpProtocol *c)
+{
+    if ((c->state == CP_ST_BODY || c->state == CP_ST_DRAIN) && !c->reading_paused) {
+        c->deadline = cp_monotonic() + c->server->timeout_request_body;
+        c->deadline_kind = CP_DL_BODY;
+    } else if (c->deadline_kind == CP_DL_BODY) {
+        c->deadline = 0;
+    }
+}
+
 /* Pause reading while the app lags behind the body or pipelined bytes pile
    up; resume once it catches up. */
 static void update_reading(HttpProtocol *c)
@@ -159,7 +184,10 @@ static void update_reading(HttpProtocol *c)
     }
     int backlog = (c->rlen - c->rpos) > CP_HIGH_WATER ||
                   (c->cycle != NULL && cp_cycle_body_backlogged(c->cycle));
-    set_reading(c, backlog);
+    if (backlog != c->reading_paused) {
+        set_reading(c, backlog);
+        update_body_deadline(c);
+    }
 }
 
 void cp_conn_body_consumed(HttpProtocol *c)
@@ -201,7 +229,7 @@ static void conn_fail(HttpProtocol *c, int status)
 static void set_keep_alive_deadline(HttpProtocol *c)
 {
     c->deadline = cp_monotonic() + c->server->timeout_keep_alive;
-    c->deadline_is_header = 0;
+    c->deadline_kind = CP_DL_KEEP_ALIVE;
 }
 
 void cp_conn_check_deadline(HttpProtocol *c, double now)
@@ -209,8 +237,13 @@ void cp_conn_check_deadline(HttpProtocol *c, double now)
     if (c->deadline == 0 || now < c->deadline || c->state == CP_ST_CLOSED) {
         return;
     }
-    if (c->deadline_is_header && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
+    if (c->deadline_kind == CP_DL_HEADER && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
         conn_fail(c, 408); /* part of a head arrived, the rest did not */
+    } else if (c->deadline_kind == CP_DL_BODY &&
+               (c->state == CP_ST_BODY || c->state == CP_ST_DRAIN)) {
+        /* the body stalled: 408 unless the response already started (or
+           was sent: DRAIN), then just close; the app hears http.disconnect */
+        conn_fail(c, 408);
     } else {
         cp_conn_close(c);
     }
@@ -223,7 +256,7 @@ static void set_shutdown_grace(HttpProtocol *c)
     if (c->deadline == 0 || grace < c->deadline) {
         c->deadline = grace;
     }
-    c->deadline_is_header = 1;
+    c->deadline_kind = CP_DL_HEADER;
 }
 
 void cp_conn_shutdown(HttpProtocol *c)
@@ -231,7 +264,7 @@ void cp_conn_shutdown(HttpProtocol *c)
     if (c->state != CP_ST_HEAD || c->cycle != NULL) {
         return; /* the response in flight carries Connection: close */
     }
-    if (c->deadline_is_header) {
+    if (c->deadline_kind == CP_DL_HEADER) {
         /* nothing served yet on this connection, or part of the next head
            arrived: the client is sending a request, let it (see core.h) */
         set_shutdown_grace(c);
@@ -368,6 +401,7 @@ static int feed_body(HttpProtocol *c)
             set_keep_alive_deadline(c);
         } else {
             c->state = CP_ST_WAIT_RESPONSE;
+            update_body_deadline(c); /* none while the app answers */
             if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
                 goto error;
             }
@@ -415,9 +449,9 @@ static int try_head(HttpProtocol *c)
         c->head_checked = req.incomplete_line_start;
         c->head_line_max = req.incomplete_line_max;
         c->head_scanned = len > req.incomplete_line_start ? len : req.incomplete_line_start;
-        if (!c->deadline_is_header || c->deadline == 0) {
+        if (c->deadline_kind != CP_DL_HEADER || c->deadline == 0) {
             c->deadline = cp_monotonic() + s->timeout_request_header;
-            c->deadline_is_header = 1;
+            c->deadline_kind = CP_DL_HEADER;
         }
         return 0;
     }
@@ -492,6 +526,7 @@ static int try_head(HttpProtocol *c)
         cy->body_complete = 1;
     } else {
         c->state = CP_ST_BODY;
+        update_body_deadline(c);
         /* Hand over the body bytes that came with the head before the app
            runs, so its first receive() need not wait. */
         if (feed_body(c) < 0) {
@@ -716,7 +751,7 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
     cp_server_link(s, c);
     c->state = CP_ST_HEAD;
     c->deadline = cp_monotonic() + s->timeout_request_header;
-    c->deadline_is_header = 1;
+    c->deadline_kind = CP_DL_HEADER;
     if (s->shutting_down) {
         /* accepted in the same loop iteration that closed the listener */
         set_shutdown_grace(c);
@@ -786,6 +821,7 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
                 conn_fail(c, 500);
             } else if (c->state == CP_ST_BODY) {
                 c->state = CP_ST_WAIT_RESPONSE;
+                update_body_deadline(c);
                 if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
                     PyErr_WriteUnraisable((PyObject *)c);
                     conn_fail(c, 500);
@@ -793,6 +829,8 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
             }
             update_reading(c);
             Py_DECREF(c);
+        } else {
+            update_body_deadline(c); /* progress: the silence starts again */
         }
         Py_RETURN_NONE;
     }
@@ -808,6 +846,7 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         conn_fail(c, 500);
     }
     update_reading(c);
+    update_body_deadline(c);
     Py_RETURN_NONE;
 }
 
@@ -830,6 +869,7 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
                 buf_free(c);
             }
             update_reading(c);
+            update_body_deadline(c);
         }
     }
     PyBuffer_Release(&view);
@@ -845,13 +885,18 @@ static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
     /* The client half-closed.  If it sent a whole request that is still
        being answered, the app hears http.disconnect from receive() (so long
        polls and streams can stop), but the response may still be written;
-       the connection closes after it.  Anything else -- idle, or a partial
-       request -- closes now: returning False lets the transport close. */
+       the connection closes after it.  Anything else -- idle, a partial
+       request, or pipelined requests not yet started -- closes now (they
+       are dropped, as the requests after the current one are above). */
     if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL) {
         c->keep_alive = 0;
         cp_cycle_client_eof(c->cycle);
         Py_RETURN_TRUE;
     }
+    /* Closed from here on, not only once connection_lost comes: pipelined
+       bytes whose turn was already scheduled (_process_pending) must not be
+       served into the closing transport.  (Found by fuzz_protocol.) */
+    cp_conn_close(c);
     Py_RETURN_FALSE;
 }
 

@@ -128,25 +128,26 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "default_headers",
                              "proxy_fixup",
                              "proxy_trust",
+                             "timeout_request_body",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
     int server_header = 1, date_header = 1;
     PyObject *lim_line = NULL, *lim_headers = NULL, *lim_header_size = NULL;
     PyObject *lim_body = Py_None, *lim_conc = Py_None;
-    double keep_alive = 5.0, header_timeout = 10.0;
+    double keep_alive = 5.0, header_timeout = 10.0, body_timeout = 60.0;
     int use_writelines = 0;
     unsigned int opts = CP_OPT_ALL;
     Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOO", kwlist, &app, &loop,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOOd", kwlist, &app, &loop,
                                      &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
                                      &header_timeout, &use_writelines, &opts, &zc_threshold,
                                      &lazy_min, &cache_size, &default_headers, &proxy_fixup,
-                                     &proxy_trust)) {
+                                     &proxy_trust, &body_timeout)) {
         return NULL;
     }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
@@ -279,12 +280,13 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         }
         s->limit_concurrency = v;
     }
-    if (keep_alive <= 0 || header_timeout <= 0) {
+    if (keep_alive <= 0 || header_timeout <= 0 || body_timeout <= 0) {
         PyErr_SetString(PyExc_ValueError, "timeouts must be positive");
         goto fail;
     }
     s->timeout_keep_alive = keep_alive;
     s->timeout_request_header = header_timeout;
+    s->timeout_request_body = body_timeout;
 
     s->header_spans = PyMem_Calloc(s->limits.max_headers, sizeof(cp_header));
     s->scratch_cap = CP_SCRATCH_SIZE;

@@ -88,6 +88,7 @@ def make_server_state(
         limit_concurrency=config.limit_concurrency,
         timeout_keep_alive=float(config.timeout_keep_alive),
         timeout_request_header=float(config.timeout_request_header),
+        timeout_request_body=float(config.timeout_request_body),
         use_writelines=type(loop).__module__.startswith("uvloop"),
         optimizations=optimization_bits(config.optimizations),
         zero_copy_threshold=config.zero_copy_threshold,
