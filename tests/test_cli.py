@@ -43,6 +43,8 @@ CLI_OPTIONS = [
     "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
     "--malloc-tuning", "--no-malloc-tuning", "--opt", "--zero-copy-threshold",
     "--lazy-headers-min", "--scope-cache-size",
+    "--ws", "--ws-max-size", "--ws-max-queue", "--ws-ping-interval", "--ws-ping-timeout",
+    "--ws-per-message-deflate",
     "--version", "--help",
 ]
 

@@ -87,15 +87,35 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
                    "scope['headers'] that builds its items on first access.")
 @click.option("--scope-cache-size", default=64, type=int, show_default=True,
               help="Slots of the per-path scope template cache (scope_cache).")
+@click.option("--ws", type=click.Choice(["auto", "none", "wsproto"]), default="auto",
+              show_default=True,
+              help="WebSocket implementation; auto uses wsproto when installed, none serves "
+                   "upgrade requests as plain HTTP.")
+@click.option("--ws-max-size", default=16 * 1024 * 1024, type=int, show_default=True,
+              help="Largest incoming WebSocket message in bytes; larger closes with 1009.")
+@click.option("--ws-max-queue", default=32, type=int, show_default=True,
+              help="Incoming WebSocket messages queued for an app that does not receive() "
+                   "them; past it the server stops reading from that client.")
+@click.option("--ws-ping-interval", default=20.0, type=float, show_default=True,
+              help="Send a WebSocket ping after this many seconds of silence (0: never).")
+@click.option("--ws-ping-timeout", default=20.0, type=float, show_default=True,
+              help="Close a WebSocket (1011) whose pong has not come this many seconds after "
+                   "a ping (0: wait forever).")
+@click.option("--ws-per-message-deflate", default=True, type=bool, show_default=True,
+              help="Accept the permessage-deflate compression extension when a client "
+                   "offers it.")
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
 def main(app: str | None, **options: Any) -> None:
-    """Serve the ASGI application APP ("module:attribute") over HTTP/1.1.
+    """Serve the ASGI application APP ("module:attribute") over HTTP/1.1 and WebSocket.
 
     Without APP, serve the bundled demo app (carpinus.demo:app).
     """
     try:
         switches = dict(parse_switch(text) for text in options.pop("opt"))
+        for name in ("ws_ping_interval", "ws_ping_timeout"):
+            if options[name] == 0:
+                options[name] = None  # 0 on the command line: off
         config = Config(app, optimizations=switches, **options)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None

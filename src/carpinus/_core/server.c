@@ -125,6 +125,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "zero_copy_threshold",
                              "lazy_headers_min",
                              "scope_cache_size",
+                             "websocket",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
@@ -135,13 +136,18 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     int use_writelines = 0;
     unsigned int opts = CP_OPT_ALL;
     Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnn", kwlist, &app, &loop,
+    PyObject *websocket = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnO", kwlist, &app, &loop,
                                      &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
                                      &header_timeout, &use_writelines, &opts, &zc_threshold,
-                                     &lazy_min, &cache_size)) {
+                                     &lazy_min, &cache_size, &websocket)) {
+        return NULL;
+    }
+    if (websocket != Py_None && !PyCallable_Check(websocket)) {
+        PyErr_SetString(PyExc_TypeError, "websocket must be a callable or None");
         return NULL;
     }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
@@ -159,6 +165,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->log_error = Py_NewRef(log_error);
     s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
     s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
+    s->websocket = websocket != Py_None ? Py_NewRef(websocket) : NULL;
     s->server_header = server_header;
     s->use_writelines = use_writelines;
     if ((opts & ~(unsigned)CP_OPT_ALL) != 0 || zc_threshold < 1 || lazy_min < 0 ||
@@ -344,7 +351,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
     const cp_state *st = s->mod;
 #define U(x) (unsigned long long)(x)
     return Py_BuildValue(
-        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
+        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
         U(t->connections_total), "requests_total", U(t->requests_total), "parse_errors",
         U(t->parse_errors), "app_errors", U(t->app_errors), "body_bytes", U(t->body_bytes),
         "connections", s->n_conns, "active_requests", s->n_tasks, "body_bytes_zero_copy",
@@ -354,6 +361,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         "headers_built", U(t->headers_built), "responses_coalesced", U(t->responses_coalesced),
         "responses_split", U(t->responses_split), "status_lines_cached",
         U(t->status_lines_cached), "status_lines_formatted", U(t->status_lines_formatted),
+        "websocket_upgrades", U(t->websocket_upgrades),
         /* module-wide: shared by every server of this interpreter */
         "header_name_hits", U(st->header_name_hits), "header_name_misses",
         U(st->header_name_misses), "lazy_headers_materialized",
@@ -377,6 +385,12 @@ static PyObject *server_get_tasks(ServerState *s, void *closure)
 {
     (void)closure;
     return PyFrozenSet_New(s->tasks);
+}
+
+static PyObject *server_get_websocket(ServerState *s, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(s->websocket != NULL ? s->websocket : Py_None);
 }
 
 static PyObject *server_get_shutting_down(ServerState *s, void *closure)
@@ -405,6 +419,7 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->access_log);
     Py_VISIT(s->log_error);
     Py_VISIT(s->tasks);
+    Py_VISIT(s->websocket);
     Py_VISIT(s->scratch_view);
     for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
         Py_VISIT(s->scope_cache[i].key);
@@ -435,6 +450,7 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->access_log);
     Py_CLEAR(s->log_error);
     Py_CLEAR(s->tasks);
+    Py_CLEAR(s->websocket);
     Py_CLEAR(s->scratch_view);
     for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
         Py_CLEAR(s->scope_cache[i].key);
@@ -473,6 +489,8 @@ static PyGetSetDef server_getset[] = {
     {"tasks", (getter)server_get_tasks, NULL, "The running app tasks (a snapshot).", NULL},
     {"shutting_down", (getter)server_get_shutting_down, NULL, "shutdown() was called.",
      NULL},
+    {"websocket", (getter)server_get_websocket, NULL,
+     "The websocket handler connections are upgraded to, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -51,7 +51,13 @@ def make_server_state(
     """The protocol factory for loop.create_server: one per running server."""
     factory, task_kwargs = _task_factory(loop)
     access = config.access_log and access_logger.isEnabledFor(logging.INFO)
-    return _core.ServerState(
+    websocket = None
+    if config.websocket_implementation() is not None:
+        # imported only when on: carpinus serves HTTP without wsproto installed
+        from carpinus.protocols.websocket import WebSocketHandler
+
+        websocket = WebSocketHandler(config, loop, app)
+    state = _core.ServerState(
         app,
         loop,
         report_exception,
@@ -75,4 +81,8 @@ def make_server_state(
         zero_copy_threshold=config.zero_copy_threshold,
         lazy_headers_min=config.lazy_headers_min,
         scope_cache_size=config.scope_cache_size,
+        websocket=websocket,
     )
+    if websocket is not None:
+        websocket.server_state = state
+    return state
