@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import socket
 import struct
 from dataclasses import dataclass
 
@@ -104,7 +103,7 @@ class RawWebSocket(RawClient):
                     return True
         except (ConnectionResetError, BrokenPipeError):
             return True
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
         finally:
             self.sock.settimeout(self.timeout)

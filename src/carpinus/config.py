@@ -169,7 +169,9 @@ class Config:
         if self.ws not in ("auto", "none", "wsproto"):
             raise ConfigError(f"ws must be auto, none or wsproto, got {self.ws!r}")
         if self.ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
-            raise ConfigError("ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')")
+            raise ConfigError(
+                "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
+            )
         if self.ws_max_size < 1:
             raise ConfigError("ws_max_size must be >= 1")
         if self.ws_max_queue < 1:

@@ -8,83 +8,17 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests import apps
 from tests.utils import IO_TIMEOUT
-
-
-def ws_url(handle: Any, path: str = "/") -> str:
-    return f"ws://{handle.host}:{handle.port}{path}"
-
-
-def wait_for(predicate: Any, timeout: float = IO_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
-async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Accepts, then echoes every message; 'scope' answers with the scope as JSON."""
-    if scope["type"] == "http":
-        await apps.send_text(send, b"plain http: " + scope["path"].encode())
-        return
-    assert (await receive())["type"] == "websocket.connect"
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") == "scope":
-            safe = {k: v for k, v in scope.items() if k not in ("headers", "state")}
-            safe["raw_path"] = scope["raw_path"].decode()
-            safe["query_string"] = scope["query_string"].decode()
-            safe["header_names"] = [name.decode() for name, _ in scope["headers"]]
-            await send({"type": "websocket.send", "text": json.dumps(safe)})
-        elif message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
-
-
-class Recorder:
-    """An app that records what it receives and does what the test scripted."""
-
-    def __init__(self, on_connect: list[dict[str, Any]] | None = None,
-                 after_first: list[dict[str, Any]] | None = None) -> None:
-        self.on_connect = on_connect if on_connect is not None else [{"type": "websocket.accept"}]
-        self.after_first = after_first or []
-        self.messages: list[dict[str, Any]] = []
-        self.errors: list[BaseException] = []
-        self.scopes: list[dict[str, Any]] = []
-        self.done = threading.Event()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        self.scopes.append(scope)
-        try:
-            self.messages.append(await receive())
-            for message in self.on_connect:
-                await send(message)
-            while True:
-                message = await receive()
-                self.messages.append(message)
-                if message["type"] == "websocket.disconnect":
-                    return
-                for reply in self.after_first:
-                    await send(reply)
-                self.after_first = []
-        except BaseException as exc:
-            self.errors.append(exc)
-            raise
-        finally:
-            self.done.set()
+from tests.ws_apps import Recorder, echo, wait_for, ws_url
 
 
 def test_echo_text_and_binary(serve):
@@ -333,10 +267,6 @@ def test_ws_none_serves_upgrade_requests_as_http(serve):
 
 
 def test_starlette_websocket_endpoint(serve):
-    from starlette.applications import Starlette
-    from starlette.routing import WebSocketRoute
-    from starlette.websockets import WebSocket
-
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept(subprotocol="json")
         async for data in websocket.iter_json():
@@ -351,8 +281,8 @@ def test_starlette_websocket_endpoint(serve):
 
 
 def test_fastapi_websocket_endpoint(serve):
-    from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-
+    # FastAPI resolves the endpoint's (postponed) annotations in this
+    # module's globals: WebSocket is imported at the top for that.
     app = FastAPI()
     seen: list[int] = []
 
@@ -397,7 +327,7 @@ import sys
 sys.modules["wsproto"] = None  # import wsproto now fails, as if not installed
 import httpx, threading, time
 from tests.utils import run_server
-from tests.protocols.test_websocket import echo
+from tests.ws_apps import echo
 with run_server(echo, ws="auto", configure_logging=True) as handle:
     assert handle.state.websocket is None
     r = httpx.get(handle.url + "/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})

@@ -1,4 +1,4 @@
-"""WebSocket with a raw socket: handshake checks, frames byte by byte, hostile input, flow control."""
+"""WebSocket over a raw socket: handshake checks, frames, hostile input, flow control."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.protocols.test_websocket import Recorder, echo, wait_for
 from tests.utils import IO_TIMEOUT
+from tests.ws_apps import Recorder, echo, wait_for
 from tests.ws_raw import (
     OP_BINARY,
     OP_CLOSE,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any
+from typing import Any, cast
 
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
@@ -272,7 +272,7 @@ class WebSocketProtocol(asyncio.Protocol):
                         self.pong_timer.cancel()
                         self.pong_timer = None
                 elif opcode is Opcode.CLOSE:
-                    code, reason = frame.payload  # type: ignore[misc]
+                    code, reason = cast("tuple[int, str]", frame.payload)
                     self._on_close(int(code), reason)
                 if self.phase != OPEN and self.phase != CLOSING:
                     return
