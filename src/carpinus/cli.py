@@ -97,10 +97,10 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="Incoming WebSocket messages queued for an app that does not receive() "
                    "them; past it the server stops reading from that client.")
 @click.option("--ws-ping-interval", default=20.0, type=float, show_default=True,
-              help="Send a WebSocket ping after this many seconds of silence (0: never).")
+              help="Send a WebSocket keep-alive ping every this many seconds (0: never).")
 @click.option("--ws-ping-timeout", default=20.0, type=float, show_default=True,
               help="Close a WebSocket (1011) whose pong has not come this many seconds after "
-                   "a ping (0: wait forever).")
+                   "a ping; also how long a close frame waits for the client's (0: forever).")
 @click.option("--ws-per-message-deflate", default=True, type=bool, show_default=True,
               help="Accept the permessage-deflate compression extension when a client "
                    "offers it.")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -342,3 +343,75 @@ def test_without_wsproto_auto_serves_http_and_says_so():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "STATUS 200 plain http: /" in done.stdout
     assert "WebSocket support is off: wsproto is not installed" in done.stderr
+
+
+def test_denial_response_with_content_length(serve):
+    app = Recorder(on_connect=[
+        {"type": "websocket.http.response.start", "status": 404,
+         "headers": [(b"content-length", b"9")]},
+        {"type": "websocket.http.response.body", "body": b"not found"},
+    ])
+    handle = serve(app)
+    with pytest.raises(InvalidStatus) as info:
+        connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+    assert info.value.response.status_code == 404
+    assert info.value.response.body == b"not found"
+    assert "transfer-encoding" not in info.value.response.headers
+
+
+@pytest.mark.parametrize("bad", [
+    {"type": "websocket.close", "code": 999},
+    {"type": "websocket.close", "code": 1006},
+    {"type": "websocket.send", "bytes": b"a", "text": "a"},
+    {"type": "websocket.send"},
+    {"type": "websocket.accept"},
+])
+def test_bad_messages_after_accept_are_app_errors(serve, bad):
+    app = Recorder(after_first=[bad])
+    handle = serve(app)
+    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+        ws.send("go")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=IO_TIMEOUT)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+    assert app.done.wait(IO_TIMEOUT)
+    assert isinstance(app.errors[0], RuntimeError)
+
+
+def test_limit_concurrency_refuses_handshakes_with_503(serve):
+    handle = serve(echo, limit_concurrency=1)
+    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as first:
+        first.send("a")
+        assert first.recv(timeout=IO_TIMEOUT) == "a"
+        with pytest.raises(InvalidStatus) as info:
+            connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+        assert info.value.response.status_code == 503
+
+
+def test_shutdown_refuses_a_handshake_the_app_has_not_answered(serve):
+    waiting = threading.Event()
+    outcome: list[dict[str, Any]] = []
+
+    async def app(scope, receive, send):
+        await receive()
+        waiting.set()
+        outcome.append(await receive())  # the shutdown ends the wait
+
+    handle = serve(app)
+    result: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert waiting.wait(IO_TIMEOUT)
+    handle.server.should_exit = True
+    thread.join(IO_TIMEOUT)
+    assert isinstance(result[0], InvalidStatus)
+    assert result[0].response.status_code == 503
+    wait_for(lambda: outcome)
+    assert outcome[0] == {"type": "websocket.disconnect", "code": 1012, "reason": ""}
