@@ -10,9 +10,11 @@ benchmarks/wrk/report.lua, so its numbers land in the same records: one
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -30,7 +32,9 @@ def build() -> Path:
     """Compile wsload once per run (a few hundred milliseconds), into a temporary directory."""
     if "path" in _built and _built["path"].exists():
         return _built["path"]
-    out = Path(tempfile.mkdtemp(prefix="carpinus-wsload-")) / "wsload"
+    directory = tempfile.mkdtemp(prefix="carpinus-wsload-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    out = Path(directory) / "wsload"
     done = subprocess.run(["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-o", str(out),
                            str(SOURCE)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
