@@ -231,13 +231,12 @@ class Config:
         """
         if self.ws == "none":
             return None
-        try:
-            import wsproto  # noqa: F401
-        except ImportError:
+        # found, not imported: wsproto loads with the first WebSocket
+        if importlib.util.find_spec("wsproto") is None:
             if self.ws == "wsproto":
                 raise ConfigError(
                     "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
-                ) from None
+                )
             logger.info(
                 "WebSocket support is off: wsproto is not installed "
                 "(pip install 'carpinus[ws]'); upgrade requests are served as plain HTTP."

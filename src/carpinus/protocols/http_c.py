@@ -53,8 +53,7 @@ def make_server_state(
     access = config.access_log and access_logger.isEnabledFor(logging.INFO)
     websocket = None
     if config.websocket_implementation() is not None:
-        # imported only when on: carpinus serves HTTP without wsproto installed
-        from carpinus.protocols.websocket import WebSocketHandler
+        from carpinus.protocols.websocket_handler import WebSocketHandler
 
         websocket = WebSocketHandler(config, loop, app)
     state = _core.ServerState(

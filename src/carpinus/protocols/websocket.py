@@ -31,9 +31,9 @@ from typing import Any, cast
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
 from carpinus._core import ClientDisconnected
-from carpinus.config import Config
 from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER
 from carpinus.protocols import websocket_handshake as hs
+from carpinus.protocols.websocket_handler import WebSocketHandler
 
 logger = logging.getLogger(ERROR_LOGGER)
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -55,57 +55,6 @@ INFLATE_SLICE = 16 * 1024
 
 # Close codes an app may send (RFC 6455 7.4: 1004-1006 and 1015 are reserved).
 RESERVED_CLOSE_CODES = {1004, 1005, 1006, 1015}
-
-
-class WebSocketHandler:
-    """Takes over upgraded connections for one server; knows every live one.
-
-    The C core calls it (ServerState(websocket=...)); the Server asks it to
-    shut down (close code 1012, "service restart", as uvicorn does) and how
-    many connections and app tasks are still busy.
-    """
-
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, app: Any) -> None:
-        self.config = config
-        self.loop = loop
-        self.app = app
-        self.connections: set[WebSocketProtocol] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.shutting_down = False
-        self.server_state: Any = None  # the ServerState, for limit_concurrency
-        self.standard_headers_on = (config.server_header, config.date_header)
-        self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
-
-    def __call__(self, transport: asyncio.Transport, scope: dict[str, Any], rest: bytes) -> None:
-        protocol = WebSocketProtocol(self, transport, scope)
-        transport.set_protocol(protocol)
-        protocol.start(rest)
-
-    @property
-    def busy(self) -> int:
-        """Connections and app tasks still alive (the graceful shutdown waits for 0)."""
-        return len(self.connections) + len(self.tasks)
-
-    def over_limit(self) -> bool:
-        limit = self.config.limit_concurrency
-        if limit is None:
-            return False
-        http = self.server_state.active_requests if self.server_state is not None else 0
-        return len(self.tasks) + http >= limit
-
-    def standard_headers(self) -> bytes:
-        return hs.standard_headers(*self.standard_headers_on)
-
-    def shutdown(self) -> None:
-        """Close every websocket with 1012; refuse handshakes still pending with 503."""
-        self.shutting_down = True
-        for protocol in list(self.connections):
-            protocol.shutdown()
-
-    def close_all(self) -> None:
-        """Drop every connection now (the graceful shutdown ran out of time)."""
-        for protocol in list(self.connections):
-            protocol.abort()
 
 
 class WebSocketProtocol(asyncio.Protocol):

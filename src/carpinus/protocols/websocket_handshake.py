@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import hashlib
 import re
 from collections.abc import Iterable
@@ -132,15 +131,6 @@ def encode_headers(headers: Iterable[Any], what: str) -> bytes:
             raise RuntimeError(f"{what}: invalid header {item!r}")
         out.append(name + b": " + value + b"\r\n")
     return b"".join(out)
-
-
-def standard_headers(server_header: bool, date_header: bool) -> bytes:
-    out = b""
-    if server_header:
-        out += b"server: carpinus\r\n"
-    if date_header:
-        out += b"date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n"
-    return out
 
 
 def accept_response(key: bytes, subprotocol: str | None, extensions: bytes | None,
