@@ -10,7 +10,6 @@ upgrade, so a server that never sees a WebSocket pays nothing for them.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -70,11 +69,13 @@ class WebSocketHandler:
 
     def standard_headers(self) -> bytes:
         """`server` and `date` lines for our HTTP answers, as configured."""
+        from email.utils import formatdate  # here: email is a big import for start-up
+
         out = b""
         if self.server_header:
             out += b"server: carpinus\r\n"
         if self.date_header:
-            out += b"date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n"
+            out += b"date: " + formatdate(usegmt=True).encode() + b"\r\n"
         return out
 
     def shutdown(self) -> None:
