@@ -251,7 +251,7 @@ def test_graceful_shutdown_closes_with_1012(serve):
 
 
 def test_keepalive_pings_keep_a_live_client(serve):
-    handle = serve(echo, ws_ping_interval=0.05, ws_ping_timeout=0.5)
+    handle = serve(echo, ws_ping_interval=0.05, ws_ping_timeout=IO_TIMEOUT)
     with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
         time.sleep(0.3)  # several ping intervals; the client answers each
         ws.send("alive")

@@ -308,9 +308,8 @@ def test_slow_app_pauses_reading(serve):
                     break  # the server stopped reading
                 time.sleep(0.01)
         assert sent < len(data)
-        connections = handle.state.websocket.connections
-        protocol = next(iter(connections))
-        assert protocol.reading_paused
+        protocol = next(iter(handle.state.websocket.connections))
+        wait_for(lambda: protocol.reading_paused)
         # at most the messages of the read that crossed the limit are queued
         assert len(protocol.queue) <= 4 + 256 * 1024 // size + 1
         release.set()
