@@ -415,3 +415,17 @@ def test_shutdown_refuses_a_handshake_the_app_has_not_answered(serve):
     assert result[0].response.status_code == 503
     wait_for(lambda: outcome)
     assert outcome[0] == {"type": "websocket.disconnect", "code": 1012, "reason": ""}
+
+
+def test_max_size_counts_decompressed_bytes(serve):
+    """permessage-deflate: a message that is small on the wire but large inflated is refused."""
+    handle = serve(echo, ws_max_size=10_000)
+    with connect(ws_url(handle), compression="deflate", max_size=None,
+                 open_timeout=IO_TIMEOUT) as ws:
+        assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+        ws.send(b"\x00" * 9_000)
+        assert ws.recv(timeout=IO_TIMEOUT) == b"\x00" * 9_000
+        ws.send(b"\x00" * 5_000_000)  # about 5 KB compressed
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=IO_TIMEOUT)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
