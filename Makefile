@@ -44,7 +44,8 @@ tools:
 test-main: $(VENV)/.built
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The behavioural suite again with every marshalling optimization switched off.
+# The behavioural suite again with every marshalling optimization switched off
+# (tests/conftest.py keeps the tests whose in-process server takes the switches).
 test-opts-off: $(VENV)/.built
 	CARPINUS_TEST_OPTIMIZATIONS=off $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -34,6 +34,7 @@ from typing import Any
 from harness import markdown
 from harness.requirements import (
     FASTAPI,
+    GCC,
     MATPLOTLIB,
     TASKSET,
     WRK,
@@ -43,8 +44,9 @@ from harness.requirements import (
 )
 from harness.results import Record, Summary, summarize_all
 from harness.servers import HOST, SERVERS, ServerFailed, running
-from harness.workloads import WORKLOADS, probe, write_lua_scripts
+from harness.workloads import WORKLOADS, probe, websocket_message, write_lua_scripts
 from harness.wrk import WrkFailed, WrkSettings, run_wrk
+from harness.wsload import probe_websocket, run_wsload
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = {"raw": "carpinus.demo:app", "fastapi": "fastapi_app:app"}
@@ -126,8 +128,14 @@ def check_cpus(server_cpus: str, client_cpus: str) -> int:
     return len(client)
 
 
-def requirements_for(args: argparse.Namespace, servers: list[str]) -> list[Requirement]:
-    needed: list[Requirement] = [WRK, TASKSET]
+def requirements_for(args: argparse.Namespace, servers: list[str],
+                     workloads: list[str]) -> list[Requirement]:
+    needed: list[Requirement] = [TASKSET]
+    protocols = {WORKLOADS[w].protocol for w in workloads}
+    if "http" in protocols:
+        needed.append(WRK)
+    if "websocket" in protocols:
+        needed.append(GCC)  # wsload is built from source at the start of the run
     for server in servers:
         needed.extend(SERVERS[server].needs)
     if args.app == "fastapi":
@@ -169,10 +177,29 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure(server: str, workload: str, port: int, round_number: int, script: Path,
+def measure_websocket(server: str, workload: str, port: int, round_number: int,
+                      args: argparse.Namespace, wrk: WrkSettings) -> Record:
+    """Probe one echo, warm up, measure with wsload (one request = one echoed message)."""
+    spec = WORKLOADS[workload]
+    problem = probe_websocket(HOST, port, spec.path, websocket_message(spec))
+    if problem:
+        return Record(server, workload, args.app, round_number, failure=problem)
+    try:
+        if args.warmup:
+            run_wsload(HOST, port, spec.path, spec.message_size, args.warmup, wrk)
+        result = run_wsload(HOST, port, spec.path, spec.message_size, args.duration, wrk)
+    except WrkFailed as exc:
+        return Record(server, workload, args.app, round_number, failure=str(exc))
+    return Record.measured(server, workload, args.app, round_number, result)
+
+
+def measure(server: str, workload: str, port: int, round_number: int, script: Path | None,
             args: argparse.Namespace, wrk: WrkSettings) -> Record:
     """Probe, warm up, measure one server on one workload."""
     spec = WORKLOADS[workload]
+    if spec.protocol == "websocket":
+        return measure_websocket(server, workload, port, round_number, args, wrk)
+    assert script is not None
     problem = probe(spec, HOST, port, SERVERS[server].ceiling)
     if problem:
         return Record(server, workload, args.app, round_number, failure=problem)
@@ -195,7 +222,7 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
         with running(server, APPS[args.app], args.server_cpus) as started:
             for workload in workloads:
                 record = measure(server, workload, started.port, round_number,
-                                 scripts[workload], args, wrk)
+                                 scripts.get(workload), args, wrk)
                 report_progress(record, args.rounds)
                 records.append(record)
     except ServerFailed as exc:
@@ -245,7 +272,9 @@ def build_document(args: argparse.Namespace, argv: list[str], servers: list[str]
         },
         "carpinus_build": {"start": build_start, "end": carpinus_build()},
         "versions": versions_of(servers),
-        "tools": {"wrk": WRK.version(), "taskset": TASKSET.version()},
+        "tools": {"wrk": WRK.version() if WRK.is_present() else "not used",
+                  "taskset": TASKSET.version(),
+                  **({"gcc (wsload)": GCC.version()} if GCC.is_present() else {})},
         "records": [r.to_json() for r in records],
         "summary": [s.to_json() for s in summaries.values()],
     }
@@ -285,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    absent = missing(requirements_for(args, servers))
+    absent = missing(requirements_for(args, servers, workloads))
     if absent:
         print(explain_missing(absent), file=sys.stderr)
         return EXIT_USAGE

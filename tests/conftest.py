@@ -49,3 +49,24 @@ def spawn() -> Iterator[Spawner]:
         yield spawner
     finally:
         spawner.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With CARPINUS_TEST_OPTIMIZATIONS set (the `make test` leg that reruns the
+    suite with every optimization off), run only the tests whose in-process
+    server takes that setting: the `serve` fixture, tests/protocols and
+    tests/_core.  The rest (processes started with default options, the CLI,
+    config parsing, benchmarks) would only repeat the main leg word for word."""
+    if not os.environ.get("CARPINUS_TEST_OPTIMIZATIONS"):
+        return
+    root = config.rootpath / "tests"
+    in_process = (root / "protocols", root / "_core", root / "test_server.py")
+    keep, drop = [], []
+    for item in items:
+        path = item.path
+        uses_switches = "serve" in getattr(item, "fixturenames", ()) or any(
+            path == p or p in path.parents for p in in_process)
+        (keep if uses_switches else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

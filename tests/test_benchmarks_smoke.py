@@ -74,6 +74,33 @@ def test_runner_measures_every_workload_against_carpinus(tmp_path: Path) -> None
         assert f"| {workload} |" in table
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("gcc") is None,
+                    reason="gcc is not installed (apt-get install -y gcc); the websocket "
+                           "workload builds its load client, benchmarks/wsload/wsload.c")
+@pytest.mark.skipif(shutil.which("taskset") is None,
+                    reason="taskset is not installed (apt-get install -y util-linux)")
+def test_runner_measures_the_websocket_workload_against_carpinus(tmp_path: Path) -> None:
+    server_cpu, client_cpu = cpu_pair()
+    out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
+    done = run_runner(
+        "--servers", "carpinus", "--workloads", "websocket",
+        "--duration", "1", "--warmup", "0", "--rounds", "1", "--timeout", "10",
+        "--server-cpus", server_cpu, "--client-cpus", client_cpu,
+        "--json", str(out_json), "--markdown", str(out_md),
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (record,) = json.loads(out_json.read_text())["records"]
+    assert record["workload"] == "websocket" and record["server"] == "carpinus"
+    assert record["valid"], record
+    assert record["requests"] > 0 and record["errors"] == 0, record
+    assert record["p99_ms"] > 0 and record["avg_ms"] > 0
+    table = out_md.read_text()
+    assert "| websocket |" in table
+    assert "one request is one echoed message" in table
+
+
 def test_runner_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:
     # An empty PATH hides wrk and taskset; the runner must stop before
     # starting anything and name the install command.

@@ -50,6 +50,8 @@ CLI_OPTIONS = [
     "--workers", "--max-requests", "--limit-max-requests", "--max-requests-jitter",
     "--limit-max-requests-jitter", "--timeout-worker-healthcheck", "--reload", "--reload-dir",
     "--reload-include", "--reload-exclude", "--pid",
+    "--ws", "--ws-max-size", "--ws-max-queue", "--ws-ping-interval", "--ws-ping-timeout",
+    "--ws-per-message-deflate",
     "--version", "--help",
 ]
 

@@ -356,3 +356,43 @@ def test_arguments_rebuild_the_same_config() -> None:
                  "optimizations"):
         assert getattr(again, name) == getattr(config, name), name
     assert again.reload_dirs == ["src"]
+# -- WebSocket options -----------------------------------------------------------
+
+
+def test_websocket_defaults() -> None:
+    """uvicorn's defaults: 16 MiB messages, 32 queued, pings every 20 s, deflate on."""
+    config = make()
+    assert (config.ws, config.ws_max_size, config.ws_max_queue) == ("auto", 16 * 1024 * 1024, 32)
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (20.0, 20.0)
+    assert config.ws_per_message_deflate is True
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"ws": "websockets"}, "ws must be auto, none or wsproto, got 'websockets'"),
+    ({"ws_max_size": 0}, "ws_max_size must be >= 1"),
+    ({"ws_max_queue": 0}, "ws_max_queue must be >= 1"),
+    ({"ws_ping_interval": 0}, "ws_ping_interval must be positive"),
+    ({"ws_ping_timeout": -1}, "ws_ping_timeout must be positive"),
+])
+def test_bad_websocket_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make(**options)
+
+
+def test_websocket_pings_can_be_off() -> None:
+    config = make(ws_ping_interval=None, ws_ping_timeout=None)
+    assert config.ws_ping_interval is None and config.ws_ping_timeout is None
+
+
+def test_websocket_implementation_choice(monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """auto and wsproto pick wsproto when installed; none never does."""
+    assert make(ws="auto").websocket_implementation() == "wsproto"
+    assert make(ws="wsproto").websocket_implementation() == "wsproto"
+    assert make(ws="none").websocket_implementation() is None
+    monkeypatch.setitem(sys.modules, "wsproto", None)  # as if not installed
+    with caplog.at_level(logging.INFO, logger="carpinus.error"):
+        assert make(ws="auto").websocket_implementation() is None
+    assert "WebSocket support is off: wsproto is not installed" in caplog.text
+    with pytest.raises(ConfigError, match=r"pip install 'carpinus\[ws\]'"):
+        make(ws="wsproto")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
 
 MAX_SLEEP_MS = 60_000
@@ -41,3 +41,19 @@ async def headers(
     user_agent: Annotated[str, Header()] = "-", accept: Annotated[str, Header()] = "-"
 ) -> str:
     return f"user-agent: {user_agent}\naccept: {accept}"
+
+
+@app.websocket("/ws")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        return

@@ -91,9 +91,14 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
     return table(header, rows)
 
 
-def notes(ceilings: set[str]) -> list[str]:
+def notes(ceilings: set[str], workloads: list[str] | None = None) -> list[str]:
     lines = ["⚠ invalid: at least one round had a non-2xx answer or a socket error, or could "
              "not be measured (the JSON records say which)."]
+    if workloads and "websocket" in workloads:
+        lines.append(
+            "websocket: measured with benchmarks/wsload (not wrk); one request is one echoed "
+            "message, and an error is a failed handshake, a wrong echo or a socket error. "
+            "Ceilings do not speak WebSocket and show as failed there.")
     if ceilings:
         lines.append(
             "Ceilings (" + ", ".join(sorted(ceilings)) + ") run no ASGI app: they answer every "
@@ -127,7 +132,7 @@ def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
         "",
         *matrix_tables(summaries, servers, workloads, ceilings),
         "",
-        *notes(ceilings),
+        *notes(ceilings, workloads),
         "### Details per workload",
     ]
     for workload in workloads:

@@ -1,9 +1,11 @@
-"""The workloads: what wrk sends, and a probe that checks one answer first.
+"""The workloads: what wrk (or wsload) sends, and a probe that checks one answer first.
 
 Every workload targets the same routes, served by the raw ASGI demo app
 (carpinus.demo:app) or its FastAPI twin (benchmarks/apps/fastapi_app.py).
 wrk builds its request once from `wrk.method`, `wrk.body` and `wrk.headers`
-(no per-request Lua), adding Host and, for a body, Content-Length.
+(no per-request Lua), adding Host and, for a body, Content-Length.  The
+`websocket` workload is driven by benchmarks/wsload/wsload.c instead
+(harness/wsload.py): each connection echoes one small text message at a time.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class Workload:
     # What a correct app answers (the ceilings answer "Hello, World!" to all).
     expected_body: bytes | None = None
     description: str = ""
+    # "http": wrk; "websocket": wsload, echoing text messages of message_size bytes
+    protocol: str = "http"
+    message_size: int = 0
 
     @property
     def body(self) -> bytes:
@@ -65,7 +70,15 @@ WORKLOADS: dict[str, Workload] = {
                             dict(BROWSER_HEADERS)["Accept"].encode()),
                         description="GET /headers with 12 browser headers (Host included); "
                                     "the app reads 2"),
+    "websocket": Workload("GET", "/ws", protocol="websocket", message_size=16,
+                          description="WebSocket /ws: each connection sends a 16-byte text "
+                                      "message and waits for its echo, again and again"),
 }
+
+
+# What wsload sends (and the probe checks): message_size bytes of a..z, repeating.
+def websocket_message(workload: Workload) -> bytes:
+    return bytes(0x61 + i % 26 for i in range(workload.message_size))
 
 
 def lua_string(text: str) -> str:
@@ -88,6 +101,8 @@ def lua_script(workload: Workload) -> str:
 def write_lua_scripts(workloads: list[str], directory: Path) -> dict[str, Path]:
     scripts = {}
     for name in workloads:
+        if WORKLOADS[name].protocol != "http":
+            continue
         path = directory / f"{name}.lua"
         path.write_text(lua_script(WORKLOADS[name]))
         scripts[name] = path

@@ -173,16 +173,36 @@ _ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_AT
 @click.option("--pid", "pid_file", default=None, metavar="PATH",
               help="Write the pid of the process to signal (the supervisor, or the server "
                    "when there is none) to this file; removed on exit.")
+@click.option("--ws", type=click.Choice(["auto", "none", "wsproto"]), default="auto",
+              show_default=True,
+              help="WebSocket implementation; auto uses wsproto when installed, none serves "
+                   "upgrade requests as plain HTTP.")
+@click.option("--ws-max-size", default=16 * 1024 * 1024, type=int, show_default=True,
+              help="Largest incoming WebSocket message in bytes; larger closes with 1009.")
+@click.option("--ws-max-queue", default=32, type=int, show_default=True,
+              help="Incoming WebSocket messages queued for an app that does not receive() "
+                   "them; past it the server stops reading from that client.")
+@click.option("--ws-ping-interval", default=20.0, type=float, show_default=True,
+              help="Send a WebSocket keep-alive ping every this many seconds (0: never).")
+@click.option("--ws-ping-timeout", default=20.0, type=float, show_default=True,
+              help="Close a WebSocket (1011) whose pong has not come this many seconds after "
+                   "a ping; also how long a close frame waits for the client's (0: forever).")
+@click.option("--ws-per-message-deflate", default=True, type=bool, show_default=True,
+              help="Accept the permessage-deflate compression extension when a client "
+                   "offers it.")
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
 def main(app: str | None, **options: Any) -> None:
-    """Serve the ASGI application APP ("module:attribute") over HTTP/1.1.
+    """Serve the ASGI application APP ("module:attribute") over HTTP/1.1 and WebSocket.
 
     Without APP, serve the bundled demo app (carpinus.demo:app).
     """
     try:
         switches = dict(parse_switch(text) for text in options.pop("opt"))
         headers = [_parse_header(text) for text in options.pop("headers")]
+        for name in ("ws_ping_interval", "ws_ping_timeout"):
+            if options[name] == 0:
+                options[name] = None  # 0 on the command line: off
         config = Config(app, optimizations=switches, headers=headers, **options)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None

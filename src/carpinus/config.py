@@ -17,6 +17,7 @@ from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
 LoopChoice = Literal["auto", "asyncio", "uvloop"]
 LifespanChoice = Literal["auto", "on", "off"]
+WebSocketChoice = Literal["auto", "none", "wsproto"]
 
 DEMO_APP = "carpinus.demo:app"
 
@@ -135,6 +136,12 @@ class Config:
         zero_copy_threshold: int = 16384,
         lazy_headers_min: int = 4,
         scope_cache_size: int = 64,
+        ws: WebSocketChoice = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
         app_dir: str | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -201,6 +208,12 @@ class Config:
         self.zero_copy_threshold = zero_copy_threshold
         self.lazy_headers_min = lazy_headers_min
         self.scope_cache_size = scope_cache_size
+        self.ws = ws
+        self.ws_max_size = ws_max_size
+        self.ws_max_queue = ws_max_queue
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_per_message_deflate = ws_per_message_deflate
         self.app_dir = app_dir
         self.ssl_keyfile = ssl_keyfile
         self.ssl_certfile = ssl_certfile
@@ -278,6 +291,18 @@ class Config:
             raise ConfigError("lazy_headers_min must be >= 0")
         if not 1 <= self.scope_cache_size <= 1 << 20:
             raise ConfigError("scope_cache_size must be between 1 and 1048576")
+        if self.ws not in ("auto", "none", "wsproto"):
+            raise ConfigError(f"ws must be auto, none or wsproto, got {self.ws!r}")
+        if self.ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
+            raise ConfigError(
+                "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
+            )
+        if self.ws_max_size < 1:
+            raise ConfigError("ws_max_size must be >= 1")
+        if self.ws_max_queue < 1:
+            raise ConfigError("ws_max_queue must be >= 1")
+        _positive("ws_ping_interval", self.ws_ping_interval)
+        _positive("ws_ping_timeout", self.ws_ping_timeout)
         if self.backlog < 1:
             raise ConfigError("backlog must be >= 1")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
@@ -401,3 +426,24 @@ class Config:
             else:
                 return uvloop.new_event_loop
         return asyncio.new_event_loop
+
+    def websocket_implementation(self) -> str | None:
+        """"wsproto" when WebSockets are served, None when they are not.
+
+        `ws="auto"` uses wsproto when it is installed and otherwise serves
+        upgrade requests as plain HTTP, saying so in the log once.
+        """
+        if self.ws == "none":
+            return None
+        # found, not imported: wsproto loads with the first WebSocket
+        if importlib.util.find_spec("wsproto") is None:
+            if self.ws == "wsproto":
+                raise ConfigError(
+                    "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
+                )
+            logger.info(
+                "WebSocket support is off: wsproto is not installed "
+                "(pip install 'carpinus[ws]'); upgrade requests are served as plain HTTP."
+            )
+            return None
+        return "wsproto"

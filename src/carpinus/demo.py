@@ -5,6 +5,7 @@
     POST /upload        reads the whole body, answers its length
     GET  /headers       echoes the two request headers it looks up
                         (user-agent and accept)
+    WS   /ws            WebSocket echo: every text or binary message comes back
 """
 
 from __future__ import annotations
@@ -42,10 +43,30 @@ async def _lifespan(receive: Any, send: Any) -> None:
             return
 
 
+async def _websocket_echo(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": message["bytes"]})
+        elif kind == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        else:  # websocket.disconnect
+            return
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            if scope["path"] == "/ws":
+                await _websocket_echo(receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1000})
         return
     path = scope["path"]
     if path == "/":

@@ -211,29 +211,40 @@ class Server:
             server.close()
         state = self.state
         state.shutdown()  # idle connections close now, busy ones after their response
+        websockets = state.websocket  # the WebSocketHandler, or None
+        if websockets is not None:
+            websockets.shutdown()  # close code 1012, as uvicorn does
+
+        def busy() -> bool:
+            return bool(state.connections or state.active_requests
+                        or (websockets is not None and websockets.busy))
 
         timeout = self.config.timeout_graceful_shutdown
         deadline = None if timeout is None else time.monotonic() + timeout
-        if state.connections or state.active_requests:
+        if busy():
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
-        while (state.connections or state.active_requests) and not self.force_exit:
+        while busy() and not self.force_exit:
             if deadline is not None and time.monotonic() >= deadline:
                 logger.warning(
                     "Graceful shutdown timed out after %ss; closing %d connection(s).",
                     timeout,
-                    state.connections,
+                    state.connections + (len(websockets.connections) if websockets else 0),
                 )
                 break
             await asyncio.sleep(0.05)
             state.tick()
 
-        if state.connections or state.active_requests:
+        if busy():
             state.close_all()
-            for task in state.tasks:
+            tasks = set(state.tasks)
+            if websockets is not None:
+                websockets.close_all()
+                tasks |= websockets.tasks
+            for task in tasks:
                 task.cancel()
             # let connection_lost callbacks and cancellations run
             for _ in range(20):
-                if not (state.connections or state.active_requests):
+                if not busy():
                     break
                 await asyncio.sleep(0.01)
         for server in self.servers:

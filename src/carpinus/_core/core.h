@@ -128,6 +128,7 @@ typedef struct {
     uint64_t responses_split;      /* head written on its own */
     uint64_t status_lines_cached;  /* status lines copied from the cache */
     uint64_t status_lines_formatted;
+    uint64_t websocket_upgrades;   /* connections handed to the websocket handler */
 } cp_stats;
 
 /* One slot of the scope template cache: requests whose raw path is `key`
@@ -168,6 +169,9 @@ typedef struct ServerState {
        passed to proxy_fixup(scope), which may rewrite client and scheme. */
     PyObject *proxy_fixup;
     PyObject *proxy_trust;
+    PyObject *websocket; /* callable(transport, scope, rest) taking over a
+                            connection that asks for Upgrade: websocket, or
+                            NULL: such requests are served as plain HTTP */
     int date_header;
     int use_writelines; /* the transport's writelines() is one vectored write
                            with flow control (uvloop) */
@@ -223,7 +227,10 @@ enum cp_conn_state {
     CP_ST_WAIT_RESPONSE, /* body done; holding further bytes until the
                             response is complete (pipelining) */
     CP_ST_DRAIN,         /* response sent; discarding the rest of the body */
-    CP_ST_CLOSED         /* closing or closed: ignore everything */
+    CP_ST_CLOSED,        /* closing or closed: ignore everything */
+    CP_ST_UPGRADED       /* handed to the websocket handler, which switched
+                            the transport to its own protocol: terminal,
+                            owns nothing, ignores everything */
 };
 
 enum cp_body_mode { CP_BODY_NONE = 0, CP_BODY_LENGTH, CP_BODY_CHUNKED };
@@ -425,6 +432,50 @@ PyObject *cp_error_response(ServerState *s, int status);
 const char *cp_reason_phrase(int status);
 /* "HTTP/1.1 NNN Reason\r\n" into out (>= 48 bytes); returns its length. */
 size_t cp_format_status_line(char *out, int status);
+
+/* ---- header values (shared by response.c and protocol.c) ----------- */
+
+/* Is p[0..n) equal to `lower` (a lowercase name of length ln), ignoring the
+   case of ASCII letters? */
+static inline int cp_name_is(const char *p, size_t n, const char *lower, size_t ln)
+{
+    if (n != ln) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'Z') {
+            ch |= 0x20;
+        }
+        if (ch != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Does a comma-separated header value contain `token` (case-insensitive)? */
+static inline int cp_list_has_token(const char *p, size_t n, const char *token, size_t tn)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == ',')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < n && p[i] != ',') {
+            i++;
+        }
+        size_t end = i;
+        while (end > start && (p[end - 1] == ' ' || p[end - 1] == '\t')) {
+            end--;
+        }
+        if (cp_name_is(p + start, end - start, token, tn)) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* ---- module.c ------------------------------------------------------ */
 

@@ -24,6 +24,10 @@
  *
  *   any state ── error / timeout / Connection: close / connection_lost ──► CLOSED
  *
+ *   HEAD ── head asks for Upgrade: websocket (and a handler is set) ──► UPGRADED
+ *   The websocket handler (Python, protocols/websocket.py) takes the
+ *   transport; this object lets go of it and of the server (see conn_upgrade).
+ *
  * Requests are served strictly one at a time: bytes of a pipelined request
  * wait in WAIT_RESPONSE until the previous response is complete, so
  * responses are in order and an error in request N+1 can never be written
@@ -132,7 +136,7 @@ static void call_transport(HttpProtocol *c, PyObject *name)
 
 void cp_conn_close(HttpProtocol *c)
 {
-    if (c->state == CP_ST_CLOSED) {
+    if (c->state >= CP_ST_CLOSED) {
         return;
     }
     c->state = CP_ST_CLOSED;
@@ -179,7 +183,7 @@ static void update_body_deadline(HttpProtocol *c)
    up; resume once it catches up. */
 static void update_reading(HttpProtocol *c)
 {
-    if (c->state == CP_ST_CLOSED) {
+    if (c->state >= CP_ST_CLOSED) {
         return;
     }
     int backlog = (c->rlen - c->rpos) > CP_HIGH_WATER ||
@@ -234,7 +238,7 @@ static void set_keep_alive_deadline(HttpProtocol *c)
 
 void cp_conn_check_deadline(HttpProtocol *c, double now)
 {
-    if (c->deadline == 0 || now < c->deadline || c->state == CP_ST_CLOSED) {
+    if (c->deadline == 0 || now < c->deadline || c->state >= CP_ST_CLOSED) {
         return;
     }
     if (c->deadline_kind == CP_DL_HEADER && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
@@ -425,6 +429,106 @@ static int keep_alive_of(const cp_request *req)
     return 1;
 }
 
+/* ---- WebSocket upgrade ------------------------------------------------ */
+
+/* Does an Upgrade field list the protocol "websocket" (a case-insensitive
+   token of its comma-separated list)?  Only called when the parser saw an
+   Upgrade field and a handler is installed, so plain requests pay nothing
+   but the flag test in try_head. */
+static int wants_websocket(const char *buf, const cp_request *req, const cp_header *hdrs)
+{
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const cp_header *h = &hdrs[i];
+        if (cp_name_is(buf + h->name.off, h->name.len, "upgrade", 7) &&
+            cp_list_has_token(buf + h->value.off, h->value.len, "websocket", 9)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Hand the connection to the server's websocket handler and detach.
+
+   The request's scope is built as for HTTP (the handler turns it into a
+   websocket scope); the bytes after the head -- a client may send its first
+   frames right behind the handshake -- go along as `rest`.  Before the call
+   this protocol lets go of the transport: it enters the terminal UPGRADED
+   state, leaves the server's connection list (timeouts, shutdown and the
+   connection count no longer see it; the handler keeps its own), consumes
+   every buffered byte and resumes reading if it had paused it, so the
+   handler starts from a clean transport.  The handler calls
+   transport.set_protocol(); if it raises instead, the transport is closed.
+   Always ends this connection's processing (returns 0). */
+/* The request's scope, with proxy headers applied.  They cost a Python call
+   only on a trusted connection and only for a request that carries one (the
+   parser flagged it).  The fix-up replaces values in this scope dict alone:
+   the connection's client/scheme and any cached scope template stay as they
+   were. */
+static PyObject *request_scope(HttpProtocol *c, const char *base, const cp_request *req)
+{
+    ServerState *s = c->server;
+    PyObject *scope = cp_build_scope(s, c, base, req, s->header_spans);
+    if (scope != NULL && c->proxy_trusted && (req->flags & CP_F_PROXY_HEADERS)) {
+        PyObject *fixed = PyObject_CallOneArg(s->proxy_fixup, scope);
+        if (fixed == NULL) {
+            Py_CLEAR(scope);
+        }
+        Py_XDECREF(fixed);
+    }
+    return scope;
+}
+
+static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
+                        const cp_request *req)
+{
+    ServerState *s = c->server;
+    PyObject *scope = NULL, *rest = NULL, *transport = NULL, *r = NULL;
+    scope = request_scope(c, base, req);
+    if (scope == NULL) {
+        goto error;
+    }
+    rest = PyBytes_FromStringAndSize(base + head_len,
+                                     (Py_ssize_t)(c->rlen - c->rpos - head_len));
+    if (rest == NULL) {
+        goto error;
+    }
+    s->stats.websocket_upgrades++;
+    set_reading(c, 0);
+    c->state = CP_ST_UPGRADED;
+    c->deadline = 0;
+    c->rpos = c->rlen; /* everything is in `rest`; the buffer is freed on return */
+    transport = c->transport; /* our reference moves here */
+    c->transport = NULL;
+    Py_CLEAR(c->write);
+    zc_drop(c);
+    cp_server_unlink(s, c); /* conn_process holds a reference to c */
+    if (transport != NULL) {
+        PyObject *args[3] = {transport, scope, rest};
+        r = PyObject_Vectorcall(s->websocket, args, 3, NULL);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(s->websocket);
+            PyObject *cr = PyObject_CallMethodNoArgs(transport, s->mod->s_close);
+            if (cr == NULL) {
+                PyErr_WriteUnraisable(transport);
+            }
+            Py_XDECREF(cr);
+        }
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(transport);
+    Py_DECREF(scope);
+    Py_DECREF(rest);
+    if (!c->in_scratch) {
+        buf_free(c); /* the caller reads nothing more from it */
+    }
+    return 0;
+error:
+    Py_XDECREF(scope);
+    PyErr_WriteUnraisable((PyObject *)c);
+    conn_fail(c, 500);
+    return -1;
+}
+
 /* Try to parse a head at rpos and start its request.  Returns 1 when a
    request was started, 0 when more bytes are needed, -1 after a failure. */
 static int try_head(HttpProtocol *c)
@@ -471,22 +575,14 @@ static int try_head(HttpProtocol *c)
         conn_fail(c, 503);
         return -1;
     }
+    if ((req.flags & CP_F_UPGRADE) && s->websocket != NULL &&
+        wants_websocket(base, &req, s->header_spans)) {
+        return conn_upgrade(c, base, (size_t)r, &req);
+    }
 
-    PyObject *scope = cp_build_scope(s, c, base, &req, s->header_spans);
+    PyObject *scope = request_scope(c, base, &req);
     if (scope == NULL) {
         goto error;
-    }
-    /* Proxy headers cost a Python call only on a trusted connection and
-       only for a request that carries one (the parser flagged it).  The
-       fix-up replaces values in this scope dict alone: the connection's
-       client/scheme and any cached scope template stay as they were. */
-    if (c->proxy_trusted && (req.flags & CP_F_PROXY_HEADERS)) {
-        PyObject *fixed = PyObject_CallOneArg(s->proxy_fixup, scope);
-        if (fixed == NULL) {
-            Py_DECREF(scope);
-            goto error;
-        }
-        Py_DECREF(fixed);
     }
     RequestCycle *cy = cp_cycle_new(s, c);
     if (cy == NULL) {
@@ -597,7 +693,7 @@ static int keep_leftover(HttpProtocol *c)
     size_t left = c->rlen - c->rpos;
     size_t from = c->rpos;
     c->rpos = c->rlen = 0;
-    if (left == 0 || c->state == CP_ST_CLOSED) {
+    if (left == 0 || c->state >= CP_ST_CLOSED) {
         return 0;
     }
     if (buf_reserve(c, left < MIN_READ ? MIN_READ : left) < 0) {
@@ -612,7 +708,7 @@ void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
 {
     RequestCycle *cy = c->cycle;
     c->cycle = NULL;
-    if (c->state == CP_ST_CLOSED) {
+    if (c->state >= CP_ST_CLOSED) {
         Py_XDECREF(cy);
         return;
     }
@@ -632,7 +728,7 @@ void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
         }
     }
     Py_XDECREF(cy);
-    if (c->state == CP_ST_CLOSED) {
+    if (c->state >= CP_ST_CLOSED) {
         return;
     }
     if (!c->processing && c->rpos < c->rlen && !c->process_scheduled) {
@@ -660,9 +756,9 @@ static PyObject *proto_process_pending(HttpProtocol *c, PyObject *unused)
 {
     (void)unused;
     c->process_scheduled = 0;
-    if (c->state != CP_ST_CLOSED && !c->processing) {
+    if (c->state < CP_ST_CLOSED && !c->processing) {
         conn_process(c);
-        if (c->state != CP_ST_CLOSED && c->rpos == c->rlen) {
+        if (c->state < CP_ST_CLOSED && c->rpos == c->rlen) {
             buf_free(c);
         }
         update_reading(c);
@@ -797,7 +893,7 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         }
         return NULL;
     }
-    if (c->state == CP_ST_CLOSED) {
+    if (c->state >= CP_ST_CLOSED) {
         c->in_scratch = 0;
         c->in_zc = 0;
         Py_RETURN_NONE;
@@ -858,7 +954,7 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
         return NULL;
     }
     int rc = 0;
-    if (c->state != CP_ST_CLOSED) {
+    if (c->state < CP_ST_CLOSED) {
         c->in_scratch = 0;
         rc = buf_reserve(c, (size_t)view.len);
         if (rc == 0) {
@@ -948,7 +1044,7 @@ static PyObject *proto_get_state(HttpProtocol *c, void *closure)
 {
     (void)closure;
     static const char *const names[] = {"head", "body", "wait_response", "drain",
-                                        "closed"};
+                                        "closed", "upgraded"};
     return PyUnicode_FromString(names[c->state]);
 }
 

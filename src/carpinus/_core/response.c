@@ -121,46 +121,6 @@ static inline int value_ok(const unsigned char *p, size_t n)
     return 1;
 }
 
-static inline int name_is(const char *p, size_t n, const char *lower, size_t ln)
-{
-    if (n != ln) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch >= 'A' && ch <= 'Z') {
-            ch |= 0x20;
-        }
-        if (ch != lower[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Does a comma-separated header value contain `token` (case-insensitive)? */
-static int list_has_token(const char *p, size_t n, const char *token, size_t tn)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == ',')) {
-            i++;
-        }
-        size_t start = i;
-        while (i < n && p[i] != ',') {
-            i++;
-        }
-        size_t end = i;
-        while (end > start && (p[end - 1] == ' ' || p[end - 1] == '\t')) {
-            end--;
-        }
-        if (name_is(p + start, end - start, token, tn)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Decimal digits of v into out (no terminator); returns the length. */
 static size_t format_uint(char *out, uint64_t v)
 {
@@ -416,16 +376,16 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
                 goto fail;
             }
             /* framing is decided per response, and Date is made per second */
-            if (name_is(np, nlen, "content-length", 14) ||
-                name_is(np, nlen, "transfer-encoding", 17) ||
-                name_is(np, nlen, "connection", 10) || name_is(np, nlen, "date", 4)) {
+            if (cp_name_is(np, nlen, "content-length", 14) ||
+                cp_name_is(np, nlen, "transfer-encoding", 17) ||
+                cp_name_is(np, nlen, "connection", 10) || cp_name_is(np, nlen, "date", 4)) {
                 PyErr_Format(PyExc_ValueError,
                              "%R cannot be a default header: the server sets it per "
                              "response.",
                              name);
                 goto fail;
             }
-            PyObject *into = name_is(np, nlen, "server", 6) ? servers : others;
+            PyObject *into = cp_name_is(np, nlen, "server", 6) ? servers : others;
             if (append_field(into, np, nlen, vp, vlen) < 0) {
                 goto fail;
             }
@@ -496,22 +456,22 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
     }
     switch (nlen) {
     case 4:
-        if (name_is(np, nlen, "date", 4)) {
+        if (cp_name_is(np, nlen, "date", 4)) {
             *seen_date = 1;
         }
         break;
     case 6:
-        if (name_is(np, nlen, "server", 6)) {
+        if (cp_name_is(np, nlen, "server", 6)) {
             *seen_server = 1;
         }
         break;
     case 10:
-        if (name_is(np, nlen, "connection", 10) && list_has_token(vp, vlen, "close", 5)) {
+        if (cp_name_is(np, nlen, "connection", 10) && cp_list_has_token(vp, vlen, "close", 5)) {
             cy->app_conn_close = 1;
         }
         break;
     case 14:
-        if (name_is(np, nlen, "content-length", 14)) {
+        if (cp_name_is(np, nlen, "content-length", 14)) {
             int64_t cl;
             if (parse_content_length(vp, vlen, &cl) < 0 ||
                 (cy->out_length >= 0 && cy->out_length != cl)) {
@@ -523,8 +483,8 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
         }
         break;
     case 17:
-        if (name_is(np, nlen, "transfer-encoding", 17)) {
-            if (!list_has_token(vp, vlen, "chunked", 7)) {
+        if (cp_name_is(np, nlen, "transfer-encoding", 17)) {
+            if (!cp_list_has_token(vp, vlen, "chunked", 7)) {
                 PyErr_Format(PyExc_RuntimeError,
                              "Unsupported Transfer-Encoding in response: %R.", value);
                 return -1;

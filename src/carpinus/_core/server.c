@@ -129,6 +129,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "proxy_fixup",
                              "proxy_trust",
                              "timeout_request_body",
+                             "websocket",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
@@ -140,14 +141,19 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     unsigned int opts = CP_OPT_ALL;
     Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOOd", kwlist, &app, &loop,
+    PyObject *websocket = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOOdO", kwlist, &app, &loop,
                                      &report_exception, &task_factory, &task_kwargs, &log_error,
                                      &root_path, &lifespan_state, &access_log,
                                      &server_header, &date_header, &lim_line, &lim_headers,
                                      &lim_header_size, &lim_body, &lim_conc, &keep_alive,
                                      &header_timeout, &use_writelines, &opts, &zc_threshold,
                                      &lazy_min, &cache_size, &default_headers, &proxy_fixup,
-                                     &proxy_trust, &body_timeout)) {
+                                     &proxy_trust, &body_timeout, &websocket)) {
+        return NULL;
+    }
+    if (websocket != Py_None && !PyCallable_Check(websocket)) {
+        PyErr_SetString(PyExc_TypeError, "websocket must be a callable or None");
         return NULL;
     }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
@@ -178,6 +184,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         s->proxy_fixup = Py_NewRef(proxy_fixup);
         s->proxy_trust = proxy_trust != Py_None ? Py_NewRef(proxy_trust) : NULL;
     }
+    s->websocket = websocket != Py_None ? Py_NewRef(websocket) : NULL;
     s->use_writelines = use_writelines;
     if ((opts & ~(unsigned)CP_OPT_ALL) != 0 || zc_threshold < 1 || lazy_min < 0 ||
         cache_size < 1 || cache_size > 1 << 20) {
@@ -363,7 +370,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
     const cp_state *st = s->mod;
 #define U(x) (unsigned long long)(x)
     return Py_BuildValue(
-        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
+        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
         U(t->connections_total), "requests_total", U(t->requests_total), "parse_errors",
         U(t->parse_errors), "app_errors", U(t->app_errors), "body_bytes", U(t->body_bytes),
         "connections", s->n_conns, "active_requests", s->n_tasks, "body_bytes_zero_copy",
@@ -374,6 +381,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         "headers_built", U(t->headers_built), "responses_coalesced", U(t->responses_coalesced),
         "responses_split", U(t->responses_split), "status_lines_cached",
         U(t->status_lines_cached), "status_lines_formatted", U(t->status_lines_formatted),
+        "websocket_upgrades", U(t->websocket_upgrades),
         /* module-wide: shared by every server of this interpreter */
         "header_name_hits", U(st->header_name_hits), "header_name_misses",
         U(st->header_name_misses), "lazy_headers_materialized",
@@ -397,6 +405,12 @@ static PyObject *server_get_tasks(ServerState *s, void *closure)
 {
     (void)closure;
     return PyFrozenSet_New(s->tasks);
+}
+
+static PyObject *server_get_websocket(ServerState *s, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(s->websocket != NULL ? s->websocket : Py_None);
 }
 
 static PyObject *server_get_shutting_down(ServerState *s, void *closure)
@@ -429,6 +443,7 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->proxy_trust);
     Py_VISIT(s->log_error);
     Py_VISIT(s->tasks);
+    Py_VISIT(s->websocket);
     Py_VISIT(s->scratch_view);
     for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
         Py_VISIT(s->scope_cache[i].key);
@@ -463,6 +478,7 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->proxy_trust);
     Py_CLEAR(s->log_error);
     Py_CLEAR(s->tasks);
+    Py_CLEAR(s->websocket);
     Py_CLEAR(s->scratch_view);
     for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
         Py_CLEAR(s->scope_cache[i].key);
@@ -501,6 +517,8 @@ static PyGetSetDef server_getset[] = {
     {"tasks", (getter)server_get_tasks, NULL, "The running app tasks (a snapshot).", NULL},
     {"shutting_down", (getter)server_get_shutting_down, NULL, "shutdown() was called.",
      NULL},
+    {"websocket", (getter)server_get_websocket, NULL,
+     "The websocket handler connections are upgraded to, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

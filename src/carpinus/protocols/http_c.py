@@ -69,7 +69,12 @@ def make_server_state(
     """The protocol factory for loop.create_server: one per running server."""
     factory, task_kwargs = _task_factory(loop)
     proxy = ProxyHeaders(config.trusted_hosts) if config.proxy_headers else None
-    return _core.ServerState(
+    websocket = None
+    if config.websocket_implementation() is not None:
+        from carpinus.protocols.websocket_handler import WebSocketHandler
+
+        websocket = WebSocketHandler(config, loop, app)
+    state = _core.ServerState(
         app,
         loop,
         report_exception,
@@ -97,4 +102,8 @@ def make_server_state(
         default_headers=config.encoded_headers,
         proxy_fixup=proxy.fixup if proxy is not None else None,
         proxy_trust=proxy.trust_callable if proxy is not None else None,
+        websocket=websocket,
     )
+    if websocket is not None:
+        websocket.server_state = state
+    return state

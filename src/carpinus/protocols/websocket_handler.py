@@ -1,0 +1,93 @@
+"""The server's WebSocket handler: takes over upgraded connections, knows every live one.
+
+It is what the C core calls for a request asking for `Upgrade: websocket`
+(ServerState(websocket=...)), and what the Server asks to shut WebSockets
+down.  It imports nothing from wsproto: the per-connection protocol
+(protocols/websocket.py), and wsproto with it, is loaded on the first
+upgrade, so a server that never sees a WebSocket pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from carpinus import _core
+from carpinus.config import Config
+from carpinus.logging import ACCESS_LOGGER
+
+if TYPE_CHECKING:
+    from carpinus.protocols.websocket import WebSocketProtocol
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+
+class WebSocketHandler:
+    """Takes over upgraded connections for one server; knows every live one.
+
+    The C core calls it (ServerState(websocket=...)); the Server asks it to
+    shut down (close code 1012, "service restart", as uvicorn does) and how
+    many connections and app tasks are still busy.
+    """
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, app: Any) -> None:
+        self.config = config
+        self.loop = loop
+        self.app = app
+        self.connections: set[WebSocketProtocol] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.shutting_down = False
+        self.server_state: Any = None  # the ServerState, for limit_concurrency
+        # the Server line (ours, or one given with --header) and the other
+        # --header lines, serialized as the C core does for HTTP responses
+        server_lines, other_lines = _core.default_headers(config.encoded_headers,
+                                                          config.server_header)
+        self.default_headers = (server_lines or b"") + (other_lines or b"")
+        self.date_header = config.date_header
+        self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        self.protocol_class: type[WebSocketProtocol] | None = None
+
+    def __call__(self, transport: asyncio.Transport, scope: dict[str, Any], rest: bytes) -> None:
+        protocol_class = self.protocol_class
+        if protocol_class is None:
+            # wsproto is imported with the first WebSocket, not at start-up:
+            # a server that never sees one keeps its process lean.
+            from carpinus.protocols.websocket import WebSocketProtocol
+
+            protocol_class = self.protocol_class = WebSocketProtocol
+        protocol = protocol_class(self, transport, scope)
+        transport.set_protocol(protocol)
+        protocol.start(rest)
+
+    @property
+    def busy(self) -> int:
+        """Connections and app tasks still alive (the graceful shutdown waits for 0)."""
+        return len(self.connections) + len(self.tasks)
+
+    def over_limit(self) -> bool:
+        limit = self.config.limit_concurrency
+        if limit is None:
+            return False
+        http = self.server_state.active_requests if self.server_state is not None else 0
+        return len(self.tasks) + http >= limit
+
+    def standard_headers(self) -> bytes:
+        """`server`, `--header` and `date` lines for our HTTP answers, as configured."""
+        from email.utils import formatdate  # here: email is a big import for start-up
+
+        out = self.default_headers
+        if self.date_header:
+            out += b"date: " + formatdate(usegmt=True).encode() + b"\r\n"
+        return out
+
+    def shutdown(self) -> None:
+        """Close every websocket with 1012; refuse handshakes still pending with 503."""
+        self.shutting_down = True
+        for protocol in list(self.connections):
+            protocol.shutdown()
+
+    def close_all(self) -> None:
+        """Drop every connection now (the graceful shutdown ran out of time)."""
+        for protocol in list(self.connections):
+            protocol.abort()
