@@ -444,3 +444,17 @@ def test_max_size_counts_decompressed_bytes(serve):
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=IO_TIMEOUT)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_unfragmented_frames_match_wsproto(size):
+    """carpinus frames whole messages itself when no extension is active: the bytes
+    must be wsproto's, byte for byte, on both sides of every length encoding."""
+    from wsproto.frame_protocol import FrameProtocol
+
+    from carpinus.protocols.websocket import unfragmented_frame
+
+    reference = FrameProtocol(client=False, extensions=[])
+    assert unfragmented_frame(0x82, b"\x00" * size) == bytes(reference.send_data(b"\x00" * size))
+    text = "é" * size
+    assert unfragmented_frame(0x81, text.encode()) == bytes(reference.send_data(text))

@@ -53,6 +53,20 @@ PRE_ACCEPT_BUFFER = 64 * 1024
 # 1000 times as much before --ws-max-size is checked.
 INFLATE_SLICE = 16 * 1024
 
+def unfragmented_frame(first_byte: int, payload: bytes) -> bytes:
+    """A server-to-client frame (RFC 6455 5.2): FIN, no RSV bits, unmasked.
+
+    What wsproto's send_data() builds for a whole message without extensions,
+    in a tenth of the time; with permessage-deflate wsproto still frames it.
+    first_byte is FIN | opcode: 0x81 text, 0x82 binary."""
+    n = len(payload)
+    if n < 126:
+        return bytes((first_byte, n)) + payload
+    if n < 65536:
+        return bytes((first_byte, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((first_byte, 127)) + n.to_bytes(8, "big") + payload
+
+
 # Close codes an app may send (RFC 6455 7.4: 1004-1006 and 1015 are reserved).
 RESERVED_CLOSE_CODES = {1004, 1005, 1006, 1015}
 
@@ -353,9 +367,15 @@ class WebSocketProtocol(asyncio.Protocol):
         text = message.get("text")
         assert self.proto is not None
         if data is not None and text is None:
-            self._write(self.proto.send_data(data))
+            if type(data) is bytes and not self.deflate:
+                self._write(unfragmented_frame(0x82, data))
+            else:
+                self._write(self.proto.send_data(data))
         elif text is not None and data is None:
-            self._write(self.proto.send_data(text))
+            if type(text) is str and not self.deflate:
+                self._write(unfragmented_frame(0x81, text.encode()))
+            else:
+                self._write(self.proto.send_data(text))
         else:
             raise RuntimeError("'websocket.send' needs exactly one of 'bytes' and 'text'.")
 
