@@ -33,6 +33,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 from carpinus._core import ClientDisconnected
 from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER
 from carpinus.protocols import websocket_handshake as hs
+from carpinus.protocols.websocket_frames import split_simple_frames
 from carpinus.protocols.websocket_handler import WebSocketHandler
 
 logger = logging.getLogger(ERROR_LOGGER)
@@ -52,6 +53,18 @@ PRE_ACCEPT_BUFFER = 64 * 1024
 # slices of this size, so that one read cannot inflate to more than about
 # 1000 times as much before --ws-max-size is checked.
 INFLATE_SLICE = 16 * 1024
+
+def wsproto_idle(proto: FrameProtocol) -> bool:
+    """True when wsproto holds no bytes, no partial frame and no fragmented
+    message, so the next frame may be decoded without it.  (Its internals:
+    any change there only turns the fast path off.)"""
+    try:
+        decoder = proto._frame_decoder
+        return (len(decoder.buffer) == 0 and decoder.header is None
+                and proto._message_decoder.opcode is None)
+    except AttributeError:
+        return False
+
 
 def unfragmented_frame(first_byte: int, payload: bytes) -> bytes:
     """A server-to-client frame (RFC 6455 5.2): FIN, no RSV bits, unmasked.
@@ -221,6 +234,16 @@ class WebSocketProtocol(asyncio.Protocol):
     def _feed_slice(self, data: bytes | bytearray | memoryview) -> None:
         proto = self.proto
         assert proto is not None
+        if self.phase == OPEN and not self.deflate and wsproto_idle(proto):
+            # whole small messages without wsproto (websocket_frames.py)
+            messages, used = split_simple_frames(data)
+            for is_text, payload in messages:
+                self._on_data(Opcode.TEXT if is_text else Opcode.BINARY, payload, True)
+                if self.phase != OPEN:
+                    return
+            if used == len(data):
+                return
+            data = data[used:]
         proto.receive_bytes(data)  # type: ignore[arg-type]  # bytearray += memoryview
         try:
             for frame in proto.received_frames():
