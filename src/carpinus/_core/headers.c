@@ -84,6 +84,20 @@ static inline char lower_ascii(char ch)
     return (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
 }
 
+/* A new bytes object: name with ASCII letters lowercased. */
+static PyObject *lowered_bytes(const char *name, size_t len)
+{
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *dst = PyBytes_AS_STRING(out);
+    for (size_t i = 0; i < len; i++) {
+        dst[i] = lower_ascii(name[i]);
+    }
+    return out;
+}
+
 PyObject *cp_header_name(cp_state *st, const char *name, size_t len)
 {
     char small[64];
@@ -105,15 +119,7 @@ PyObject *cp_header_name(cp_state *st, const char *name, size_t len)
         return PyBytes_FromStringAndSize(small, (Py_ssize_t)len);
     }
     st->header_name_misses++;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
-    if (out == NULL) {
-        return NULL;
-    }
-    char *dst = PyBytes_AS_STRING(out);
-    for (size_t i = 0; i < len; i++) {
-        dst[i] = lower_ascii(name[i]);
-    }
-    return out;
+    return lowered_bytes(name, len);
 }
 
 PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_t len)
@@ -121,13 +127,5 @@ PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_
     if (use_cache) {
         return cp_header_name(st, name, len);
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
-    if (out == NULL) {
-        return NULL;
-    }
-    char *dst = PyBytes_AS_STRING(out);
-    for (size_t i = 0; i < len; i++) {
-        dst[i] = lower_ascii(name[i]);
-    }
-    return out;
+    return lowered_bytes(name, len);
 }
