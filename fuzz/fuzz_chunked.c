@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 4)
         return 0;
     cp_limits lim = {8190, data[0] >= 128 ? 8190 : (size_t)data[0],
-                     data[1] >= 128 ? 100 : (size_t)(data[1] & 7)};
+                     data[1] >= 128 ? 100 : (size_t)(data[1] & 7), 0};
     size_t split = ((size_t)data[2] << 8) | data[3];
     const unsigned char *body = data + 4;
     size_t n = size - 4;

@@ -2,8 +2,8 @@
  * fuzz_parser.c -- libFuzzer target for cp_parse_request (links parser.c).
  *
  * Input layout: byte 0 picks max_request_line, byte 1 max_header_size, byte 2
- * max_headers (small values most of the time, so that limits are hit); the
- * rest is the buffer handed to the parser.
+ * max_headers (small values most of the time, so that limits are hit) and,
+ * in bits 4-6, max_head_size; the rest is the buffer handed to the parser.
  *
  * The only allowed outcomes are "parsed", "incomplete" or "our protocol error"
  * with one of our statuses.  Beyond that we assert what the contract in
@@ -26,6 +26,11 @@
  *     The status may differ between a prefix and the whole (a line that is
  *     too long without its LF is a 414, and the same line ending in a bare LF
  *     is a 400), so only the kind of answer is compared.
+ *   - resumed parsing (cp_parse_request_from, the bytes arriving in the same
+ *     growing prefixes and the progress carried between calls) gives at every
+ *     step the answer the stateless parse of that prefix gives, and at the
+ *     end exactly the same request and spans;
+ *   - an accepted head is never longer than max_head_size;
  *   - semantic cross-checks on accepted heads: Host counts, Content-Length
  *     only with a Content-Length field, CHUNKED exactly when a
  *     Transfer-Encoding field is present, never together with a length.
@@ -213,23 +218,85 @@ static size_t pick_limit(uint8_t b, size_t usual)
     return b >= 128 ? usual : (size_t)b;
 }
 
+static void require_same_request(const cp_request *a, const cp_header *ha,
+                                 const cp_request *b, const cp_header *hb)
+{
+    REQUIRE(a->num_headers == b->num_headers);
+    REQUIRE(memcmp(&a->method, &b->method, sizeof a->method) == 0);
+    REQUIRE(memcmp(&a->target, &b->target, sizeof a->target) == 0);
+    REQUIRE(memcmp(&a->path, &b->path, sizeof a->path) == 0);
+    REQUIRE(memcmp(&a->query, &b->query, sizeof a->query) == 0);
+    REQUIRE(a->method_id == b->method_id && a->http_minor == b->http_minor);
+    REQUIRE(a->flags == b->flags && a->content_length == b->content_length);
+    REQUIRE(memcmp(ha, hb, a->num_headers * sizeof(cp_header)) == 0);
+}
+
+/* Feed buf in growing prefixes (ends[0..n) increasing, the last == len) to
+   the resumable parser, carrying its progress, request and spans from call to
+   call as a connection does; each answer must be the stateless answer for
+   that prefix, and the last one the whole parse's. */
+static void check_resumed(const char *buf, const size_t *ends, size_t n,
+                          const cp_limits *lim, ptrdiff_t ret, const cp_request *whole,
+                          const cp_header *h, cp_header *h3, cp_header *h4)
+{
+    cp_head_progress progress = {0};
+    cp_request carried, alone;
+    memset(&carried, 0xA5, sizeof carried);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = ends[i];
+        char *copy = malloc(k ? k : 1);
+        REQUIRE(copy != NULL);
+        if (k)
+            memcpy(copy, buf, k);
+        ptrdiff_t r = cp_parse_request_from(copy, k, lim, &carried, h3, &progress);
+        ptrdiff_t r0 = cp_parse_request(copy, k, lim, &alone, h4);
+        free(copy);
+        REQUIRE(r == r0);
+        if (r == CP_INCOMPLETE) {
+            REQUIRE(carried.incomplete_line_start == alone.incomplete_line_start);
+            REQUIRE(carried.incomplete_line_max == alone.incomplete_line_max);
+            REQUIRE(progress.pos <= k);
+            continue;
+        }
+        if (r == CP_ERROR) {
+            REQUIRE(carried.error_status == alone.error_status);
+        } else {
+            require_same_request(&carried, h3, &alone, h4);
+        }
+        REQUIRE(i == n - 1 || r0 == CP_ERROR || r0 > 0);
+        if (k == ends[n - 1] && ret > 0) {
+            REQUIRE(r == ret);
+            require_same_request(&carried, h3, whole, h);
+        }
+        return; /* the progress is spent */
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
         return 0;
+    static const size_t head_limits[8] = {64, 128, 256, 512, 1024, 4096, 65536, 0};
     cp_limits lim = {pick_limit(data[0], 8190), pick_limit(data[1], 8190),
-                     data[2] >= 128 ? 100 : (size_t)(data[2] & 15)};
+                     data[2] >= 128 ? 100 : (size_t)(data[2] & 15),
+                     head_limits[(data[2] >> 4) & 7]};
     size_t len = size - 3;
     /* A private copy of exactly len bytes: reads past it are caught. */
     char *buf = malloc(len ? len : 1);
     cp_header *h = malloc((lim.max_headers ? lim.max_headers : 1) * sizeof(cp_header));
     cp_header *h2 = malloc((lim.max_headers ? lim.max_headers : 1) * sizeof(cp_header));
-    REQUIRE(buf && h && h2);
+    cp_header *h3 = malloc((lim.max_headers ? lim.max_headers : 1) * sizeof(cp_header));
+    cp_header *h4 = malloc((lim.max_headers ? lim.max_headers : 1) * sizeof(cp_header));
+    size_t *ends = malloc((len + 2) * sizeof(size_t));
+    size_t nends = 0;
+    REQUIRE(buf && h && h2 && h3 && h4 && ends);
     if (len)
         memcpy(buf, data + 3, len);
 
     cp_request whole, part;
     ptrdiff_t ret = parse_checked(buf, len, &lim, &whole, h);
+    if (ret > 0 && lim.max_head_size > 0)
+        REQUIRE((size_t)ret <= lim.max_head_size);
 
     /* Prefixes: all of them for short inputs, an even spread for long ones,
        in increasing order; then the lengths around an accepted head's end. */
@@ -240,7 +307,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (seen_error)
             REQUIRE(r == CP_ERROR);
         seen_error = r == CP_ERROR;
+        ends[nends++] = k;
     }
+    if (nends == 0 || ends[nends - 1] != len)
+        ends[nends++] = len;
+    check_resumed(buf, ends, nends, &lim, ret, &whole, h, h3, h4);
     if (ret > 0) {
         size_t e = (size_t)ret;
         check_prefix(buf, e - 1, &lim, ret, &whole, h, &part, h2);
@@ -249,6 +320,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_prefix(buf, e + 1, &lim, ret, &whole, h, &part, h2);
     }
 
+    free(ends);
+    free(h4);
+    free(h3);
     free(h2);
     free(h);
     free(buf);

@@ -44,7 +44,7 @@ static const char *current = "";
         }                                                                      \
     } while (0)
 
-static const cp_limits default_limits = {8190, 8190, 100};
+static const cp_limits default_limits = {8190, 8190, 100, 0};
 
 static const char next_request[] = "GET /next HTTP/1.1\r\nHost: next\r\n\r\n";
 
@@ -565,17 +565,17 @@ static const err_case err_cases[] = {
 
     /* limits (see also test_limits) */
     {"too many headers", RL HOST "A: 1\r\nB: 2\r\n\r\n", 0, 431,
-     &(const cp_limits){8190, 8190, 2}},
+     &(const cp_limits){8190, 8190, 2, 0}},
     {"max_headers 0", "GET / HTTP/1.0\r\nA: 1\r\n\r\n", 0, 431,
-     &(const cp_limits){8190, 8190, 0}},
+     &(const cp_limits){8190, 8190, 0, 0}},
     {"request line too long, complete", "GET /abcdefgh " H11 HOST "\r\n", 0, 414,
-     &(const cp_limits){21, 8190, 100}},
+     &(const cp_limits){21, 8190, 100, 0}},
     {"request line too long, no LF", "GET /abcdefghijklmnopqrstuvwxyz", 0, 414,
-     &(const cp_limits){22, 8190, 100}},
+     &(const cp_limits){22, 8190, 100, 0}},
     {"field line too long, complete", RL HOST "X: 0123456789\r\n\r\n", 0, 431,
-     &(const cp_limits){8190, 12, 100}},
+     &(const cp_limits){8190, 12, 100, 0}},
     {"field line too long, no LF", RL HOST "X: 0123456789abcdef", 0, 431,
-     &(const cp_limits){8190, 12, 100}},
+     &(const cp_limits){8190, 12, 100, 0}},
 };
 /* clang-format on */
 
@@ -664,6 +664,30 @@ static void run_ok_case(const ok_case *c)
         free(buf);
     }
 
+    /* one byte at a time, resumed: the parse carries on from where it
+       stopped, as a connection receiving a slow head does */
+    snprintf(label, sizeof label, "%s / resumed byte by byte", c->name);
+    current = label;
+    {
+        cp_head_progress progress = {0};
+        ret = CP_INCOMPLETE;
+        for (size_t k = 0; k <= n && ret == CP_INCOMPLETE; k++) {
+            char *buf = copy_exact(c->raw, k);
+            ret = cp_parse_request_from(buf, k, lim, &req, hdrs, &progress);
+            if (k < n) {
+                CHECK(ret == CP_INCOMPLETE, "prefix %zu returned %td (status %d)", k, ret,
+                      req.error_status);
+                if (ret == CP_INCOMPLETE)
+                    check_incomplete(buf, k, lim, &req);
+            } else {
+                CHECK(ret == (ptrdiff_t)n, "returned %td, want %zu", ret, n);
+                if (ret == (ptrdiff_t)n)
+                    check_ok_fields(c, buf, &req, hdrs);
+            }
+            free(buf);
+        }
+    }
+
     /* followed by the next pipelined request */
     snprintf(label, sizeof label, "%s / pipelined", c->name);
     current = label;
@@ -708,6 +732,23 @@ static void run_err_case(const err_case *c)
                   (ret == CP_ERROR && req.error_status == c->status),
               "returned %td, status %d (%s)", ret, req.error_status,
               req.error_reason ? req.error_reason : "-");
+    }
+
+    /* One byte at a time, resumed: the same error, once it can be told. */
+    snprintf(label, sizeof label, "%s / resumed byte by byte", c->name);
+    current = label;
+    {
+        cp_head_progress progress = {0};
+        ret = CP_INCOMPLETE;
+        size_t k = 0;
+        for (; k <= n && ret == CP_INCOMPLETE; k++) {
+            char *buf = copy_exact(c->raw, k);
+            ret = cp_parse_request_from(buf, k, lim, &req, hdrs, &progress);
+            free(buf);
+        }
+        CHECK(ret == CP_ERROR && req.error_status == c->status,
+              "returned %td at %zu bytes, status %d (%s), want error %d", ret, k,
+              req.error_status, req.error_reason ? req.error_reason : "-", c->status);
     }
 
     /* The next request behind it changes nothing. */
@@ -761,7 +802,7 @@ static void test_limits(void)
     cp_request req;
     ptrdiff_t ret;
     const size_t max = 40;
-    cp_limits lim = {max, max, 4};
+    cp_limits lim = {max, max, 4, 0};
     size_t n;
     char *p;
 
@@ -822,9 +863,50 @@ static void test_limits(void)
               ret, req.error_status);
     }
 
+    current = "limits: whole head exactly max_head_size";
+    {
+        static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: 0123456789\r\n\r\n";
+        size_t hn = sizeof head - 1;
+        cp_limits hl = {8190, 8190, 100, hn};
+        ret = cp_parse_request(head, hn, &hl, &req, hdrs);
+        CHECK(ret == (ptrdiff_t)hn, "returned %td/%d", ret, req.error_status);
+        hl.max_head_size = hn - 1; /* one byte short: the final CRLF does not fit */
+        ret = cp_parse_request(head, hn, &hl, &req, hdrs);
+        CHECK(ret == CP_ERROR && req.error_status == 431, "returned %td/%d", ret,
+              req.error_status);
+        /* incomplete and already longer than the limit: 431 without waiting
+           for a line end */
+        hl.max_head_size = 20;
+        ret = cp_parse_request(head, 30, &hl, &req, hdrs);
+        CHECK(ret == CP_ERROR && req.error_status == 431, "returned %td/%d", ret,
+              req.error_status);
+        /* ... but a prefix that still fits is only incomplete */
+        ret = cp_parse_request(head, 20, &hl, &req, hdrs);
+        CHECK(ret == CP_INCOMPLETE, "returned %td/%d", ret, req.error_status);
+        /* a request line that reaches past the head limit is too long: 414 */
+        hl.max_head_size = 10;
+        ret = cp_parse_request(head, hn, &hl, &req, hdrs);
+        CHECK(ret == CP_ERROR && req.error_status == 414, "returned %td/%d", ret,
+              req.error_status);
+        /* leading empty lines count toward the head */
+        static const char lead[] = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        hl.max_head_size = sizeof lead - 2;
+        ret = cp_parse_request(lead, sizeof lead - 1, &hl, &req, hdrs);
+        CHECK(ret == CP_ERROR && req.error_status == 431, "returned %td/%d", ret,
+              req.error_status);
+        /* resumed parsing honours it the same way */
+        cp_head_progress progress = {0};
+        hl.max_head_size = hn - 1;
+        ret = CP_INCOMPLETE;
+        for (size_t k = 0; k <= hn && ret == CP_INCOMPLETE; k++)
+            ret = cp_parse_request_from(head, k, &hl, &req, hdrs, &progress);
+        CHECK(ret == CP_ERROR && req.error_status == 431, "resumed: returned %td/%d", ret,
+              req.error_status);
+    }
+
     current = "limits: zero limits";
     {
-        cp_limits z = {0, 0, 0};
+        cp_limits z = {0, 0, 0, 0};
         ret = cp_parse_request("G", 1, &z, &req, NULL);
         CHECK(ret == CP_ERROR && req.error_status == 414, "returned %td/%d", ret,
               req.error_status);
@@ -835,7 +917,7 @@ static void test_limits(void)
 
     current = "cp_longest_line";
     {
-        cp_limits a = {100, 50, 1}, b = {50, 100, 1}, c = {SIZE_MAX, 1, 1};
+        cp_limits a = {100, 50, 1, 0}, b = {50, 100, 1, 0}, c = {SIZE_MAX, 1, 1, 0};
         CHECK(cp_longest_line(&a) == 101, "%zu", cp_longest_line(&a));
         CHECK(cp_longest_line(&b) == 101, "%zu", cp_longest_line(&b));
         CHECK(cp_longest_line(&c) == SIZE_MAX, "%zu", cp_longest_line(&c));
@@ -951,7 +1033,7 @@ static void test_huge_len(void)
     ret = cp_parse_request(p, big, &default_limits, &req, hdrs);
     CHECK(ret == (ptrdiff_t)(sizeof head - 1), "returned %td", ret);
     /* unlimited lines: a field line that would run past 4 GiB */
-    cp_limits unlimited = {SIZE_MAX, SIZE_MAX, 10};
+    cp_limits unlimited = {SIZE_MAX, SIZE_MAX, 10, 0};
     memcpy(p, RL HOST "X: ", sizeof(RL HOST "X: ") - 1);
     memset(p + sizeof(RL HOST "X: ") - 1, 'v', 64);
     ret = cp_parse_request(p, big, &unlimited, &req, hdrs);
@@ -976,7 +1058,7 @@ typedef struct {
 #define DONE CP_CHUNK_DONE
 #define MORE CP_CHUNK_MORE
 
-static const cp_limits trailer_limits = {8190, 12, 2};
+static const cp_limits trailer_limits = {8190, 12, 2, 0};
 
 /* clang-format off */
 static const chunk_case chunk_cases[] = {

@@ -3,12 +3,16 @@
  *
  * Theory of operation
  * -------------------
- * The parser is stateless: every call starts again at buf[0].  A caller that
- * follows the advice in parser.h (do not call again until a '\n' arrives at
- * or after incomplete_line_start, or until the partial line outgrows
- * cp_longest_line()) re-parses a head only a handful of times, and heads are
- * small, so statelessness costs little and buys a function with no hidden
- * state to get wrong.
+ * The parser keeps no state of its own: cp_parse_request() starts at buf[0]
+ * every time.  A head that arrives a line at a time is parsed with
+ * cp_parse_request_from(), whose caller keeps a small cp_head_progress (the
+ * offset of the first unparsed line and the facts gathered so far) beside
+ * the request and header spans found so far; each call then looks only at
+ * the lines that are new, so a slow head costs one pass, not one pass per
+ * line (a client sending a 64 KiB head in 100 packets would otherwise make
+ * us scan some 3 MB).  A caller that also follows the advice in parser.h (do
+ * not call again until a '\n' arrives at or after incomplete_line_start, or
+ * until the partial line outgrows its limit) calls at most once per line.
  *
  * The head is processed one line at a time.  find_line() locates the end of
  * the next line with memchr('\n') over a window no longer than the longest
@@ -30,9 +34,10 @@
  * second pass.  Checks that need the whole head (Host missing, TE with CL,
  * the transfer-coding verdict) are made once, after the empty line.
  *
- * Offsets are uint32_t.  We never look at more than MAX_HEAD bytes, and a
- * line that would reach past MAX_HEAD is reported as too long (414/431), so
- * no span can overflow whatever len is.
+ * Offsets are uint32_t.  We never look at more than MAX_HEAD bytes (nor
+ * past the head limit, lim->max_head_size, when one is set), and a line that
+ * would reach past them is reported as too large (414/431), so no span can
+ * overflow whatever len is.
  */
 #include "parser.h"
 
@@ -162,14 +167,14 @@ enum {
     LINE_BARE_LF,
     LINE_BARE_CR,
     LINE_TOO_LONG,  /* content certainly longer than max */
-    LINE_TOO_LARGE, /* the line would reach past MAX_HEAD */
+    LINE_TOO_LARGE, /* the line would reach past MAX_HEAD or the head limit */
 };
 
 /*
  * Find the line that starts at buf[ls] and whose content (without CRLF) may be
- * at most max bytes long.  end is the usable length (<= MAX_HEAD), len the real
- * one.  Only the first max + 2 bytes are searched, so an endless line costs a
- * bounded scan.
+ * at most max bytes long.  end is the usable length (<= MAX_HEAD and the head
+ * limit), len the real one.  Only the first max + 2 bytes are searched, so an
+ * endless line costs a bounded scan.
  */
 static int find_line(const char *buf, size_t ls, size_t end, size_t len, size_t max,
                      size_t *eol)
@@ -365,15 +370,7 @@ static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e,
 
 /* ---- semantic headers --------------------------------------------------- */
 
-/* Transfer-Encoding facts gathered over all fields; judged after the head. */
-typedef struct {
-    unsigned te_fields;   /* Transfer-Encoding field lines seen */
-    unsigned te_chunked;  /* "chunked" codings without parameters */
-    int te_bad;           /* a syntax error in some field */
-    int te_unknown;       /* a coding other than chunked */
-    int te_chunked_param; /* "chunked;..." */
-    unsigned hosts;       /* Host field lines seen */
-} head_facts;
+typedef cp_head_facts head_facts;
 
 /*
  * Content-Length = 1*DIGIT, or a list of identical ones ("5, 5", RFC 9110
@@ -621,41 +618,59 @@ static ptrdiff_t parse_field_line(const char *buf, size_t s, size_t e,
 ptrdiff_t cp_parse_request(const char *buf, size_t len, const cp_limits *lim,
                            cp_request *out, cp_header *headers)
 {
+    cp_head_progress progress = {0};
+    return cp_parse_request_from(buf, len, lim, out, headers, &progress);
+}
+
+ptrdiff_t cp_parse_request_from(const char *buf, size_t len, const cp_limits *lim,
+                                cp_request *out, cp_header *headers,
+                                cp_head_progress *progress)
+{
     size_t end = len < MAX_HEAD ? len : MAX_HEAD;
-    size_t pos = 0, eol = 0;
-    head_facts facts = {0};
+    size_t pos = progress->pos, eol = 0;
     int r;
 
-    memset(out, 0, sizeof(*out));
-    out->content_length = -1;
+    /* the whole-head limit: nothing past it can belong to an acceptable head */
+    if (lim->max_head_size > 0 && end > lim->max_head_size)
+        end = lim->max_head_size;
 
-    /* Request line, after at most MAX_LEADING_EMPTY_LINES empty lines. */
-    for (int empty = 0;; empty++) {
-        r = find_line(buf, pos, end, len, lim->max_request_line, &eol);
-        if (r != LINE_OK)
-            return line_failure(out, r, pos, lim->max_request_line, 414);
-        if (eol > pos)
-            break;
-        if (empty == MAX_LEADING_EMPTY_LINES)
-            return fail(out, 400, "too many empty lines before the request line");
+    if (!progress->in_fields) {
+        /* Request line, after at most MAX_LEADING_EMPTY_LINES empty lines. */
+        memset(out, 0, sizeof(*out));
+        out->content_length = -1;
+        for (;;) {
+            r = find_line(buf, pos, end, len, lim->max_request_line, &eol);
+            if (r == LINE_INCOMPLETE)
+                progress->pos = pos;
+            if (r != LINE_OK)
+                return line_failure(out, r, pos, lim->max_request_line, 414);
+            if (eol > pos)
+                break;
+            if (progress->empty_lines == MAX_LEADING_EMPTY_LINES)
+                return fail(out, 400, "too many empty lines before the request line");
+            progress->empty_lines++;
+            pos = eol + 2;
+        }
+        if (parse_request_line(buf, pos, eol, out) != 0)
+            return CP_ERROR;
         pos = eol + 2;
+        progress->in_fields = 1;
     }
-    if (parse_request_line(buf, pos, eol, out) != 0)
-        return CP_ERROR;
-    pos = eol + 2;
 
     /* Field lines, up to the empty line. */
     for (;;) {
         r = find_line(buf, pos, end, len, lim->max_header_size, &eol);
+        if (r == LINE_INCOMPLETE)
+            progress->pos = pos;
         if (r != LINE_OK)
             return line_failure(out, r, pos, lim->max_header_size, 431);
         if (eol == pos)
             break;
-        if (parse_field_line(buf, pos, eol, lim, out, headers, &facts) != 0)
+        if (parse_field_line(buf, pos, eol, lim, out, headers, &progress->facts) != 0)
             return CP_ERROR;
         pos = eol + 2;
     }
-    if (judge_head(out, &facts) != 0)
+    if (judge_head(out, &progress->facts) != 0)
         return CP_ERROR;
     return (ptrdiff_t)(eol + 2);
 }

@@ -18,7 +18,8 @@
  *        that is not host[:port], userinfo in an absolute-form target, and
  *        more than 8 empty lines before the request line
  *   414  request line longer than the limit
- *   431  one header field longer than the limit, or too many fields
+ *   431  one header field longer than the limit, too many fields, or the
+ *        whole head longer than its limit
  *   501  a transfer coding other than chunked; CONNECT
  *   505  an HTTP version other than 1.0 / 1.1 (but well formed)
  *
@@ -36,6 +37,10 @@ typedef struct {
     size_t max_request_line; /* bytes, without the CRLF; over it -> 414 */
     size_t max_header_size;  /* one field line, name+colon+value, no CRLF -> 431 */
     size_t max_headers;      /* number of field lines; over it -> 431 */
+    size_t max_head_size;    /* the whole head through its final CRLF (leading
+                                empty lines included); over it -> 431 (414 if
+                                the request line itself reaches past it).
+                                0: no limit beyond the per-line ones */
 } cp_limits;
 
 /* ---- head parser ----------------------------------------------------- */
@@ -109,6 +114,28 @@ typedef struct {
 #define CP_ERROR (-1)
 #define CP_INCOMPLETE (-2)
 
+/* Facts about the field lines parsed so far that are judged only once the
+   head is complete (Host count, the Transfer-Encoding verdict). */
+typedef struct {
+    unsigned te_fields;   /* Transfer-Encoding field lines seen */
+    unsigned te_chunked;  /* "chunked" codings without parameters */
+    int te_bad;           /* a syntax error in some field */
+    int te_unknown;       /* a coding other than chunked */
+    int te_chunked_param; /* "chunked;..." */
+    unsigned hosts;       /* Host field lines seen */
+} cp_head_facts;
+
+/* Where the parse of an incomplete head stopped, so that the next call
+   resumes at the first line not yet parsed instead of starting over: a
+   client that sends its head a line at a time then costs one pass over the
+   head, not one pass per line.  All zero: nothing parsed yet. */
+typedef struct {
+    size_t pos;           /* offset of the first line not yet parsed */
+    int in_fields;        /* the request line is parsed; field lines follow */
+    int empty_lines;      /* empty lines skipped before the request line */
+    cp_head_facts facts;  /* over the field lines parsed so far */
+} cp_head_progress;
+
 /*
  * Parse one request head (request line + field lines + the empty line) at
  * the start of buf[0..len).  Leading empty lines (CRLF) before the request
@@ -122,6 +149,20 @@ typedef struct {
  */
 ptrdiff_t cp_parse_request(const char *buf, size_t len, const cp_limits *lim,
                            cp_request *out, cp_header *headers);
+
+/*
+ * The same, resumable.  *progress starts all zero.  After CP_INCOMPLETE it
+ * says where parsing stopped, and *out and headers[0 .. out->num_headers)
+ * hold what the lines before that point gave: pass all three back unchanged
+ * (the bytes may have moved, with buf pointing at the same head start, since
+ * every span is an offset) with the same bytes plus more, and parsing goes on
+ * from there.  After any other result *progress is spent: zero it before the
+ * next head.  The result is the same as one cp_parse_request() call over
+ * the final bytes, however the head was split.
+ */
+ptrdiff_t cp_parse_request_from(const char *buf, size_t len, const cp_limits *lim,
+                                cp_request *out, cp_header *headers,
+                                cp_head_progress *progress);
 
 /* The longest incomplete line the parser may have to wait for (for the
    caller's "call again?" check):
