@@ -64,6 +64,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         state = scope.get("state", {})
         body = {
             "path": path,
+            "raw_path": scope["raw_path"].decode("latin-1"),
             "root_path": scope.get("root_path"),
             "state_keys": sorted(state),
             "greeting": state.get("greeting"),

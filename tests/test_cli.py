@@ -40,6 +40,7 @@ CLI_OPTIONS = [
     "--timeout-keep-alive", "--timeout-request-header", "--timeout-request-body",
     "--timeout-graceful-shutdown",
     "--limit-request-line", "--limit-request-headers", "--limit-request-header-size",
+    "--limit-request-head",
     "--limit-request-body", "--limit-concurrency", "--gc-freeze", "--no-gc-freeze",
     "--malloc-tuning", "--no-malloc-tuning", "--opt", "--zero-copy-threshold",
     "--lazy-headers-min", "--scope-cache-size",
@@ -258,11 +259,14 @@ def test_host_and_port(spawn: Spawner) -> None:
 
 
 def test_root_path(spawn: Spawner) -> None:
-    """--root-path is the scope's root_path; the path is left as the client sent it."""
+    """--root-path is the scope's root_path and the start of path and raw_path:
+    a proxy that strips the mount point sends /scope, and the app sees the
+    full path (as with uvicorn >= 0.26)."""
     server = spawn.start(PROCESS_APP, "--root-path", "/api")
-    body = json.loads(httpx.get(server.url + "/api/scope", timeout=10).text)
+    body = json.loads(httpx.get(server.url + "/scope", timeout=10).text)
     assert body["root_path"] == "/api"
     assert body["path"] == "/api/scope"
+    assert body["raw_path"] == "/api/scope"
 
 
 def test_no_server_header_no_date_header(spawn: Spawner) -> None:

@@ -217,8 +217,8 @@ def test_scope_cache_reuses_only_path_values(serve) -> None:
     assert stats["scope_cache_hits"] == 2 and stats["scope_cache_misses"] == 1
     assert [s["method"] for s in scopes] == ["GET", "POST", "DELETE"]
     assert [s["query_string"] for s in scopes] == [b"a=1", b"b=2", b""]
-    assert [s["path"] for s in scopes] == ["/café"] * 3
-    assert [s["raw_path"] for s in scopes] == [b"/caf%C3%A9"] * 3
+    assert [s["path"] for s in scopes] == ["/root/café"] * 3  # root_path included
+    assert [s["raw_path"] for s in scopes] == [b"/root/caf%C3%A9"] * 3
     assert all(s["root_path"] == "/root" and "added" not in s for s in scopes)
     assert scopes[0]["headers"][1] == (b"x-one", b"1")
     assert scopes[1]["headers"][1] == (b"x-two", b"2")

@@ -1,6 +1,7 @@
 """Typed stubs for the C core, carpinus._core."""
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Iterable, MutableSequence, Sequence
 from typing import Any, overload
 
@@ -10,6 +11,7 @@ OPT_SCOPE_CACHE: int
 OPT_HEADER_NAMES: int
 OPT_LAZY_HEADERS: int
 OPT_STATUS_CACHE: int
+OPT_DEFAULT: int
 ZERO_COPY_MAX: int
 ZERO_COPY_BUDGET: int
 
@@ -58,6 +60,7 @@ class ServerState:
         limit_request_line: int | None = 8190,
         limit_request_headers: int | None = 100,
         limit_request_header_size: int | None = 8190,
+        limit_request_head: int | None = 65536,
         limit_request_body: int | None = None,
         limit_concurrency: int | None = None,
         timeout_keep_alive: float = 5.0,
@@ -72,6 +75,9 @@ class ServerState:
         proxy_fixup: Callable[[dict[str, Any]], object] | None = None,
         proxy_trust: Callable[[Any], bool] | None = None,
         websocket: Callable[[asyncio.Transport, dict[str, Any], bytes], object] | None = None,
+        base_context: contextvars.Context | None = None,
+        context_kwarg: bool = False,
+        report_refusal: Callable[[int, str, Any, Any], object] | None = None,
     ) -> None: ...
     def __call__(self) -> HttpProtocol: ...
     def tick(self) -> None: ...

@@ -118,10 +118,15 @@ _ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_AT
               help="Most header fields per request; more gets 431.")
 @click.option("--limit-request-header-size", default=8190, type=int, show_default=True,
               help="Longest header field line in bytes; longer gets 431.")
+@click.option("--limit-request-head", default=65536, type=int, show_default=True,
+              help="Largest whole request head (request line and every header field) "
+                   "in bytes; larger gets 431.")
 @click.option("--limit-request-body", default=None, type=int,
               help="Largest request body in bytes; larger gets 413.  [default: unlimited]")
 @click.option("--limit-concurrency", default=None, type=int,
-              help="Most requests in flight; past it new requests get 503.  [default: none]")
+              help="Most requests whose app is running at once; past it new requests get "
+                   "503 (idle keep-alive connections do not count, unlike uvicorn's option "
+                   "of the same name).  [default: none]")
 @click.option("--gc-freeze/--no-gc-freeze", default=True, show_default=True,
               help="After startup, move every object alive into the collector's "
                    "permanent generation (gc.freeze) so collections while serving stay "

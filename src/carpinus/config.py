@@ -31,6 +31,8 @@ LOG_LEVELS: dict[str, int] = {
 }
 
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1"
+# The largest --limit-request-head the C core takes (64 MiB).
+MAX_REQUEST_HEAD = 1 << 26
 
 logger = logging.getLogger("carpinus.error")
 
@@ -127,6 +129,7 @@ class Config:
         limit_request_line: int = 8190,
         limit_request_headers: int = 100,
         limit_request_header_size: int = 8190,
+        limit_request_head: int = 65536,
         limit_request_body: int | None = None,
         limit_concurrency: int | None = None,
         factory: bool = False,
@@ -196,6 +199,7 @@ class Config:
         self.limit_request_line = limit_request_line
         self.limit_request_headers = limit_request_headers
         self.limit_request_header_size = limit_request_header_size
+        self.limit_request_head = limit_request_head
         self.limit_request_body = limit_request_body
         self.limit_concurrency = limit_concurrency
         self.factory = factory
@@ -281,6 +285,9 @@ class Config:
             raise ConfigError("limit_request_header_size must be at least 16")
         if self.limit_request_headers < 1:
             raise ConfigError("limit_request_headers must be at least 1")
+        if not 256 <= self.limit_request_head <= MAX_REQUEST_HEAD:
+            raise ConfigError(
+                f"limit_request_head must be between 256 and {MAX_REQUEST_HEAD} bytes")
         if self.limit_request_body is not None and self.limit_request_body < 0:
             raise ConfigError("limit_request_body must be >= 0")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:

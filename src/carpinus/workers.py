@@ -11,6 +11,7 @@ options as follows (docs/deployment.md has the table):
     limit_request_line        → limit_request_line (0, unlimited: the core's maximum)
     limit_request_fields      → limit_request_headers
     limit_request_field_size  → limit_request_header_size (0: the core's maximum)
+    (the three together)      → limit_request_head: the longest head they admit
     backlog                   → backlog
     root_path, asgi_loop, asgi_lifespan (gunicorn ≥ 24) → root_path, loop, lifespan
     timeout                   → the worker notifies the arbiter from its event loop,
@@ -36,7 +37,7 @@ from typing import Any
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from gunicorn.workers.base import Worker  # type: ignore[import-untyped]
 
-from carpinus.config import Config, ConfigError
+from carpinus.config import MAX_REQUEST_HEAD, Config, ConfigError
 from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER
 from carpinus.server import Server
 
@@ -45,6 +46,13 @@ logger = logging.getLogger(ERROR_LOGGER)
 # gunicorn's "0 = unlimited" for line sizes becomes the largest line the C
 # core accepts (16 MiB, src/carpinus/_core/server.c).
 CORE_MAX_LINE = 1 << 24
+
+
+def _largest_head(line: int, fields: int, field_size: int) -> int:
+    """The longest head gunicorn's limits admit (0: unlimited), capped by the core's."""
+    if not line or not field_size:
+        return MAX_REQUEST_HEAD
+    return min(MAX_REQUEST_HEAD, line + 2 + fields * (field_size + 2) + 2)
 
 
 def _setting(cfg: Any, name: str, default: Any) -> Any:
@@ -165,6 +173,11 @@ class CarpinusWorker(Worker):  # type: ignore[misc]  # gunicorn has no type hint
             "limit_request_line": cfg.limit_request_line or CORE_MAX_LINE,
             "limit_request_headers": cfg.limit_request_fields,
             "limit_request_header_size": cfg.limit_request_field_size or CORE_MAX_LINE,
+            # gunicorn has no limit on the whole head: the largest its own
+            # limits let through
+            "limit_request_head": _largest_head(cfg.limit_request_line,
+                                                cfg.limit_request_fields,
+                                                cfg.limit_request_field_size),
             "max_requests": self.max_requests if cfg.max_requests > 0 else None,
             "access_log": bool(self.log.access_log.handlers),
             "root_path": _setting(cfg, "root_path", "") or "",

@@ -234,7 +234,8 @@ def test_http10_without_keep_alive_is_closed(shared):
 
 def test_app_transfer_encoding_chunked_is_framed_by_the_server(shared):
     """An app that declares `transfer-encoding: chunked` itself still sends
-    plain bytes; the server does the framing and does not repeat the header."""
+    plain bytes; the server ignores the app's header (ASGI: "the server must
+    ignore it"), chooses the framing itself and writes its own header once."""
 
     async def app(scope, receive, send):
         await send(start(headers=[(b"Transfer-Encoding", b"chunked")]))
@@ -246,25 +247,47 @@ def test_app_transfer_encoding_chunked_is_framed_by_the_server(shared):
         get(c, path)
         r = read_head(c)
         assert r.header_all("transfer-encoding") == ["chunked"]
+        assert b"Transfer-Encoding" not in r.raw_head  # the app's line is not passed on
         wire = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
         assert c._read_exact(len(wire)) == wire
         assert_next_request_clean(c)
 
 
-def test_app_transfer_encoding_chunked_to_http10_is_refused(shared):
-    errors: list[BaseException] = []
+@pytest.mark.parametrize("value", [b"chunked", b"gzip, chunked", b"gzip", b"identity"])
+def test_app_transfer_encoding_is_ignored(shared, value):
+    """Whatever Transfer-Encoding the app names, the server frames the body
+    itself: one message gets a Content-Length, and the client never reads a
+    coding (gzip) the body does not have."""
 
     async def app(scope, receive, send):
-        try:
-            await send(start(headers=[(b"transfer-encoding", b"chunked")]))
-        except Exception as exc:
-            errors.append(exc)
+        await send(start(headers=[(b"transfer-encoding", value)]))
+        await send(body(b"hello"))
+
+    path = shared.add(app)
+    with shared.handle.connect() as c:
+        r = c.request("GET", path)
+        assert r.status == 200 and r.body == b"hello"
+        assert r.header("transfer-encoding") is None
+        assert r.header_all("content-length") == ["5"]
+        assert_next_request_clean(c)
+
+
+def test_app_transfer_encoding_chunked_to_http10_client_gets_its_body(shared):
+    """A proxy-style app forwards `transfer-encoding: chunked` to an HTTP/1.0
+    client: the header is ignored and the client gets the body, close-delimited
+    (it cannot read chunks) -- not a 500."""
+
+    async def app(scope, receive, send):
+        await send(start(headers=[(b"transfer-encoding", b"chunked")]))
+        await send(body(b"hel", more=True))
+        await send(body(b"lo"))
 
     path = shared.add(app)
     with shared.handle.connect() as c:
         r = c.request("GET", path, version="1.0")
-        assert_canned_500(r)
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+        assert r.status == 200 and r.body == b"hello"
+        assert r.header("transfer-encoding") is None
+        assert c.is_closed()
 
 
 # ---------------------------------------------------------------------------
@@ -388,22 +411,23 @@ def test_app_invalid_content_length_is_refused(shared, value):
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
 
 
-def test_app_content_length_and_transfer_encoding_is_refused(shared):
-    errors: list[BaseException] = []
+def test_app_content_length_with_transfer_encoding_frames_by_the_length(shared):
+    """Content-Length and Transfer-Encoding from the app: the ignored
+    Transfer-Encoding cannot contradict the length, which frames the body."""
 
     async def app(scope, receive, send):
-        try:
-            await send(start(headers=[(b"content-length", b"5"),
-                                      (b"transfer-encoding", b"chunked")]))
-        except Exception as exc:
-            errors.append(exc)
+        await send(start(headers=[(b"content-length", b"5"),
+                                  (b"transfer-encoding", b"chunked")]))
+        await send(body(b"hel", more=True))
+        await send(body(b"lo"))
 
     path = shared.add(app)
     with shared.handle.connect() as c:
         r = c.request("GET", path)
-        assert_canned_500(r)
+        assert r.status == 200 and r.body == b"hello"
+        assert r.header_all("content-length") == ["5"]
         assert b"transfer-encoding" not in r.raw_head.lower()
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+        assert_next_request_clean(c)
 
 
 # ---------------------------------------------------------------------------

@@ -1,106 +1,191 @@
 /*
- * awaitable.c -- Ready: an awaitable whose result is already known.
+ * awaitable.c -- Outcome: what receive() and send() return.
  *
- * receive() and send() usually complete without waiting (the body is already
- * buffered, the transport accepted the bytes).  Returning an asyncio Future
- * for those would cost a loop iteration; returning a coroutine would cost a
- * frame.  A Ready costs one small allocation: `await` calls am_await (self),
- * then am_send, which returns the result at once (PYGEN_RETURN), so the
- * awaiting coroutine never suspends.  tp_iternext exists for callers that
- * drive awaitables with next()/send() instead of PyIter_Send.
+ * Usually the outcome of a call is known at once (the body is already
+ * buffered, the transport took the bytes).  Returning an asyncio Future for
+ * those would cost a loop iteration; returning a coroutine would cost a
+ * frame.  An Outcome costs one small allocation: `await` calls am_await
+ * (self), then am_send, which returns the result at once (PYGEN_RETURN), so
+ * the awaiting coroutine never suspends.
  *
- * A Ready gives its result once; awaiting it again gives None, like awaiting
- * an exhausted iterator.
+ * When the call must wait (no body yet, writing paused), the Outcome holds
+ * the Future it waits for and delegates every step to the Future's own
+ * iterator, exactly as `await future` would: the Task sees the Future,
+ * waits for it, and the Outcome gives the Future's result.
+ *
+ * One type for both, shaped like a coroutine (send/throw/close/__await__):
+ * asyncio.iscoroutine() accepts it, so `asyncio.create_task(receive())`
+ * works the same whether or not the call has to wait -- returning a bare
+ * Future only when waiting made that fail only under load.
+ *
+ * An Outcome gives its result once; awaiting it again gives None, like
+ * awaiting an exhausted iterator.  A ready one holds a result the server
+ * built (a message dict of bytes and strings, or None) and is not tracked
+ * by the GC: it can be part of no reference cycle.  A waiting one holds a
+ * Future, whose callbacks lead to the Task that awaits the Outcome: that can
+ * be a cycle, so those are tracked.  The shared "done" Outcome (send()'s
+ * usual answer) holds nothing and is never written to.
  */
 #include "core.h"
 
 typedef struct {
     PyObject_HEAD
     PyObject *result; /* owned; NULL once consumed or when the result is None */
-} Ready;
+    PyObject *future; /* owned: the Future to wait for, or NULL */
+    PyObject *iter;   /* owned: future.__await__() once the wait started */
+} Outcome;
 
-PyObject *cp_ready_new(cp_state *st, PyObject *result)
+PyObject *cp_outcome_ready(cp_state *st, PyObject *result)
 {
-    Ready *r = PyObject_New(Ready, st->Ready_Type);
-    if (r == NULL) {
+    Outcome *o = PyObject_GC_New(Outcome, st->Outcome_Type);
+    if (o == NULL) {
         Py_XDECREF(result);
         return NULL;
     }
-    r->result = result; /* stolen */
-    return (PyObject *)r;
+    o->result = result; /* stolen */
+    o->future = NULL;
+    o->iter = NULL;
+    return (PyObject *)o;
 }
 
-static void ready_dealloc(Ready *self)
+PyObject *cp_outcome_waiting(cp_state *st, PyObject *future)
 {
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_XDECREF(self->result);
-    tp->tp_free((PyObject *)self);
+    Outcome *o = PyObject_GC_New(Outcome, st->Outcome_Type);
+    if (o == NULL) {
+        Py_DECREF(future);
+        return NULL;
+    }
+    o->result = NULL;
+    o->future = future; /* stolen */
+    o->iter = NULL;
+    PyObject_GC_Track(o);
+    return (PyObject *)o;
+}
+
+static int outcome_traverse(Outcome *o, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(o));
+    Py_VISIT(o->result);
+    Py_VISIT(o->future);
+    Py_VISIT(o->iter);
+    return 0;
+}
+
+static int outcome_clear(Outcome *o)
+{
+    Py_CLEAR(o->result);
+    Py_CLEAR(o->future);
+    Py_CLEAR(o->iter);
+    return 0;
+}
+
+static void outcome_dealloc(Outcome *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    PyObject_GC_UnTrack(o);
+    outcome_clear(o);
+    PyObject_GC_Del(o);
     Py_DECREF(tp);
 }
 
-static PyObject *ready_await(PyObject *self)
+static PyObject *outcome_await(PyObject *self)
 {
     return Py_NewRef(self);
 }
 
-static PySendResult ready_am_send(PyObject *self, PyObject *arg, PyObject **presult)
+/* The Future's iterator, started on the first step. */
+static PyObject *future_iter(Outcome *o)
 {
-    (void)arg;
-    Ready *r = (Ready *)self;
-    PyObject *res = r->result;
-    r->result = NULL;
-    *presult = res != NULL ? res : Py_NewRef(Py_None);
-    return PYGEN_RETURN;
+    if (o->iter == NULL) {
+        PyTypeObject *tp = Py_TYPE(o->future);
+        if (tp->tp_as_async == NULL || tp->tp_as_async->am_await == NULL) {
+            PyErr_SetString(PyExc_TypeError, "the loop's future is not awaitable");
+            return NULL;
+        }
+        o->iter = tp->tp_as_async->am_await(o->future);
+    }
+    return o->iter;
 }
 
-static PyObject *ready_iternext(PyObject *self)
+/* The wait is over (the Future gave its result or raised): let go of it. */
+static void wait_done(Outcome *o)
 {
-    Ready *r = (Ready *)self;
-    PyObject *res = r->result;
-    r->result = NULL;
-    if (res == NULL || res == Py_None) {
-        /* Exhausted with result None: returning NULL without an exception is
-           the iterator protocol's cheap "stop" (Python 3.12+'s SEND opcode
-           calls tp_iternext and reads this as None). */
-        Py_XDECREF(res);
-        return NULL;
-    }
-    if (PyTuple_Check(res) || PyExceptionInstance_Check(res)) {
-        /* these would be unpacked / re-raised by PyErr_SetObject */
-        PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, res);
-        Py_DECREF(res);
-        if (exc != NULL) {
-            PyErr_SetObject(PyExc_StopIteration, exc);
-            Py_DECREF(exc);
+    Py_CLEAR(o->iter);
+    Py_CLEAR(o->future);
+}
+
+static PySendResult outcome_am_send(PyObject *self, PyObject *arg, PyObject **presult)
+{
+    Outcome *o = (Outcome *)self;
+    if (o->future == NULL) {
+        PyObject *res = o->result;
+        if (res != NULL) {
+            o->result = NULL; /* never written when NULL: the shared "done" */
+            *presult = res;
+        } else {
+            *presult = Py_NewRef(Py_None);
         }
+        return PYGEN_RETURN;
+    }
+    PyObject *it = future_iter(o);
+    if (it == NULL) {
+        *presult = NULL;
+        return PYGEN_ERROR;
+    }
+    PySendResult r = PyIter_Send(it, arg, presult);
+    if (r != PYGEN_NEXT) {
+        wait_done(o);
+    }
+    return r;
+}
+
+/* Send result, as a method: a return is signalled by StopIteration(value). */
+static PyObject *send_result_as_method(PySendResult r, PyObject *res)
+{
+    if (r == PYGEN_NEXT || r == PYGEN_ERROR) {
+        return res;
+    }
+    if (res == Py_None) {
+        /* NULL without an exception is the iterator protocol's cheap "stop"
+           (3.12+'s SEND opcode calls tp_iternext and reads it as None) */
+        Py_DECREF(res);
         return NULL;
     }
-    PyErr_SetObject(PyExc_StopIteration, res); /* StopIteration(res) */
+    /* StopIteration(res); a tuple or exception would be unpacked or
+       re-raised by PyErr_SetObject, so wrap it first */
+    PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, res);
     Py_DECREF(res);
+    if (exc != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, exc);
+        Py_DECREF(exc);
+    }
     return NULL;
 }
 
-static PyObject *ready_send(PyObject *self, PyObject *arg)
+static PyObject *outcome_iternext(PyObject *self)
 {
-    (void)arg;
-    PyObject *res = ready_iternext(self);
+    PyObject *res;
+    PySendResult r = outcome_am_send(self, Py_None, &res);
+    return send_result_as_method(r, res);
+}
+
+static PyObject *outcome_send(PyObject *self, PyObject *arg)
+{
+    PyObject *res;
+    PySendResult r = outcome_am_send(self, arg, &res);
+    res = send_result_as_method(r, res);
     if (res == NULL && !PyErr_Occurred()) {
         PyErr_SetNone(PyExc_StopIteration); /* .send() must raise to stop */
     }
     return res;
 }
 
-static PyObject *ready_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+void cp_raise_thrown(PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
-    if (nargs < 1) {
-        PyErr_SetString(PyExc_TypeError, "throw expected at least 1 argument");
-        return NULL;
-    }
-    PyObject *typ = args[0];
-    if (PyExceptionInstance_Check(typ)) {
+    PyObject *typ = nargs >= 1 ? args[0] : NULL;
+    if (typ != NULL && PyExceptionInstance_Check(typ)) {
         PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    } else if (PyExceptionClass_Check(typ)) {
+    } else if (typ != NULL && PyExceptionClass_Check(typ)) {
         PyObject *val = nargs > 1 ? args[1] : NULL;
         if (val != NULL && val != Py_None) {
             PyErr_SetObject(typ, val);
@@ -108,41 +193,78 @@ static PyObject *ready_throw(PyObject *self, PyObject *const *args, Py_ssize_t n
             PyErr_SetNone(typ);
         }
     } else {
-        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+        PyErr_SetString(PyExc_TypeError, "throw() expects an exception");
     }
-    return NULL;
 }
 
-static PyObject *ready_close(PyObject *self, PyObject *unused)
+static PyObject *outcome_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Outcome *o = (Outcome *)self;
+    if (o->iter == NULL) {
+        /* not waiting (yet): the exception is raised here, as into a
+           coroutine that has not started */
+        wait_done(o);
+        cp_raise_thrown(args, nargs);
+        return NULL;
+    }
+    /* waiting: the Future's iterator decides (it raises what it is given) */
+    cp_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyObject *meth = PyObject_GetAttr(o->iter, st->s_throw);
+    PyObject *res = meth ? PyObject_Vectorcall(meth, args, (size_t)nargs, NULL) : NULL;
+    Py_XDECREF(meth);
+    if (res == NULL) {
+        wait_done(o);
+    }
+    return res;
+}
+
+/* The awaiting coroutine is closed: nobody will wait any more.  The Future
+   is cancelled so that the cycle stops counting on it (its next receive()
+   must not find "another receive() waiting"). */
+static PyObject *outcome_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    Ready *r = (Ready *)self;
-    Py_CLEAR(r->result);
+    Outcome *o = (Outcome *)self;
+    if (o->future == NULL && o->result == NULL) {
+        Py_RETURN_NONE; /* nothing to let go of (and maybe the shared one) */
+    }
+    Py_CLEAR(o->result);
+    if (o->future != NULL) {
+        cp_state *st = PyType_GetModuleState(Py_TYPE(self));
+        PyObject *r = PyObject_CallMethodNoArgs(o->future, st->s_cancel);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    wait_done(o);
     Py_RETURN_NONE;
 }
 
-static PyMethodDef ready_methods[] = {
-    {"send", (PyCFunction)ready_send, METH_O, NULL},
-    {"throw", (PyCFunction)(void (*)(void))ready_throw, METH_FASTCALL, NULL},
-    {"close", ready_close, METH_NOARGS, NULL},
+static PyMethodDef outcome_methods[] = {
+    {"send", (PyCFunction)outcome_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))outcome_throw, METH_FASTCALL, NULL},
+    {"close", outcome_close, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
-static PyType_Slot ready_slots[] = {
-    {Py_tp_dealloc, ready_dealloc},
-    {Py_am_await, ready_await},
-    {Py_am_send, ready_am_send},
-    {Py_tp_iter, ready_await},
-    {Py_tp_iternext, ready_iternext},
-    {Py_tp_methods, ready_methods},
-    {Py_tp_doc, "An awaitable that completes without suspending."},
+static PyType_Slot outcome_slots[] = {
+    {Py_tp_dealloc, outcome_dealloc},
+    {Py_tp_traverse, outcome_traverse},
+    {Py_tp_clear, outcome_clear},
+    {Py_am_await, outcome_await},
+    {Py_am_send, outcome_am_send},
+    {Py_tp_iter, outcome_await},
+    {Py_tp_iternext, outcome_iternext},
+    {Py_tp_methods, outcome_methods},
+    {Py_tp_doc, "What receive() and send() return: await it for the outcome."},
     {0, NULL},
 };
 
-PyType_Spec cp_ready_spec = {
-    .name = "carpinus._core.Ready",
-    .basicsize = sizeof(Ready),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+PyType_Spec cp_outcome_spec = {
+    .name = "carpinus._core.Outcome",
+    .basicsize = sizeof(Outcome),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = ready_slots,
+    .slots = outcome_slots,
 };

@@ -16,9 +16,15 @@
  * Ownership: a HttpProtocol owns a strong reference to its ServerState and to
  * its current RequestCycle; a RequestCycle owns a strong reference to its
  * HttpProtocol until its response is complete (then it detaches) and to its
- * ServerState until its app returns.  The ServerState's connection list holds
- * strong references, dropped in connection_lost.  All reference cycles are
- * visible to the GC through tp_traverse.
+ * ServerState until it is deallocated.  The ServerState's connection list
+ * holds strong references, dropped in connection_lost.  All reference cycles
+ * are visible to the GC through tp_traverse.
+ *
+ * Re-entrancy: transport calls may call back into the protocol before they
+ * return (stdlib TLS's close() calls get_buffer() and buffer_updated(); a
+ * write() may call pause_writing() or resume_writing()), and app code may run
+ * inside send() (a message's __bool__, a headers generator, a Mapping).  Any
+ * state such a call can change is checked again after it.
  */
 #ifndef CARPINUS_CORE_H
 #define CARPINUS_CORE_H
@@ -40,7 +46,7 @@ typedef struct {
     PyTypeObject *ServerState_Type;
     PyTypeObject *HttpProtocol_Type;
     PyTypeObject *RequestCycle_Type;
-    PyTypeObject *Ready_Type;
+    PyTypeObject *Outcome_Type;
     PyTypeObject *AppRunner_Type;
     PyTypeObject *LazyHeaders_Type;
     PyObject *ClientDisconnected; /* OSError subclass raised by send() */
@@ -50,8 +56,7 @@ typedef struct {
         *k_raw_path, *k_query_string, *k_root_path, *k_headers, *k_client,
         *k_server, *k_state, *k_extensions;
     /* interned message keys */
-    PyObject *k_status, *k_body, *k_more_body, *k_trailers, *k_version,
-        *k_spec_version;
+    PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version;
     /* constant values */
     PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_3_0, *v_2_4;
     PyObject *v_http_request, *v_http_disconnect, *v_http_response_start,
@@ -65,9 +70,10 @@ typedef struct {
     /* attribute / method names used on asyncio objects */
     PyObject *s_write, *s_writelines, *s_close, *s_is_closing, *s_pause_reading,
         *s_resume_reading, *s_get_extra_info, *s_peername, *s_sockname,
-        *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_add, *s_discard,
-        *s_process_pending;
-    PyObject *done_awaitable; /* Ready(None): what a non-blocking send returns */
+        *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
+        *s_context;
+    PyObject *done_awaitable; /* Outcome(None): what a send() that need not
+                                 wait returns; immutable, so shared */
     /* status lines "HTTP/1.1 NNN Reason\r\n" for 100..599 (status_cache) */
     char status_lines[500][48];
     unsigned char status_line_len[500];
@@ -79,11 +85,61 @@ typedef struct {
 
 /* ---- awaitable.c --------------------------------------------------- */
 
-/* An awaitable that is already complete: `await r` gives r's result without
-   suspending (am_send returns PYGEN_RETURN).  Steals a reference to result;
-   result NULL means None. */
-PyObject *cp_ready_new(cp_state *st, PyObject *result);
-extern PyType_Spec cp_ready_spec;
+/* What receive() and send() return: one coroutine-shaped type whether or not
+   the call has to wait, so that `await`, asyncio.create_task() and
+   asyncio.ensure_future() accept it alike.
+   cp_outcome_ready: the outcome is known now; `await` gives result without
+   suspending.  Steals a reference to result; NULL means None.
+   cp_outcome_waiting: `await` waits for the Future and gives its result.
+   Steals a reference to future. */
+PyObject *cp_outcome_ready(cp_state *st, PyObject *result);
+PyObject *cp_outcome_waiting(cp_state *st, PyObject *future);
+extern PyType_Spec cp_outcome_spec;
+/* Raise what a coroutine's throw() was given: an exception instance, or a
+   class and an optional value (the form asyncio and PEP 342 use). */
+void cp_raise_thrown(PyObject *const *args, Py_ssize_t nargs);
+
+/* ---- exceptions (3.10 - 3.13) ---------------------------------------- */
+
+/* The raised exception as one object (normalized, traceback attached), or
+   NULL when none is set; clears it. */
+static inline PyObject *cp_err_take(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Raise exc again (steals the reference; NULL: nothing). */
+static inline void cp_err_restore(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc != NULL) {
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+    }
+#endif
+}
+
+/* SystemExit and KeyboardInterrupt are not the server's to swallow: they
+   leave through the transport callback, which stops the loop, as they would
+   from any callback of the loop's own. */
+static inline int cp_err_must_propagate(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
 
 /* ---- ServerState (server.c) ---------------------------------------- */
 
@@ -99,6 +155,10 @@ struct RequestCycle;
 #define CP_OPT_LAZY_HEADERS 0x10    /* headers built on first access */
 #define CP_OPT_STATUS_CACHE 0x20    /* cached status lines and Date */
 #define CP_OPT_ALL 0x3f
+/* The optimizations that are on unless asked otherwise (lazy_headers costs
+   apps that read every header more than it saves: docs/optimizations.md);
+   carpinus/optimizations.py says the same. */
+#define CP_OPT_DEFAULT (CP_OPT_ALL & ~CP_OPT_LAZY_HEADERS)
 
 /* Bodies at or above the threshold are read straight into their bytes
    object only up to this size; larger ones stream in chunks as usual. */
@@ -114,12 +174,22 @@ struct RequestCycle;
 typedef struct {
     uint64_t connections_total;
     uint64_t requests_total;
-    uint64_t parse_errors;
-    uint64_t app_errors;
-    uint64_t body_bytes;
+    /* requests the server answered itself, by cause */
+    uint64_t parse_errors;        /* malformed or over a head or chunk limit:
+                                     400, 414, 431, 501, 505 */
+    uint64_t bodies_too_large;    /* 413 (limit_request_body) */
+    uint64_t timeouts;            /* 408, or closed: the client was too slow */
+    uint64_t overloaded;          /* 503 (limit_concurrency) */
+    uint64_t internal_errors;     /* 500 for a failure of the server's own */
+    uint64_t app_errors;          /* the app raised or left its response
+                                     incomplete */
+    uint64_t body_bytes;          /* request body bytes received */
+    uint64_t body_bytes_drained;  /* ... of which read and dropped (an early
+                                     response left them unread) */
     /* what the optimizations did (tests prove each switch with these) */
     uint64_t body_bytes_zero_copy; /* received straight into the app's bytes */
-    uint64_t body_bytes_copied;    /* copied from the read buffer */
+    uint64_t body_bytes_copied;    /* copied from the read buffer into bytes
+                                      for the app */
     uint64_t scope_cache_hits;
     uint64_t scope_cache_misses;
     uint64_t lazy_headers_created;
@@ -150,15 +220,32 @@ typedef struct ServerState {
     PyObject *create_future; /* loop.create_future */
     PyObject *call_soon;     /* loop.call_soon */
     PyObject *report_exception; /* callable(exc, scope, disconnected): logs */
-    PyObject *task_factory;  /* callable(coro) -> Task */
-    PyObject *task_kwnames;  /* kwnames for task_factory, or NULL */
-    PyObject *task_kwvalues; /* tuple of values for task_kwnames, or NULL */
+    PyObject *task_factory;  /* callable(coro, **task_kwargs) -> Task */
+    PyObject *task_kwnames;  /* kwnames for task_factory (ending in "context"
+                                when context_kwarg), or NULL */
+    PyObject *task_kwvalues; /* values for the other kwnames, or NULL */
+    /* Every request task runs in its own copy of this context, never in the
+       context of whatever code happened to start it (a read callback that a
+       previous request's resume_reading() registered, another request's
+       send()): no context variable leaks from one request to the next.
+       context_kwarg: the factory takes context=; otherwise the copy is
+       entered around the factory call (3.10, a loop's own task factory). */
+    PyObject *base_context;
+    int context_kwarg;
     PyObject *root_path;     /* str */
+    PyObject *raw_root_path; /* root_path as the bytes of a raw path
+                                (percent-encoded UTF-8); b"" when none */
     PyObject *scope_template; /* see cp_scope_template */
     PyObject *lifespan_state;  /* dict copied into each scope */
     PyObject *access_log;      /* callable(scope, status, body_bytes, seconds) or
                                   NULL: access logging off costs nothing */
     PyObject *log_error;       /* callable(str): logs an error line */
+    PyObject *report_refusal;  /* callable(status, reason, client, request):
+                                  a response the server made itself (400,
+                                  408, 413, 503, ...); logs it and writes its
+                                  access line.  request: the scope when known,
+                                  else (method, target, http_version) when the
+                                  request line was read, else None.  Or NULL */
     PyObject *tasks;           /* set of running app tasks */
     PyObject *server_line;   /* bytes "server: ...\r\n" lines, or NULL: none */
     PyObject *extra_headers; /* bytes: the --header lines, or NULL */
@@ -188,13 +275,17 @@ typedef struct ServerState {
     Py_ssize_t n_tasks;
     size_t zc_pending; /* bytes allocated for zero-copy bodies not yet full */
     int shutting_down;
-    double now; /* monotonic seconds, refreshed by tick() and on events */
 
     /* shared read buffer: all reads land here unless a connection has
        unconsumed bytes of its own (see protocol.c) */
     char *scratch;
     size_t scratch_cap;
     PyObject *scratch_view; /* memoryview over scratch, handed to transports */
+    int scratch_busy;       /* a connection is processing bytes in scratch:
+                               any other that reads meanwhile gets its own */
+    /* where a closed connection's last reads go (TLS reads from close()) */
+    char *discard;
+    PyObject *discard_view;
     cp_header *header_spans; /* limits.max_headers entries */
 
     /* Date header cache */
@@ -235,6 +326,17 @@ enum cp_conn_state {
 
 enum cp_body_mode { CP_BODY_NONE = 0, CP_BODY_LENGTH, CP_BODY_CHUNKED };
 
+/* Where the buffer the last get_buffer() handed out lies, so that
+   buffer_updated() knows what the bytes are. */
+enum cp_read_into {
+    CP_READ_NONE = 0, /* no buffer handed out */
+    CP_READ_SCRATCH,  /* the server's shared scratch buffer */
+    CP_READ_OWN,      /* this connection's rbuf, after its unconsumed bytes */
+    CP_READ_BODY,     /* the zero-copy body object */
+    CP_READ_SIDE,     /* the side buffer (read while processing) */
+    CP_READ_DISCARD   /* closing: the bytes are dropped */
+};
+
 /* What HttpProtocol.deadline guards. */
 enum cp_deadline_kind {
     CP_DL_KEEP_ALIVE = 0, /* idle between requests: close quietly */
@@ -259,18 +361,26 @@ typedef struct HttpProtocol {
     int processing;     /* inside conn_process (re-entrancy guard) */
     int reading_paused; /* we called pause_reading */
     int writing_paused; /* the transport called pause_writing */
-    int keep_alive;     /* of the current request */
     int in_scratch;     /* the bytes being processed live in server->scratch */
+    enum cp_read_into read_into; /* where the last get_buffer() pointed */
 
     /* receive buffer: unconsumed bytes are rbuf[rpos..rlen).  While bytes
        are being processed they may instead live in the server's scratch
        buffer (in_scratch); leftovers are moved here before returning. */
     char *rbuf;
     size_t rpos, rlen, rcap;
+    /* bytes read while processing (a transport that reads from inside one of
+       its calls); appended to rbuf once the processing ends */
+    char *side;
+    size_t side_len, side_cap;
     size_t head_checked; /* start of the incomplete head line (see try_head) */
     size_t head_line_max; /* how long that line may grow before it is an error */
     size_t head_scanned; /* bytes of the pending head known to hold no further
                             '\n' (see try_head) */
+    /* a head arriving in pieces: where its parse stopped, and (head_saved)
+       the request line and field spans parsed so far */
+    cp_head_progress head_progress;
+    struct cp_head_saved *head_saved;
     int process_scheduled; /* _process_pending is queued with call_soon */
 
     /* body decoding of the current request (lives here because the body may
@@ -280,10 +390,11 @@ typedef struct HttpProtocol {
     uint64_t body_seen;      /* bytes of body decoded so far */
     cp_chunked chunked;
     /* zero_copy_body: the bytes object the body is being read into, and how
-       much of it is filled; in_zc while the transport holds a view of it */
+       much of it is filled; zc_ticks counts server ticks that found it
+       incomplete while the app waited (see cp_conn_tick) */
     PyObject *zc_body;
     size_t zc_fill;
-    int in_zc;
+    int zc_ticks;
 
     struct RequestCycle *cycle; /* strong; the request being served */
 
@@ -302,8 +413,9 @@ int cp_conn_writelines(HttpProtocol *c, PyObject *list);
 void cp_conn_close(HttpProtocol *c);
 /* Called when the app drained the body queue below the high-water mark. */
 void cp_conn_body_consumed(HttpProtocol *c);
-/* timeouts / shutdown, called by the ServerState */
-void cp_conn_check_deadline(HttpProtocol *c, double now);
+/* Called by the ServerState's tick (about every 100 ms): deadlines, and a
+   zero-copy body that is late (see protocol.c). */
+void cp_conn_tick(HttpProtocol *c, double now);
 void cp_conn_shutdown(HttpProtocol *c);
 /* Graceful shutdown: a connection that has not yet delivered a complete
    request head (accepted just before the listener closed, or part of a head
@@ -319,7 +431,7 @@ void cp_conn_shutdown(HttpProtocol *c);
 
 typedef struct RequestCycle {
     PyObject_HEAD
-    ServerState *server;  /* strong until the app has returned */
+    ServerState *server;  /* strong */
     HttpProtocol *conn;   /* strong until the response is complete */
     PyObject *scope;      /* kept for the access log only, else NULL */
     PyObject *task;
@@ -328,6 +440,7 @@ typedef struct RequestCycle {
     int http_minor;
     int is_head;
     int expect_continue; /* a "100 Continue" is owed on first receive() */
+    int sending;         /* inside send(): app code it runs may not send */
     int body_complete;   /* every body byte has been decoded */
     int body_final_sent; /* the app got more_body=False */
     int disconnected;
@@ -352,7 +465,10 @@ typedef struct RequestCycle {
     int64_t out_sent;    /* body bytes sent */
     int app_conn_close;  /* the app sent "connection: close" */
     double started;      /* monotonic start, taken only for the access log */
-    PyObject *write_waiter; /* Future send() awaits while writing is paused */
+    PyObject *write_waiters; /* list of the Futures of the send() calls
+                                waiting while writing is paused (one each:
+                                cancelling one must not touch another), or
+                                NULL */
     /* the serialized response head, until the first body message */
     char *head;
     size_t head_len, head_cap;
@@ -366,12 +482,6 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope);
 /* The app returned (failed=0) or raised (failed=1, already reported). */
 void cp_cycle_app_done(RequestCycle *cy, int failed);
 
-/* ---- runner.c ------------------------------------------------------ */
-
-/* The coroutine the request's Task runs: app_result (the app's coroutine or
-   awaitable) plus completion bookkeeping. */
-PyObject *cp_runner_new(RequestCycle *cy, PyObject *scope, PyObject *app_result);
-extern PyType_Spec cp_runner_spec;
 /* Body bytes arrived for this request; data is a new reference (stolen).
    last: these are the final bytes of the body. */
 int cp_cycle_push_body(RequestCycle *cy, PyObject *data, int last);
@@ -385,12 +495,25 @@ void cp_cycle_disconnect(RequestCycle *cy);
 void cp_cycle_wake_writer(RequestCycle *cy);
 /* Whether the cycle's own queue is above the high-water mark. */
 int cp_cycle_body_backlogged(RequestCycle *cy);
+/* Whether the app is waiting in receive(). */
+int cp_cycle_receiving(RequestCycle *cy);
+/* Write the access line of this response, if the access log is on. */
+void cp_cycle_access_log(RequestCycle *cy, int status, int64_t body_bytes);
+
+/* ---- runner.c ------------------------------------------------------ */
+
+/* The coroutine the request's Task runs: app_result (the app's coroutine or
+   awaitable) plus completion bookkeeping. */
+PyObject *cp_runner_new(RequestCycle *cy, PyObject *scope, PyObject *app_result);
+extern PyType_Spec cp_runner_spec;
 
 /* ---- scope.c ------------------------------------------------------- */
 
 PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers);
 PyObject *cp_scope_template(cp_state *st, PyObject *root_path);
+/* root_path (str) as the raw-path bytes that start every raw_path. */
+PyObject *cp_raw_root_path(PyObject *root_path);
 
 /* ---- headers_lazy.c ------------------------------------------------ */
 
@@ -485,5 +608,15 @@ cp_state *cp_get_state_from_type(PyTypeObject *tp);
    unprocessed pipelined bytes. */
 #define CP_HIGH_WATER (128 * 1024)
 #define CP_SCRATCH_SIZE (256 * 1024)
+/* What a closed connection's reads are dropped into. */
+#define CP_DISCARD_SIZE (16 * 1024)
+/* Requests one read may start before the rest waits for the next loop
+   iteration: on 3.12+ an app that never suspends is served inside the read,
+   and one read of tiny pipelined requests must not hold every other
+   connection up for thousands of them. */
+#define CP_REQUESTS_PER_READ 16
+/* The whole request head (--limit-request-head): below CP_HIGH_WATER, so
+   that a head in progress never looks like a backlog to pause. */
+#define CP_DEFAULT_MAX_HEAD (64 * 1024)
 
 #endif /* CARPINUS_CORE_H */

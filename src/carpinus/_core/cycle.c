@@ -3,14 +3,20 @@
  *
  * receive() hands out the queued body as one `bytes` per call (more_body
  * tells whether more follows), then waits for the client to go away or the
- * response to complete, then answers http.disconnect forever.  It returns a
- * Ready awaitable when it has an answer now, or an asyncio Future when it
- * must wait.
+ * response to complete, then answers http.disconnect forever.
  *
  * send() checks the order of messages (start, body..., final body),
- * serializes through response.c and returns a Ready, or a Future while the
- * transport asked us to pause writing.  After the client went away send()
- * raises ClientDisconnected, an OSError, as ASGI spec 2.4 asks.
+ * serializes through response.c and writes.  While the transport asked us to
+ * pause writing, each send() waits on a Future of its own (so that a
+ * cancelled send, by asyncio.timeout or an anyio cancel scope, never touches
+ * another).  After the client went away send() raises ClientDisconnected, an
+ * OSError, as ASGI spec 2.4 asks.  App code that send() runs (a message's
+ * __bool__, a headers generator, a Mapping's __getitem__) may not call
+ * send() again: that raises RuntimeError instead of changing the response
+ * under the call that is writing it.
+ *
+ * Both return an Outcome (awaitable.c): ready when the answer is known now,
+ * waiting on a Future otherwise -- the same coroutine-shaped type either way.
  *
  * The app runs in its own Task through an AppRunner (runner.c), which calls
  * cp_cycle_app_done() when the app returns or raises: that is where a missing
@@ -268,9 +274,22 @@ int cp_cycle_body_done(RequestCycle *cy)
 
 void cp_cycle_wake_writer(RequestCycle *cy)
 {
-    if (cy->write_waiter != NULL) {
-        resolve(cy->server->mod, &cy->write_waiter, Py_None);
+    PyObject *waiters = cy->write_waiters;
+    if (waiters == NULL) {
+        return;
     }
+    cy->write_waiters = NULL; /* a send() woken here may wait again */
+    cp_state *st = cy->server->mod;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(waiters); i++) {
+        PyObject *fut = Py_NewRef(PyList_GET_ITEM(waiters, i));
+        resolve(st, &fut, Py_None); /* skips one that was cancelled */
+    }
+    Py_DECREF(waiters);
+}
+
+int cp_cycle_receiving(RequestCycle *cy)
+{
+    return cy->receive_waiter != NULL;
 }
 
 void cp_cycle_disconnect(RequestCycle *cy)
@@ -285,9 +304,23 @@ void cp_cycle_disconnect(RequestCycle *cy)
 
 /* ---- receive() ------------------------------------------------------ */
 
+/* receive()/send() may outlive their cycle's fields: a callable kept past
+   the cycle's clearing by the collector (a finalizer that resurrects it). */
+static int cycle_cleared(RequestCycle *cy)
+{
+    if (cy->server == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this request's receive()/send() is gone");
+        return 1;
+    }
+    return 0;
+}
+
 static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
 {
     (void)unused;
+    if (cycle_cleared(cy)) {
+        return NULL;
+    }
     cp_state *st = cy->server->mod;
     HttpProtocol *c = cy->conn;
     if (cy->expect_continue) {
@@ -303,7 +336,7 @@ static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
     }
     PyObject *msg = receive_answer(cy);
     if (msg != NULL) {
-        return cp_ready_new(st, msg);
+        return cp_outcome_ready(st, msg);
     }
     if (PyErr_Occurred()) {
         return NULL;
@@ -326,7 +359,7 @@ static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
         return NULL;
     }
     cy->receive_waiter = Py_NewRef(fut);
-    return fut;
+    return cp_outcome_waiting(st, fut);
 }
 
 /* ---- send() --------------------------------------------------------- */
@@ -345,26 +378,31 @@ static int type_is(PyObject *type, PyObject *expected)
                   (size_t)PyUnicode_GET_LENGTH(type)) == 0;
 }
 
-static void response_finished(RequestCycle *cy)
+void cp_cycle_access_log(RequestCycle *cy, int status, int64_t body_bytes)
 {
     ServerState *s = cy->server;
-    HttpProtocol *c = cy->conn;
-    if (s->access_log != NULL && cy->scope != NULL) {
-        /* access_log(scope, status, body bytes sent, seconds since the head) */
-        PyObject *status = PyLong_FromLong(cy->status);
-        PyObject *size = PyLong_FromLongLong(cy->out_sent);
-        PyObject *took = PyFloat_FromDouble(cp_monotonic() - cy->started);
-        PyObject *args[4] = {cy->scope, status, size, took};
-        PyObject *r = status && size && took ? PyObject_Vectorcall(s->access_log, args, 4, NULL)
-                                             : NULL;
-        Py_XDECREF(status);
-        Py_XDECREF(size);
-        Py_XDECREF(took);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(s->access_log);
-        }
-        Py_XDECREF(r);
+    if (s->access_log == NULL || cy->scope == NULL) {
+        return;
     }
+    /* access_log(scope, status, body bytes sent, seconds since the head) */
+    PyObject *st = PyLong_FromLong(status);
+    PyObject *size = PyLong_FromLongLong(body_bytes);
+    PyObject *took = PyFloat_FromDouble(cp_monotonic() - cy->started);
+    PyObject *args[4] = {cy->scope, st, size, took};
+    PyObject *r = st && size && took ? PyObject_Vectorcall(s->access_log, args, 4, NULL) : NULL;
+    Py_XDECREF(st);
+    Py_XDECREF(size);
+    Py_XDECREF(took);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(s->access_log);
+    }
+    Py_XDECREF(r);
+}
+
+static void response_finished(RequestCycle *cy)
+{
+    HttpProtocol *c = cy->conn;
+    cp_cycle_access_log(cy, cy->status, cy->out_sent);
     Py_CLEAR(cy->scope);
     /* receive() now answers http.disconnect */
     wake_receiver(cy);
@@ -377,19 +415,27 @@ static void response_finished(RequestCycle *cy)
     }
 }
 
+/* What send() returns: done, or (writing paused) a wait on a Future of its
+   own until the transport resumes writing or the connection is lost. */
 static PyObject *send_wait(RequestCycle *cy)
 {
     HttpProtocol *c = cy->conn;
+    cp_state *st = cy->server->mod;
     if (c == NULL || !c->writing_paused || c->lost) {
-        return Py_NewRef(cy->server->mod->done_awaitable);
+        return Py_NewRef(st->done_awaitable);
     }
-    if (cy->write_waiter == NULL) {
-        cy->write_waiter = PyObject_CallNoArgs(cy->server->create_future);
-        if (cy->write_waiter == NULL) {
-            return NULL;
-        }
+    if (cy->write_waiters == NULL && (cy->write_waiters = PyList_New(0)) == NULL) {
+        return NULL;
     }
-    return Py_NewRef(cy->write_waiter);
+    PyObject *fut = PyObject_CallNoArgs(cy->server->create_future);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (PyList_Append(cy->write_waiters, fut) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return cp_outcome_waiting(st, fut);
 }
 
 /* 1 when the transport is closing: the peer reset the connection (the
@@ -412,7 +458,29 @@ static int transport_closing(HttpProtocol *c)
     return closing;
 }
 
+static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message);
+
 static PyObject *cycle_send(RequestCycle *cy, PyObject *message)
+{
+    if (cycle_cleared(cy)) {
+        return NULL;
+    }
+    if (cy->sending) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "send() called while another send() of this request is running "
+                        "(from code that send() itself ran: a message's __bool__, a "
+                        "headers iterator or a Mapping's __getitem__)");
+        return NULL;
+    }
+    cy->sending = 1;
+    Py_INCREF(cy);
+    PyObject *result = cycle_send_message(cy, message);
+    cy->sending = 0;
+    Py_DECREF(cy);
+    return result;
+}
+
+static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
 {
     cp_state *st = cy->server->mod;
     PyObject *type;
@@ -508,36 +576,80 @@ static PyMethodDef receive_def = {"receive", (PyCFunction)cycle_receive, METH_NO
                                   "ASGI receive()."};
 static PyMethodDef send_def = {"send", (PyCFunction)cycle_send, METH_O, "ASGI send()."};
 
-/* Report an exception raised before the app's task existed, then answer. */
-static void start_failed(RequestCycle *cy, PyObject *scope)
+/* Report an exception raised before the app's task existed, then answer.
+   Returns 0, or -1 with the exception set again when it must propagate. */
+static int start_failed(RequestCycle *cy, PyObject *scope)
 {
     ServerState *s = cy->server;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    if (value != NULL) {
-        PyObject *args[3] = {value, scope, Py_False};
+    int propagate = cp_err_must_propagate();
+    PyObject *exc = cp_err_take();
+    if (exc != NULL) {
+        PyObject *args[3] = {exc, scope, Py_False};
         PyObject *res = PyObject_Vectorcall(s->report_exception, args, 3, NULL);
         if (res == NULL) {
             PyErr_WriteUnraisable(s->report_exception);
         }
         Py_XDECREF(res);
     }
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
     cy->app_running = 1; /* cp_cycle_app_done undoes the count */
     s->n_tasks++;
     cp_cycle_app_done(cy, 1);
+    if (propagate) {
+        cp_err_restore(exc);
+        return -1;
+    }
+    Py_XDECREF(exc);
+    return 0;
+}
+
+/* The request's Task, in its own copy of the server's base context. */
+static PyObject *create_task(ServerState *s, PyObject *runner)
+{
+    PyObject *ctx = PyContext_Copy(s->base_context);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    /* Task(runner, **task_kwargs[, context=ctx]) */
+    PyObject *args[5] = {runner, NULL, NULL, NULL, NULL};
+    Py_ssize_t nkw = 0;
+    if (s->task_kwnames != NULL) {
+        Py_ssize_t nvalues = PyTuple_GET_SIZE(s->task_kwvalues);
+        for (Py_ssize_t i = 0; i < nvalues; i++) {
+            args[1 + i] = PyTuple_GET_ITEM(s->task_kwvalues, i);
+        }
+        nkw = PyTuple_GET_SIZE(s->task_kwnames);
+        if (s->context_kwarg) {
+            args[1 + nvalues] = ctx; /* the last kwname is "context" */
+        }
+    }
+    PyObject *kwnames = nkw > 0 ? s->task_kwnames : NULL;
+    PyObject *task;
+    if (s->context_kwarg) {
+        task = PyObject_Vectorcall(s->task_factory, args, 1, kwnames);
+    } else {
+        /* the factory copies the current context: make it this one */
+        if (PyContext_Enter(ctx) < 0) {
+            Py_DECREF(ctx);
+            return NULL;
+        }
+        task = PyObject_Vectorcall(s->task_factory, args, 1, kwnames);
+        PyObject *exc = task == NULL ? cp_err_take() : NULL;
+        if (PyContext_Exit(ctx) < 0) {
+            Py_XDECREF(exc);
+            Py_CLEAR(task);
+        } else {
+            cp_err_restore(exc);
+        }
+    }
+    Py_DECREF(ctx);
+    return task;
 }
 
 int cp_cycle_start(RequestCycle *cy, PyObject *scope)
 {
     ServerState *s = cy->server;
     PyObject *receive = NULL, *send = NULL, *result = NULL, *runner = NULL, *task = NULL;
+    int rc = 0;
     if (s->access_log != NULL) {
         cy->scope = Py_NewRef(scope);
         cy->started = cp_monotonic();
@@ -552,25 +664,22 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
     PyObject *args[3] = {scope, receive, send};
     result = PyObject_Vectorcall(s->app, args, 3, NULL);
     if (result == NULL || (runner = cp_runner_new(cy, scope, result)) == NULL) {
-        start_failed(cy, scope);
+        rc = start_failed(cy, scope);
         goto done;
     }
     s->n_tasks++;
     cy->app_running = 1;
-    if (s->task_kwnames != NULL) {
-        /* Task(runner, loop=..., eager_start=True) */
-        PyObject *targs[4] = {runner, NULL, NULL, NULL};
-        Py_ssize_t nkw = PyTuple_GET_SIZE(s->task_kwnames);
-        for (Py_ssize_t i = 0; i < nkw && i < 3; i++) {
-            targs[1 + i] = PyTuple_GET_ITEM(s->task_kwvalues, i);
-        }
-        task = PyObject_Vectorcall(s->task_factory, targs, 1, s->task_kwnames);
-    } else {
-        task = PyObject_CallOneArg(s->task_factory, runner);
-    }
+    /* On 3.12+ (eager start) the app may run to its end inside this call;
+       then its runner has already done cp_cycle_app_done(). */
+    task = create_task(s, runner);
     if (task == NULL) {
-        s->n_tasks--;
-        cy->app_running = 0;
+        /* The factory failed, or (eager) the app raised SystemExit or
+           KeyboardInterrupt, which the Task lets out of its constructor.
+           Undo the count only if the app's end has not undone it. */
+        if (cy->app_running) {
+            cy->app_running = 0;
+            s->n_tasks--;
+        }
         goto fail;
     }
     if (cy->app_running) { /* not finished eagerly */
@@ -579,20 +688,16 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
         }
         cy->task = Py_NewRef(task);
     }
+    goto done;
+fail:
+    rc = -1;
 done:
     Py_XDECREF(receive);
     Py_XDECREF(send);
     Py_XDECREF(result);
     Py_XDECREF(runner);
     Py_XDECREF(task);
-    return 0;
-fail:
-    Py_XDECREF(receive);
-    Py_XDECREF(send);
-    Py_XDECREF(result);
-    Py_XDECREF(runner);
-    Py_XDECREF(task);
-    return -1;
+    return rc;
 }
 
 /* The app returned (failed == 0) or raised (failed == 1; already reported).
@@ -627,7 +732,6 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
         Py_XDECREF(r);
     }
     cy->response_complete = 1;
-    Py_CLEAR(cy->scope);
     wake_receiver(cy);
     if (c != NULL) {
         cy->conn = NULL;
@@ -639,11 +743,13 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
                     PyErr_WriteUnraisable((PyObject *)cy);
                 }
                 Py_XDECREF(resp);
+                cp_cycle_access_log(cy, 500, (int64_t)strlen(cp_reason_phrase(500)));
             }
             cp_conn_response_complete(c, 0);
         }
         Py_DECREF(c);
     }
+    Py_CLEAR(cy->scope);
 }
 
 static PyObject *cycle_get_disconnected(RequestCycle *cy, void *closure)
@@ -664,7 +770,7 @@ static int cycle_traverse(RequestCycle *cy, visitproc visit, void *arg)
     Py_VISIT(cy->body_first);
     Py_VISIT(cy->body_more);
     Py_VISIT(cy->receive_waiter);
-    Py_VISIT(cy->write_waiter);
+    Py_VISIT(cy->write_waiters);
     return 0;
 }
 
@@ -676,7 +782,7 @@ static int cycle_clear(RequestCycle *cy)
     Py_CLEAR(cy->body_first);
     Py_CLEAR(cy->body_more);
     Py_CLEAR(cy->receive_waiter);
-    Py_CLEAR(cy->write_waiter);
+    Py_CLEAR(cy->write_waiters);
     if (cy->app_running && cy->server != NULL) {
         cy->app_running = 0;
         cy->server->n_tasks--;

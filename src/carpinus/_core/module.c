@@ -28,7 +28,7 @@ static inline cp_state *get_state(PyObject *module)
     X(ServerState_Type)                                                                  \
     X(HttpProtocol_Type)                                                                 \
     X(RequestCycle_Type)                                                                 \
-    X(Ready_Type)                                                                        \
+    X(Outcome_Type)                                                                      \
     X(AppRunner_Type)                                                                    \
     X(LazyHeaders_Type)                                                                  \
     X(ClientDisconnected)                                                                \
@@ -49,7 +49,6 @@ static inline cp_state *get_state(PyObject *module)
     X(k_status)                                                                          \
     X(k_body)                                                                            \
     X(k_more_body)                                                                       \
-    X(k_trailers)                                                                        \
     X(k_version)                                                                         \
     X(k_spec_version)                                                                    \
     X(v_http)                                                                            \
@@ -77,9 +76,9 @@ static inline cp_state *get_state(PyObject *module)
     X(s_set_result)                                                                      \
     X(s_done)                                                                            \
     X(s_cancel)                                                                          \
-    X(s_add)                                                                             \
-    X(s_discard)                                                                         \
+    X(s_throw)                                                                           \
     X(s_process_pending)                                                                 \
+    X(s_context)                                                                         \
     X(done_awaitable)
 
 static int core_traverse(PyObject *module, visitproc visit, void *arg)
@@ -151,7 +150,7 @@ static int core_exec(PyObject *module)
     if (add_type(module, &st->ServerState_Type, &cp_server_state_spec, NULL) < 0 ||
         add_type(module, &st->HttpProtocol_Type, &cp_protocol_spec, bases) < 0 ||
         add_type(module, &st->RequestCycle_Type, &cp_cycle_spec, NULL) < 0 ||
-        add_type(module, &st->Ready_Type, &cp_ready_spec, NULL) < 0 ||
+        add_type(module, &st->Outcome_Type, &cp_outcome_spec, NULL) < 0 ||
         add_type(module, &st->AppRunner_Type, &cp_runner_spec, NULL) < 0 ||
         add_type(module, &st->LazyHeaders_Type, &cp_lazy_headers_spec, NULL) < 0) {
         goto fail;
@@ -174,8 +173,7 @@ static int core_exec(PyObject *module)
         intern(&st->k_client, "client") < 0 || intern(&st->k_server, "server") < 0 ||
         intern(&st->k_state, "state") < 0 || intern(&st->k_extensions, "extensions") < 0 ||
         intern(&st->k_status, "status") < 0 || intern(&st->k_body, "body") < 0 ||
-        intern(&st->k_more_body, "more_body") < 0 ||
-        intern(&st->k_trailers, "trailers") < 0 || intern(&st->k_version, "version") < 0 ||
+        intern(&st->k_more_body, "more_body") < 0 || intern(&st->k_version, "version") < 0 ||
         intern(&st->k_spec_version, "spec_version") < 0 || intern(&st->v_http, "http") < 0 ||
         intern(&st->v_https, "https") < 0 || intern(&st->v_1_0, "1.0") < 0 ||
         intern(&st->v_1_1, "1.1") < 0 || intern(&st->v_3_0, "3.0") < 0 ||
@@ -191,9 +189,9 @@ static int core_exec(PyObject *module)
         intern(&st->s_peername, "peername") < 0 || intern(&st->s_sockname, "sockname") < 0 ||
         intern(&st->s_sslcontext, "sslcontext") < 0 ||
         intern(&st->s_set_result, "set_result") < 0 || intern(&st->s_done, "done") < 0 ||
-        intern(&st->s_cancel, "cancel") < 0 || intern(&st->s_add, "add") < 0 ||
-        intern(&st->s_discard, "discard") < 0 ||
-        intern(&st->s_process_pending, "_process_pending") < 0) {
+        intern(&st->s_cancel, "cancel") < 0 || intern(&st->s_throw, "throw") < 0 ||
+        intern(&st->s_process_pending, "_process_pending") < 0 ||
+        intern(&st->s_context, "context") < 0) {
         goto fail;
     }
     static const char *const method_names[CP_METHOD_COUNT] = {
@@ -223,6 +221,7 @@ static int core_exec(PyObject *module)
         PyModule_AddIntConstant(module, "OPT_HEADER_NAMES", CP_OPT_HEADER_NAMES) < 0 ||
         PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
         PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_DEFAULT", CP_OPT_DEFAULT) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0) {
         goto fail;
@@ -231,7 +230,7 @@ static int core_exec(PyObject *module)
         st->status_line_len[code - 100] =
             (unsigned char)cp_format_status_line(st->status_lines[code - 100], code);
     }
-    st->done_awaitable = cp_ready_new(st, NULL);
+    st->done_awaitable = cp_outcome_ready(st, NULL);
     if (st->done_awaitable == NULL) {
         goto fail;
     }

@@ -13,6 +13,19 @@
  * connection's own buffer, which exists only while it holds bytes: an idle
  * keep-alive connection owns no buffer at all.
  *
+ * What the scratch buffer relies on, and how each is kept:
+ *   - a transport keeps no view of a buffer after buffer_updated() returns
+ *     (none does: they read into it and call buffer_updated at once);
+ *   - no other connection reads into scratch while one is processing bytes
+ *     there: `scratch_busy` is set for that time, and a connection that asks
+ *     meanwhile is given its own buffer;
+ *   - a transport may call get_buffer()/buffer_updated() from inside one of
+ *     its own calls: stdlib TLS (sslproto) does from close(), which we may be
+ *     calling from inside conn_process.  A closed connection's reads go to a
+ *     discard buffer; a live connection's reads made while it is processing
+ *     go to a side buffer, appended to its bytes once the processing ends.
+ *     Neither touches the buffer being parsed.
+ *
  * The connection is a small state machine:
  *
  *   HEAD ──head parsed──► BODY ──body ends──► WAIT_RESPONSE
@@ -37,7 +50,8 @@
  * buffer_updated, and may complete its response (and so the request) before
  * the call that started it returns.  conn_process() is therefore a loop
  * guarded by `processing`: a nested call returns at once and the outer loop
- * picks up the new state.
+ * picks up the new state.  One read starts at most CP_REQUESTS_PER_READ
+ * requests; the rest wait for the next loop iteration (_process_pending).
  */
 #include "core.h"
 
@@ -47,7 +61,18 @@
                                  connection after an early response */
 #define MIN_READ 16384        /* least free space offered to a read */
 
+/* The request line and field spans of a head whose parse stopped half way
+   (cp_parse_request_from): the spans live in the server's shared array
+   during a parse, so a connection keeps its own copy between reads. */
+typedef struct cp_head_saved {
+    cp_request req;
+    size_t cap;          /* entries of spans[] */
+    cp_header spans[];
+} cp_head_saved;
+
 static void zc_drop(HttpProtocol *c);
+static int conn_process(HttpProtocol *c);
+static PyObject *conn_settle(HttpProtocol *c, int process_rc);
 
 /* ---- buffer helpers ------------------------------------------------- */
 
@@ -58,7 +83,8 @@ static void buf_free(HttpProtocol *c)
     c->rpos = c->rlen = c->rcap = 0;
 }
 
-/* Make room for at least `extra` more bytes after rlen. */
+/* Make room for at least `extra` more bytes after rlen.  Never called while
+   the connection is processing: it may move the bytes. */
 static int buf_reserve(HttpProtocol *c, size_t extra)
 {
     if (c->rpos > 0 && (c->rpos == c->rlen || c->rcap - c->rlen < extra)) {
@@ -81,6 +107,33 @@ static int buf_reserve(HttpProtocol *c, size_t extra)
     c->rbuf = p;
     c->rcap = cap;
     return 0;
+}
+
+/* Room for `extra` more bytes in the side buffer. */
+static int side_reserve(HttpProtocol *c, size_t extra)
+{
+    if (c->side_cap - c->side_len >= extra) {
+        return 0;
+    }
+    size_t cap = c->side_cap ? c->side_cap : MIN_READ;
+    while (cap - c->side_len < extra) {
+        cap *= 2;
+    }
+    char *p = PyMem_Realloc(c->side, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->side = p;
+    c->side_cap = cap;
+    return 0;
+}
+
+static void side_free(HttpProtocol *c)
+{
+    PyMem_Free(c->side);
+    c->side = NULL;
+    c->side_len = c->side_cap = 0;
 }
 
 /* ---- transport calls ------------------------------------------------ */
@@ -134,6 +187,19 @@ static void call_transport(HttpProtocol *c, PyObject *name)
     }
 }
 
+/* The request in flight is cut off: nothing more from its app goes out, and
+   the app hears http.disconnect. */
+static void detach_cycle(HttpProtocol *c)
+{
+    RequestCycle *cy = c->cycle;
+    if (cy != NULL) {
+        c->cycle = NULL;
+        cy->response_complete = 1;
+        cp_cycle_disconnect(cy);
+        Py_DECREF(cy);
+    }
+}
+
 void cp_conn_close(HttpProtocol *c)
 {
     if (c->state >= CP_ST_CLOSED) {
@@ -141,16 +207,12 @@ void cp_conn_close(HttpProtocol *c)
     }
     c->state = CP_ST_CLOSED;
     c->deadline = 0;
-    RequestCycle *cy = c->cycle;
-    if (cy != NULL) {
-        /* Closed under a request in flight (ServerState.close_all): the app
-           is cut off.  Without this its later send() -- or the 500 for an
-           app that then fails -- would write to a closing transport. */
-        c->cycle = NULL;
-        cy->response_complete = 1;
-        cp_cycle_disconnect(cy);
-        Py_DECREF(cy);
-    }
+    /* Closed under a request in flight (ServerState.close_all): without this
+       its later send() -- or the 500 for an app that then fails -- would
+       write to a closing transport. */
+    detach_cycle(c);
+    /* stdlib TLS reads what is pending from inside close(): get_buffer()
+       sees CLOSED and hands out the discard buffer */
     call_transport(c, c->server->mod->s_close);
 }
 
@@ -179,14 +241,17 @@ static void update_body_deadline(HttpProtocol *c)
     }
 }
 
-/* Pause reading while the app lags behind the body or pipelined bytes pile
-   up; resume once it catches up. */
+/* Pause reading while the app lags behind the body or pipelined requests
+   pile up; resume once it catches up.  Bytes of a head still arriving are
+   never a backlog: reading must go on for the head to complete (the head
+   limit keeps it below the high-water mark). */
 static void update_reading(HttpProtocol *c)
 {
     if (c->state >= CP_ST_CLOSED) {
         return;
     }
-    int backlog = (c->rlen - c->rpos) > CP_HIGH_WATER ||
+    int pipelined = c->state == CP_ST_WAIT_RESPONSE || c->process_scheduled;
+    int backlog = (pipelined && c->rlen - c->rpos > CP_HIGH_WATER) ||
                   (c->cycle != NULL && cp_cycle_body_backlogged(c->cycle));
     if (backlog != c->reading_paused) {
         set_reading(c, backlog);
@@ -203,23 +268,91 @@ void cp_conn_body_consumed(HttpProtocol *c)
 
 /* ---- errors and deadlines ------------------------------------------ */
 
-/* Answer a protocol error (unless response bytes are already out) and
-   close.  The app, if running, sees http.disconnect. */
-static void conn_fail(HttpProtocol *c, int status)
+/* What the request was, for the log line of a response the server made
+   itself: the scope when the cycle kept one (the access log is on), else
+   (method, target, http_version) when the request line was read, else None.
+   New reference, or NULL with an exception. */
+static PyObject *refused_request(HttpProtocol *c, const char *base, const cp_request *req)
+{
+    if (c->cycle != NULL && c->cycle->scope != NULL) {
+        return Py_NewRef(c->cycle->scope);
+    }
+    if (base == NULL || req == NULL || req->target.len == 0) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(s#y#s)", base + req->method.off, (Py_ssize_t)req->method.len,
+                         base + req->target.off, (Py_ssize_t)req->target.len,
+                         req->http_minor ? "1.1" : "1.0");
+}
+
+/* Tell Python about a response the server made itself: it logs the reason
+   (rate-limited) and writes the access line. */
+static void report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request)
 {
     ServerState *s = c->server;
-    s->stats.parse_errors++;
+    if (s->report_refusal == NULL) {
+        return;
+    }
+    PyObject *st = PyLong_FromLong(status);
+    PyObject *why = PyUnicode_FromString(reason ? reason : "");
+    PyObject *r = NULL;
+    if (st != NULL && why != NULL) {
+        PyObject *args[4] = {st, why, c->client, request ? request : Py_None};
+        r = PyObject_Vectorcall(s->report_refusal, args, 4, NULL);
+    }
+    if (r == NULL) {
+        PyErr_WriteUnraisable(s->report_refusal);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(st);
+    Py_XDECREF(why);
+}
+
+static void count_refusal(ServerState *s, int status)
+{
+    switch (status) {
+    case 408:
+        s->stats.timeouts++;
+        break;
+    case 413:
+        s->stats.bodies_too_large++;
+        break;
+    case 503:
+        s->stats.overloaded++;
+        break;
+    case 500:
+        s->stats.internal_errors++;
+        break;
+    default:
+        s->stats.parse_errors++;
+        break;
+    }
+}
+
+/* Answer a protocol error (unless response bytes are already out) and
+   close.  The app, if running, sees http.disconnect.  base/req describe the
+   request for the log when the caller has them (else NULL). */
+static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
+                              const char *base, const cp_request *req)
+{
+    if (c->state >= CP_ST_CLOSED) {
+        return;
+    }
+    ServerState *s = c->server;
+    count_refusal(s, status);
     zc_drop(c);
     RequestCycle *cy = c->cycle;
     /* no answer once response bytes are out, or while draining the body of
        a request whose response was already sent */
     int can_answer = (cy == NULL || !cy->wire_started) && c->state != CP_ST_DRAIN;
-    if (cy != NULL) {
-        c->cycle = NULL;
-        cy->response_complete = 1; /* nothing more from this app goes out */
-        cp_cycle_disconnect(cy);
-        Py_DECREF(cy);
+    PyObject *request = NULL;
+    if (s->report_refusal != NULL && can_answer && status > 0) {
+        request = refused_request(c, base, req);
+        if (request == NULL) {
+            PyErr_WriteUnraisable((PyObject *)c);
+        }
     }
+    detach_cycle(c);
     if (can_answer && status > 0 && !c->lost) {
         PyObject *resp = cp_error_response(s, status);
         if (resp == NULL || cp_conn_write(c, resp) < 0) {
@@ -228,6 +361,31 @@ static void conn_fail(HttpProtocol *c, int status)
         Py_XDECREF(resp);
     }
     cp_conn_close(c);
+    if (request != NULL) {
+        report_refusal(c, status, reason, request);
+        Py_DECREF(request);
+    }
+}
+
+static void conn_fail(HttpProtocol *c, int status, const char *reason)
+{
+    conn_fail_request(c, status, reason, NULL, NULL);
+}
+
+/* An internal error (an exception is set) while serving: report it, answer
+   500 if nothing was written yet, close.  Returns -1; or -2 with the
+   exception still set when it must propagate (cp_err_must_propagate). */
+static int conn_internal_error(HttpProtocol *c)
+{
+    if (cp_err_must_propagate()) {
+        PyObject *exc = cp_err_take();
+        conn_fail(c, 500, "internal error");
+        cp_err_restore(exc);
+        return -2;
+    }
+    PyErr_WriteUnraisable((PyObject *)c);
+    conn_fail(c, 500, "internal error");
+    return -1;
 }
 
 static void set_keep_alive_deadline(HttpProtocol *c)
@@ -236,19 +394,22 @@ static void set_keep_alive_deadline(HttpProtocol *c)
     c->deadline_kind = CP_DL_KEEP_ALIVE;
 }
 
-void cp_conn_check_deadline(HttpProtocol *c, double now)
+static void check_deadline(HttpProtocol *c, double now)
 {
     if (c->deadline == 0 || now < c->deadline || c->state >= CP_ST_CLOSED) {
         return;
     }
     if (c->deadline_kind == CP_DL_HEADER && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
-        conn_fail(c, 408); /* part of a head arrived, the rest did not */
+        conn_fail(c, 408, "request head not complete in time"); /* part of it came */
     } else if (c->deadline_kind == CP_DL_BODY &&
                (c->state == CP_ST_BODY || c->state == CP_ST_DRAIN)) {
         /* the body stalled: 408 unless the response already started (or
            was sent: DRAIN), then just close; the app hears http.disconnect */
-        conn_fail(c, 408);
+        conn_fail(c, 408, "request body stalled");
     } else {
+        if (c->deadline_kind != CP_DL_KEEP_ALIVE) {
+            c->server->stats.timeouts++; /* a client that never sent a head */
+        }
         cp_conn_close(c);
     }
 }
@@ -266,7 +427,8 @@ static void set_shutdown_grace(HttpProtocol *c)
 void cp_conn_shutdown(HttpProtocol *c)
 {
     if (c->state != CP_ST_HEAD || c->cycle != NULL) {
-        return; /* the response in flight carries Connection: close */
+        return; /* the response in flight carries Connection: close; a
+                   connection draining a body closes when the body ends */
     }
     if (c->deadline_kind == CP_DL_HEADER) {
         /* nothing served yet on this connection, or part of the next head
@@ -279,7 +441,7 @@ void cp_conn_shutdown(HttpProtocol *c)
 
 /* ---- request dispatch ---------------------------------------------- */
 
-static const char *cur_data(HttpProtocol *c)
+static char *cur_data(HttpProtocol *c)
 {
     return c->in_scratch ? c->server->scratch : c->rbuf;
 }
@@ -322,21 +484,39 @@ static void zc_drop(HttpProtocol *c)
     zc_release(c);
     Py_CLEAR(c->zc_body);
     c->zc_fill = 0;
-    c->in_zc = 0;
 }
 
-/* Feed body bytes at rpos to the current request.  Returns 1 when progress
-   was made, 0 when nothing is left to feed, -1 after a failure (closed). */
+/* The app waits in receive() and the body is late: give it what has
+   arrived, cut to size (the object is ours alone: no transport keeps a view
+   of it between reads), and let the rest stream in as it comes. */
+static int zc_give_partial(HttpProtocol *c)
+{
+    zc_release(c);
+    PyObject *body = c->zc_body;
+    Py_ssize_t fill = (Py_ssize_t)c->zc_fill;
+    c->zc_body = NULL;
+    c->zc_fill = 0;
+    if (_PyBytes_Resize(&body, fill) < 0) {
+        return -1; /* body is freed */
+    }
+    return cp_cycle_push_body(c->cycle, body, 0); /* steals body */
+}
+
+/* Move the body bytes that came in this read to the request.  Returns 1 when
+   progress was made, 0 when nothing is left to feed, -1 after a failure
+   (handled: the connection is closed), -2 with an exception that must
+   propagate. */
 static int feed_body(HttpProtocol *c)
 {
     ServerState *s = c->server;
-    const char *base = cur_data(c) + c->rpos;
+    char *base = cur_data(c) + c->rpos;
     size_t len = c->rlen - c->rpos;
     if (len == 0) {
         return 0;
     }
     int deliver = c->state == CP_ST_BODY && c->cycle != NULL;
     int ended = 0;
+    size_t data = 0; /* body bytes in this read */
     if (c->body_mode == CP_BODY_LENGTH) {
         size_t n = len < c->body_remaining ? len : (size_t)c->body_remaining;
         if (c->zc_body != NULL) {
@@ -348,19 +528,22 @@ static int feed_body(HttpProtocol *c)
             PyObject *chunk = PyBytes_FromStringAndSize(base, (Py_ssize_t)n);
             if (chunk == NULL ||
                 cp_cycle_push_body(c->cycle, chunk, n == c->body_remaining) < 0) {
-                goto error;
+                return conn_internal_error(c);
             }
         }
         c->rpos += n;
         c->body_remaining -= n;
-        c->body_seen += n;
-        s->stats.body_bytes += n;
-        s->stats.body_bytes_copied += n;
+        data = n;
         ended = c->body_remaining == 0;
         if (ended && c->zc_body != NULL && zc_deliver(c) < 0) {
-            goto error;
+            return conn_internal_error(c);
         }
     } else {
+        /* The data of every chunk in this read goes to the app as one bytes
+           object (with 1-byte chunks, one 256 KiB read would otherwise make
+           40,000 of them).  Each chunk's data is moved down over the framing
+           already decoded, in place: the bytes before `used` are consumed,
+           and the write position never passes the read position. */
         size_t used = 0;
         while (used < len) {
             size_t consumed, off, dlen;
@@ -368,25 +551,19 @@ static int feed_body(HttpProtocol *c)
                                        &consumed, &off, &dlen);
             if (rc == CP_CHUNK_ERROR) {
                 c->rpos += used + consumed;
-                conn_fail(c, c->chunked.error_status ? c->chunked.error_status : 400);
+                conn_fail(c, c->chunked.error_status ? c->chunked.error_status : 400,
+                          c->chunked.error_reason);
                 return -1;
             }
             if (rc == CP_CHUNK_DATA) {
-                c->body_seen += dlen;
-                s->stats.body_bytes += dlen;
-                if (s->max_body >= 0 && c->body_seen > (uint64_t)s->max_body) {
-                    conn_fail(c, 413);
+                if (s->max_body >= 0 && c->body_seen + data + dlen > (uint64_t)s->max_body) {
+                    conn_fail(c, 413, "chunked body over limit_request_body");
                     return -1;
                 }
-                s->stats.body_bytes_copied += dlen;
                 if (deliver) {
-                    PyObject *chunk =
-                        PyBytes_FromStringAndSize(base + used + off, (Py_ssize_t)dlen);
-                    if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk, 0) < 0) {
-                        c->rpos += used;
-                        goto error;
-                    }
+                    memmove(base + data, base + used + off, dlen);
                 }
+                data += dlen;
             }
             used += consumed;
             if (rc == CP_CHUNK_DONE) {
@@ -398,24 +575,37 @@ static int feed_body(HttpProtocol *c)
             }
         }
         c->rpos += used;
+        if (deliver && data > 0) {
+            PyObject *chunk = PyBytes_FromStringAndSize(base, (Py_ssize_t)data);
+            if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk, 0) < 0) {
+                return conn_internal_error(c);
+            }
+        }
+    }
+    c->body_seen += data;
+    s->stats.body_bytes += data;
+    if (c->state == CP_ST_DRAIN) {
+        s->stats.body_bytes_drained += data;
+    } else {
+        s->stats.body_bytes_copied += data;
     }
     if (ended) {
         if (c->state == CP_ST_DRAIN) {
+            if (s->shutting_down) {
+                cp_conn_close(c); /* draining was for keep-alive, which ended */
+                return -1;
+            }
             c->state = CP_ST_HEAD;
             set_keep_alive_deadline(c);
         } else {
             c->state = CP_ST_WAIT_RESPONSE;
             update_body_deadline(c); /* none while the app answers */
             if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
-                goto error;
+                return conn_internal_error(c);
             }
         }
     }
     return 1;
-error:
-    PyErr_WriteUnraisable((PyObject *)c);
-    conn_fail(c, 500);
-    return -1;
 }
 
 static int keep_alive_of(const cp_request *req)
@@ -447,18 +637,6 @@ static int wants_websocket(const char *buf, const cp_request *req, const cp_head
     return 0;
 }
 
-/* Hand the connection to the server's websocket handler and detach.
-
-   The request's scope is built as for HTTP (the handler turns it into a
-   websocket scope); the bytes after the head -- a client may send its first
-   frames right behind the handshake -- go along as `rest`.  Before the call
-   this protocol lets go of the transport: it enters the terminal UPGRADED
-   state, leaves the server's connection list (timeouts, shutdown and the
-   connection count no longer see it; the handler keeps its own), consumes
-   every buffered byte and resumes reading if it had paused it, so the
-   handler starts from a clean transport.  The handler calls
-   transport.set_protocol(); if it raises instead, the transport is closed.
-   Always ends this connection's processing (returns 0). */
 /* The request's scope, with proxy headers applied.  They cost a Python call
    only on a trusted connection and only for a request that carries one (the
    parser flagged it).  The fix-up replaces values in this scope dict alone:
@@ -478,6 +656,19 @@ static PyObject *request_scope(HttpProtocol *c, const char *base, const cp_reque
     return scope;
 }
 
+/* Hand the connection to the server's websocket handler and detach.
+
+   The request's scope is built as for HTTP (the handler turns it into a
+   websocket scope); the bytes after the head -- a client may send its first
+   frames right behind the handshake -- go along as `rest`.  Before the call
+   this protocol lets go of the transport: it enters the terminal UPGRADED
+   state, leaves the server's connection list (timeouts, shutdown and the
+   connection count no longer see it; the handler keeps its own), consumes
+   every buffered byte and resumes reading if it had paused it, so the
+   handler starts from a clean transport.  The handler calls
+   transport.set_protocol(); if it raises instead, the transport is closed.
+   Always ends this connection's processing (returns 0, or -2 with an
+   exception to propagate). */
 static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
                         const cp_request *req)
 {
@@ -502,16 +693,22 @@ static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
     Py_CLEAR(c->write);
     zc_drop(c);
     cp_server_unlink(s, c); /* conn_process holds a reference to c */
+    int rc = 0;
     if (transport != NULL) {
         PyObject *args[3] = {transport, scope, rest};
         r = PyObject_Vectorcall(s->websocket, args, 3, NULL);
         if (r == NULL) {
-            PyErr_WriteUnraisable(s->websocket);
+            rc = cp_err_must_propagate() ? -2 : 0;
+            PyObject *exc = rc ? cp_err_take() : NULL;
+            if (exc == NULL) {
+                PyErr_WriteUnraisable(s->websocket);
+            }
             PyObject *cr = PyObject_CallMethodNoArgs(transport, s->mod->s_close);
             if (cr == NULL) {
                 PyErr_WriteUnraisable(transport);
             }
             Py_XDECREF(cr);
+            cp_err_restore(exc);
         }
     }
     Py_XDECREF(r);
@@ -521,16 +718,66 @@ static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
     if (!c->in_scratch) {
         buf_free(c); /* the caller reads nothing more from it */
     }
-    return 0;
+    return rc;
 error:
     Py_XDECREF(scope);
-    PyErr_WriteUnraisable((PyObject *)c);
-    conn_fail(c, 500);
-    return -1;
+    return conn_internal_error(c);
+}
+
+/* ---- request heads -------------------------------------------------- */
+
+static void head_forget(HttpProtocol *c)
+{
+    memset(&c->head_progress, 0, sizeof c->head_progress);
+    c->head_checked = c->head_scanned = 0;
+    PyMem_Free(c->head_saved);
+    c->head_saved = NULL;
+}
+
+#define HEAD_NO_MEMORY (-100) /* parse_head: MemoryError set */
+
+/* Parse the head at base, resuming where the last call stopped.  On
+   CP_INCOMPLETE the spans found so far are saved with the connection. */
+static ptrdiff_t parse_head(HttpProtocol *c, const char *base, size_t len, cp_request *req)
+{
+    ServerState *s = c->server;
+    cp_head_saved *saved = c->head_saved;
+    if (c->head_progress.in_fields && saved != NULL) {
+        *req = saved->req;
+        memcpy(s->header_spans, saved->spans, req->num_headers * sizeof(cp_header));
+    }
+    ptrdiff_t r = cp_parse_request_from(base, len, &s->limits, req, s->header_spans,
+                                        &c->head_progress);
+    if (r != CP_INCOMPLETE) {
+        head_forget(c);
+        return r;
+    }
+    if (c->head_progress.in_fields) {
+        size_t n = req->num_headers;
+        if (saved == NULL || saved->cap < n) {
+            size_t cap = n < 8 ? 8 : n * 2;
+            if (cap > s->limits.max_headers) {
+                cap = s->limits.max_headers > n ? s->limits.max_headers : n;
+            }
+            cp_head_saved *grown =
+                PyMem_Realloc(saved, sizeof(cp_head_saved) + cap * sizeof(cp_header));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                return HEAD_NO_MEMORY;
+            }
+            saved = c->head_saved = grown;
+            saved->cap = cap;
+        }
+        saved->req = *req;
+        memcpy(saved->spans, s->header_spans, n * sizeof(cp_header));
+    }
+    return r;
 }
 
 /* Try to parse a head at rpos and start its request.  Returns 1 when a
-   request was started, 0 when more bytes are needed, -1 after a failure. */
+   request was started, 0 when more bytes are needed, -1 after a failure
+   (handled: the connection is closed), -2 with an exception that must
+   propagate. */
 static int try_head(HttpProtocol *c)
 {
     ServerState *s = c->server;
@@ -542,13 +789,14 @@ static int try_head(HttpProtocol *c)
        up to head_scanned are known to hold no '\n'. */
     if (c->head_scanned > 0 && c->head_scanned <= len) {
         const char *nl = memchr(base + c->head_scanned, '\n', len - c->head_scanned);
-        if (nl == NULL && len - c->head_checked <= c->head_line_max) {
+        if (nl == NULL && len - c->head_checked <= c->head_line_max &&
+            (s->limits.max_head_size == 0 || len <= s->limits.max_head_size)) {
             c->head_scanned = len;
             return 0;
         }
     }
     cp_request req;
-    ptrdiff_t r = cp_parse_request(base, len, &s->limits, &req, s->header_spans);
+    ptrdiff_t r = parse_head(c, base, len, &req);
     if (r == CP_INCOMPLETE) {
         c->head_checked = req.incomplete_line_start;
         c->head_line_max = req.incomplete_line_max;
@@ -559,20 +807,22 @@ static int try_head(HttpProtocol *c)
         }
         return 0;
     }
-    c->head_checked = c->head_scanned = 0;
+    if (r == HEAD_NO_MEMORY) {
+        return conn_internal_error(c);
+    }
     if (r == CP_ERROR) {
-        conn_fail(c, req.error_status);
+        conn_fail_request(c, req.error_status, req.error_reason, base, &req);
         return -1;
     }
     c->deadline = 0;
     s->stats.requests_total++;
 
     if (req.content_length >= 0 && s->max_body >= 0 && req.content_length > s->max_body) {
-        conn_fail(c, 413);
+        conn_fail_request(c, 413, "Content-Length over limit_request_body", base, &req);
         return -1;
     }
     if (s->limit_concurrency >= 0 && s->n_tasks >= s->limit_concurrency) {
-        conn_fail(c, 503);
+        conn_fail_request(c, 503, "limit_concurrency reached", base, &req);
         return -1;
     }
     if ((req.flags & CP_F_UPGRADE) && s->websocket != NULL &&
@@ -582,19 +832,19 @@ static int try_head(HttpProtocol *c)
 
     PyObject *scope = request_scope(c, base, &req);
     if (scope == NULL) {
-        goto error;
+        return conn_internal_error(c);
     }
     RequestCycle *cy = cp_cycle_new(s, c);
     if (cy == NULL) {
         Py_DECREF(scope);
-        goto error;
+        return conn_internal_error(c);
     }
     c->rpos += (size_t)r;
     cy->http_minor = req.http_minor;
     cy->is_head = req.method_id == CP_METHOD_HEAD;
     cy->keep_alive = keep_alive_of(&req);
-    c->keep_alive = cy->keep_alive;
     c->body_seen = 0;
+    c->cycle = cy; /* the connection's reference */
     if (req.flags & CP_F_CHUNKED) {
         c->body_mode = CP_BODY_CHUNKED;
         cp_chunked_init(&c->chunked);
@@ -604,11 +854,11 @@ static int try_head(HttpProtocol *c)
         if (zc_wanted(s, c->body_remaining)) {
             c->zc_body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)c->body_remaining);
             if (c->zc_body == NULL) {
-                c->cycle = cy;
                 Py_DECREF(scope);
-                goto error;
+                return conn_internal_error(c);
             }
             c->zc_fill = 0;
+            c->zc_ticks = 0;
             s->zc_pending += (size_t)c->body_remaining;
         }
     } else {
@@ -616,7 +866,6 @@ static int try_head(HttpProtocol *c)
     }
     cy->expect_continue = c->body_mode != CP_BODY_NONE && req.http_minor == 1 &&
                           (req.flags & CP_F_EXPECT_CONTINUE);
-    c->cycle = cy; /* the connection's reference */
     if (c->body_mode == CP_BODY_NONE) {
         c->state = CP_ST_WAIT_RESPONSE;
         cy->body_complete = 1;
@@ -625,44 +874,73 @@ static int try_head(HttpProtocol *c)
         update_body_deadline(c);
         /* Hand over the body bytes that came with the head before the app
            runs, so its first receive() need not wait. */
-        if (feed_body(c) < 0) {
+        int fed = feed_body(c);
+        if (fed < 0 || c->cycle != cy) {
             Py_DECREF(scope);
-            return -1;
+            return fed < 0 ? fed : -1;
         }
-        if (c->cycle != cy) {
-            Py_DECREF(scope);
-            return -1;
-        }
-        if (cy->body_queued > 0) {
+        if (cy->body_queued > 0 || c->zc_fill > 0) {
             cy->expect_continue = 0; /* the client did not wait for it */
         }
     }
     Py_INCREF(cy);
     int rc = cp_cycle_start(cy, scope); /* may run the whole app (eager) */
     Py_DECREF(scope);
+    int still_ours = c->cycle == cy;
     Py_DECREF(cy);
     if (rc < 0) {
-        goto error;
+        if (still_ours) {
+            return conn_internal_error(c); /* the app never got going: 500 */
+        }
+        /* The app ran and finished inside the call (eager start) and then
+           the task's creation raised: what the app had to answer is
+           answered; only the exception is left to deal with. */
+        if (cp_err_must_propagate()) {
+            return -2;
+        }
+        PyErr_WriteUnraisable((PyObject *)c);
     }
     return 1;
-error:
-    PyErr_WriteUnraisable((PyObject *)c);
-    conn_fail(c, 500);
-    return -1;
 }
 
-static void conn_process(HttpProtocol *c)
+/* Have the loop call _process_pending for the bytes still buffered (once). */
+static int schedule_processing(HttpProtocol *c)
+{
+    if (c->process_scheduled) {
+        return 0;
+    }
+    PyObject *cb = PyObject_GetAttr((PyObject *)c, c->server->mod->s_process_pending);
+    PyObject *h = cb ? PyObject_CallOneArg(c->server->call_soon, cb) : NULL;
+    Py_XDECREF(cb);
+    if (h == NULL) {
+        return -1;
+    }
+    Py_DECREF(h);
+    c->process_scheduled = 1;
+    return 0;
+}
+
+/* Serve what the buffered bytes complete.  Returns 0, or -1 with an
+   exception set that must propagate to the transport's caller. */
+static int conn_process(HttpProtocol *c)
 {
     if (c->processing) {
-        return;
+        return 0;
     }
     c->processing = 1;
     Py_INCREF(c);
+    int started = 0, rc = 0, more_later = 0;
     for (;;) {
         int r;
         switch (c->state) {
         case CP_ST_HEAD:
+            if (c->rpos < c->rlen && started == CP_REQUESTS_PER_READ) {
+                more_later = 1; /* enough for one read: the rest next time */
+                r = 0;
+                break;
+            }
             r = c->rpos < c->rlen ? try_head(c) : 0;
+            started += r == 1;
             break;
         case CP_ST_BODY:
         case CP_ST_DRAIN:
@@ -672,12 +950,20 @@ static void conn_process(HttpProtocol *c)
             r = 0;
             break;
         }
+        if (r == -2) {
+            rc = -1;
+        }
         if (r <= 0) {
             break;
         }
     }
     c->processing = 0;
+    if (more_later && rc == 0 && c->state == CP_ST_HEAD && schedule_processing(c) < 0 &&
+        conn_internal_error(c) == -2) {
+        rc = -1;
+    }
     Py_DECREF(c);
+    return rc;
 }
 
 /* Move unconsumed scratch bytes into the connection's own buffer. */
@@ -690,6 +976,7 @@ static int keep_leftover(HttpProtocol *c)
         return 0;
     }
     c->in_scratch = 0;
+    c->server->scratch_busy = 0;
     size_t left = c->rlen - c->rpos;
     size_t from = c->rpos;
     c->rpos = c->rlen = 0;
@@ -702,6 +989,61 @@ static int keep_leftover(HttpProtocol *c)
     memcpy(c->rbuf, c->server->scratch + from, left);
     c->rlen = left;
     return 0;
+}
+
+/* Bytes read while the connection was processing follow its own. */
+static int absorb_side(HttpProtocol *c)
+{
+    size_t n = c->side_len;
+    if (buf_reserve(c, n) < 0) {
+        return -1;
+    }
+    memcpy(c->rbuf + c->rlen, c->side, n);
+    c->rlen += n;
+    side_free(c);
+    return 0;
+}
+
+/* After a read (or the loop's call to _process_pending): serve, keep what is
+   left, take in what was read meanwhile, then set reading and deadlines.
+   process_rc is conn_process()'s result for the bytes just processed.
+   Returns None, or NULL with the exception that must propagate. */
+static PyObject *conn_settle(HttpProtocol *c, int process_rc)
+{
+    Py_INCREF(c);
+    PyObject *exc = process_rc < 0 ? cp_err_take() : NULL;
+    for (;;) {
+        if (keep_leftover(c) < 0) {
+            if (conn_internal_error(c) == -2 && exc == NULL) {
+                exc = cp_err_take();
+            }
+            break;
+        }
+        if (c->side_len == 0 || c->state >= CP_ST_CLOSED || exc != NULL) {
+            break;
+        }
+        if (absorb_side(c) < 0) {
+            if (conn_internal_error(c) == -2) {
+                exc = cp_err_take();
+            }
+            break;
+        }
+        if (conn_process(c) < 0) {
+            exc = cp_err_take();
+        }
+    }
+    if (c->state >= CP_ST_CLOSED) {
+        side_free(c);
+    } else {
+        update_reading(c);
+        update_body_deadline(c);
+    }
+    Py_DECREF(c);
+    if (exc != NULL) {
+        cp_err_restore(exc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
@@ -731,20 +1073,13 @@ void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
     if (c->state >= CP_ST_CLOSED) {
         return;
     }
-    if (!c->processing && c->rpos < c->rlen && !c->process_scheduled) {
+    if (!c->processing && c->rpos < c->rlen && schedule_processing(c) < 0) {
         /* Pipelined bytes wait.  We are inside the app's send(); serving the
            next request from here would nest one app inside another, as deep
-           as the pipeline is long.  Let the loop call us back instead. */
-        PyObject *cb = PyObject_GetAttr((PyObject *)c, c->server->mod->s_process_pending);
-        PyObject *h = cb ? PyObject_CallOneArg(c->server->call_soon, cb) : NULL;
-        Py_XDECREF(cb);
-        if (h == NULL) {
-            PyErr_WriteUnraisable((PyObject *)c);
-            cp_conn_close(c);
-            return;
-        }
-        Py_DECREF(h);
-        c->process_scheduled = 1;
+           as the pipeline is long.  The loop calls us back instead. */
+        PyErr_WriteUnraisable((PyObject *)c);
+        cp_conn_close(c);
+        return;
     }
     if (!c->processing && c->rpos == c->rlen && !c->in_scratch) {
         buf_free(c);
@@ -756,14 +1091,28 @@ static PyObject *proto_process_pending(HttpProtocol *c, PyObject *unused)
 {
     (void)unused;
     c->process_scheduled = 0;
-    if (c->state < CP_ST_CLOSED && !c->processing) {
-        conn_process(c);
-        if (c->state < CP_ST_CLOSED && c->rpos == c->rlen) {
-            buf_free(c);
-        }
-        update_reading(c);
+    if (c->state >= CP_ST_CLOSED || c->processing) {
+        Py_RETURN_NONE;
     }
-    Py_RETURN_NONE;
+    return conn_settle(c, conn_process(c));
+}
+
+/* The loop's tick: deadlines, and a zero-copy body that is late.  A body
+   read into its final object reaches the app in one piece when it arrives
+   at full speed; but an app that waits in receive() while the client pauses
+   half way (or sends slowly) must not wait for the whole body to see any of
+   it.  A tick that finds the body incomplete and the app waiting marks it;
+   the next one (100-200 ms later) gives the app what has arrived, and the
+   rest streams in as it comes. */
+void cp_conn_tick(HttpProtocol *c, double now)
+{
+    if (c->zc_body != NULL && c->zc_fill > 0 && c->state == CP_ST_BODY && c->cycle != NULL &&
+        cp_cycle_receiving(c->cycle)) {
+        if (c->zc_ticks++ > 0 && zc_give_partial(c) < 0 && conn_internal_error(c) == -2) {
+            PyErr_WriteUnraisable((PyObject *)c); /* a tick has no caller to tell */
+        }
+    }
+    check_deadline(c, now);
 }
 
 /* ---- asyncio protocol methods -------------------------------------- */
@@ -822,7 +1171,7 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
     Py_XSETREF(c->transport, Py_NewRef(transport));
     Py_XSETREF(c->write, PyObject_GetAttr(transport, st->s_write));
     if (c->write == NULL) {
-        return NULL;
+        goto fail;
     }
     if ((peer = extra_info(c, transport, st->s_peername)) == NULL ||
         (sock = extra_info(c, transport, st->s_sockname)) == NULL ||
@@ -854,34 +1203,106 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
     }
     Py_RETURN_NONE;
 fail:
+    /* Not served: a connection outside the server's list would have no
+       deadlines and no shutdown.  The loop reports the exception. */
     Py_XDECREF(peer);
     Py_XDECREF(sock);
     Py_XDECREF(ssl);
+    {
+        PyObject *exc = cp_err_take();
+        c->state = CP_ST_CLOSED;
+        PyObject *r = PyObject_CallMethodNoArgs(transport, st->s_close);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(transport);
+        }
+        Py_XDECREF(r);
+        cp_err_restore(exc);
+    }
     return NULL;
 }
 
 static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
 {
     (void)sizehint;
+    ServerState *s = c->server;
+    if (s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the connection was cleared");
+        return NULL;
+    }
+    if (c->state >= CP_ST_CLOSED) {
+        /* Closing: stdlib TLS reads what the peer still had in flight from
+           inside transport.close() -- perhaps our own, from inside
+           conn_process.  Nothing more is served, so the bytes are dropped,
+           and the buffers being parsed are left alone. */
+        c->read_into = CP_READ_DISCARD;
+        return Py_NewRef(s->discard_view);
+    }
+    if (c->processing) {
+        /* A transport call made while we process this connection's bytes
+           reads more: keep them aside, in order, until the processing ends. */
+        if (side_reserve(c, MIN_READ) < 0) {
+            return NULL;
+        }
+        c->read_into = CP_READ_SIDE;
+        return PyMemoryView_FromMemory(c->side + c->side_len,
+                                       (Py_ssize_t)(c->side_cap - c->side_len), PyBUF_WRITE);
+    }
     if (c->zc_body != NULL && c->rlen == c->rpos && c->state == CP_ST_BODY) {
         /* the kernel writes the rest of the body into its final object */
-        c->in_zc = 1;
-        c->in_scratch = 0;
+        c->read_into = CP_READ_BODY;
         return PyMemoryView_FromMemory(PyBytes_AS_STRING(c->zc_body) + c->zc_fill,
                                        (Py_ssize_t)c->body_remaining, PyBUF_WRITE);
     }
-    c->in_zc = 0;
-    if (c->rlen > c->rpos) {
-        c->in_scratch = 0;
+    if (c->rlen > c->rpos || s->scratch_busy) {
         if (buf_reserve(c, MIN_READ) < 0) {
             return NULL;
         }
+        c->read_into = CP_READ_OWN;
         return PyMemoryView_FromMemory(c->rbuf + c->rlen, (Py_ssize_t)(c->rcap - c->rlen),
                                        PyBUF_WRITE);
     }
-    c->in_scratch = 1;
-    c->rpos = c->rlen = 0;
-    return Py_NewRef(c->server->scratch_view);
+    c->read_into = CP_READ_SCRATCH;
+    return Py_NewRef(s->scratch_view);
+}
+
+/* buffer_updated() for a read into the zero-copy body object. */
+static PyObject *body_updated(HttpProtocol *c, size_t n)
+{
+    if (c->zc_body == NULL || n > c->body_remaining) {
+        PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the body holds");
+        return NULL;
+    }
+    ServerState *s = c->server;
+    c->zc_fill += n;
+    c->body_remaining -= n;
+    c->body_seen += n;
+    s->stats.body_bytes += n;
+    s->stats.body_bytes_zero_copy += n;
+    if (c->body_remaining > 0) {
+        update_body_deadline(c); /* progress: the silence starts again */
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(c);
+    PyObject *exc = NULL;
+    if (zc_deliver(c) < 0) {
+        if (conn_internal_error(c) == -2) {
+            exc = cp_err_take();
+        }
+    } else if (c->state == CP_ST_BODY) {
+        c->state = CP_ST_WAIT_RESPONSE;
+        update_body_deadline(c);
+        if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0 &&
+            conn_internal_error(c) == -2) {
+            exc = cp_err_take();
+        }
+    }
+    update_reading(c);
+    Py_DECREF(c);
+    if (exc != NULL) {
+        cp_err_restore(exc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
@@ -893,57 +1314,50 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         }
         return NULL;
     }
-    if (c->state >= CP_ST_CLOSED) {
-        c->in_scratch = 0;
-        c->in_zc = 0;
+    ServerState *s = c->server;
+    enum cp_read_into into = c->read_into;
+    c->read_into = CP_READ_NONE;
+    switch (into) {
+    case CP_READ_DISCARD:
         Py_RETURN_NONE;
-    }
-    if (c->in_zc) {
-        c->in_zc = 0;
-        if (c->zc_body == NULL || (size_t)n > c->body_remaining) {
-            PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the body holds");
-            return NULL;
+    case CP_READ_SIDE:
+        if ((size_t)n > c->side_cap - c->side_len) {
+            break;
         }
-        ServerState *s = c->server;
-        c->zc_fill += (size_t)n;
-        c->body_remaining -= (size_t)n;
-        c->body_seen += (size_t)n;
-        s->stats.body_bytes += (size_t)n;
-        s->stats.body_bytes_zero_copy += (size_t)n;
-        if (c->body_remaining == 0) {
-            Py_INCREF(c);
-            if (zc_deliver(c) < 0) {
-                PyErr_WriteUnraisable((PyObject *)c);
-                conn_fail(c, 500);
-            } else if (c->state == CP_ST_BODY) {
-                c->state = CP_ST_WAIT_RESPONSE;
-                update_body_deadline(c);
-                if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
-                    PyErr_WriteUnraisable((PyObject *)c);
-                    conn_fail(c, 500);
-                }
-            }
-            update_reading(c);
-            Py_DECREF(c);
-        } else {
-            update_body_deadline(c); /* progress: the silence starts again */
-        }
+        c->side_len += (size_t)n; /* the processing under way takes them in */
         Py_RETURN_NONE;
-    }
-    size_t cap = c->in_scratch ? c->server->scratch_cap : c->rcap;
-    if ((size_t)n > cap - c->rlen) {
-        PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the buffer holds");
+    case CP_READ_BODY:
+        if (c->state >= CP_ST_CLOSED) {
+            Py_RETURN_NONE;
+        }
+        return body_updated(c, (size_t)n);
+    case CP_READ_SCRATCH:
+        if ((size_t)n > s->scratch_cap) {
+            break;
+        }
+        if (c->state >= CP_ST_CLOSED) {
+            Py_RETURN_NONE;
+        }
+        c->in_scratch = 1;
+        s->scratch_busy = 1;
+        c->rpos = 0;
+        c->rlen = (size_t)n;
+        return conn_settle(c, conn_process(c));
+    case CP_READ_OWN:
+        if ((size_t)n > c->rcap - c->rlen) {
+            break;
+        }
+        if (c->state >= CP_ST_CLOSED) {
+            Py_RETURN_NONE;
+        }
+        c->rlen += (size_t)n;
+        return conn_settle(c, conn_process(c));
+    case CP_READ_NONE:
+        PyErr_SetString(PyExc_RuntimeError, "buffer_updated() without get_buffer()");
         return NULL;
     }
-    c->rlen += (size_t)n;
-    conn_process(c);
-    if (keep_leftover(c) < 0) {
-        PyErr_WriteUnraisable((PyObject *)c);
-        conn_fail(c, 500);
-    }
-    update_reading(c);
-    update_body_deadline(c);
-    Py_RETURN_NONE;
+    PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the buffer holds");
+    return NULL;
 }
 
 static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
@@ -953,26 +1367,28 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    int rc = 0;
-    if (c->state < CP_ST_CLOSED) {
-        c->in_scratch = 0;
-        rc = buf_reserve(c, (size_t)view.len);
-        if (rc == 0) {
-            memcpy(c->rbuf + c->rlen, view.buf, (size_t)view.len);
-            c->rlen += (size_t)view.len;
-            conn_process(c);
-            if (c->rpos == c->rlen) {
-                buf_free(c);
-            }
-            update_reading(c);
-            update_body_deadline(c);
+    PyObject *res = NULL;
+    size_t n = (size_t)view.len;
+    if (c->state >= CP_ST_CLOSED) {
+        res = Py_NewRef(Py_None); /* closing: dropped, as in get_buffer */
+    } else if (c->processing) {
+        if (side_reserve(c, n) == 0) {
+            memcpy(c->side + c->side_len, view.buf, n);
+            c->side_len += n;
+            res = Py_NewRef(Py_None);
+        }
+    } else {
+        /* bytes held in scratch are moved out whenever processing ends, so
+           a connection that is not processing keeps its bytes in rbuf */
+        if (buf_reserve(c, n) == 0) {
+            memcpy(c->rbuf + c->rlen, view.buf, n);
+            c->rlen += n;
+            PyBuffer_Release(&view);
+            return conn_settle(c, conn_process(c));
         }
     }
     PyBuffer_Release(&view);
-    if (rc < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return res;
 }
 
 static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
@@ -985,8 +1401,13 @@ static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
        request, or pipelined requests not yet started -- closes now (they
        are dropped, as the requests after the current one are above). */
     if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL) {
-        c->keep_alive = 0;
         cp_cycle_client_eof(c->cycle);
+        /* True keeps the transport open for the response.  A TLS transport
+           ignores the answer (and logs a warning for True): it shuts down
+           after the close_notify anyway. */
+        if (c->scheme == c->server->mod->v_https) {
+            Py_RETURN_FALSE;
+        }
         Py_RETURN_TRUE;
     }
     /* Closed from here on, not only once connection_lost comes: pipelined
@@ -1010,7 +1431,11 @@ static void conn_lost_cleanup(HttpProtocol *c)
     Py_CLEAR(c->write);
     Py_CLEAR(c->transport);
     zc_drop(c);
-    buf_free(c);
+    if (!c->processing) {
+        buf_free(c); /* else conn_settle frees it as the processing ends */
+        side_free(c);
+    }
+    head_forget(c);
     cp_server_unlink(c->server, c);
 }
 
@@ -1106,6 +1531,8 @@ static void proto_dealloc(HttpProtocol *c)
     PyObject_GC_UnTrack(c);
     proto_clear(c);
     buf_free(c);
+    side_free(c);
+    head_forget(c);
     tp->tp_free((PyObject *)c);
     Py_DECREF(tp);
 }

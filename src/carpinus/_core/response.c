@@ -11,7 +11,15 @@
  *
  * Header names must be tokens and values must not contain CR, LF, NUL or
  * other control characters (HTAB excepted): response splitting is impossible
- * by construction.
+ * by construction.  The framing is the server's alone: a Transfer-Encoding
+ * header from the app is dropped (the ASGI spec says the server must ignore
+ * it), and a 1xx status is refused (ASGI has no interim responses in
+ * http.response.start; one written as final would desynchronise the client).
+ *
+ * App code may run while a message is read (a Mapping's __getitem__, a
+ * headers iterator, more_body's __bool__): everything is read from the
+ * message before the response's state changes, and the connection is looked
+ * at again after.  send() itself refuses to be re-entered (cycle.c).
  */
 #include "core.h"
 
@@ -484,12 +492,7 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
         break;
     case 17:
         if (cp_name_is(np, nlen, "transfer-encoding", 17)) {
-            if (!cp_list_has_token(vp, vlen, "chunked", 7)) {
-                PyErr_Format(PyExc_RuntimeError,
-                             "Unsupported Transfer-Encoding in response: %R.", value);
-                return -1;
-            }
-            cy->out_chunked = 1;
+            return 0; /* ignored: the server chooses the framing */
         }
         break;
     default:
@@ -522,6 +525,13 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
     }
     if (status < 100 || status > 599) {
         PyErr_Format(PyExc_RuntimeError, "Invalid HTTP status code: %ld.", status);
+        return -1;
+    }
+    if (status < 200) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "Status %ld is informational (1xx): http.response.start starts the "
+                     "final response, which must be 200-599.",
+                     status);
         return -1;
     }
     cy->status = (int)status;
@@ -576,18 +586,7 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         }
     }
     int st_code = cy->status;
-    cy->out_no_body = cy->is_head || st_code < 200 || st_code == 204 || st_code == 304;
-    if (cy->out_chunked && cy->out_length >= 0) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Response has both Content-Length and Transfer-Encoding.");
-        return -1;
-    }
-    if (cy->out_chunked && cy->http_minor == 0) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Transfer-Encoding: chunked cannot be sent to an HTTP/1.0 "
-                        "client.");
-        return -1;
-    }
+    cy->out_no_body = cy->is_head || st_code == 204 || st_code == 304;
     return 0;
 }
 
@@ -640,6 +639,10 @@ static int write_parts(RequestCycle *cy, const char *prefix, size_t plen, PyObje
                        const char *suffix, size_t slen)
 {
     HttpProtocol *c = cy->conn;
+    if (c == NULL) {
+        PyErr_SetString(cy->server->mod->ClientDisconnected, "The connection is closed.");
+        return -1;
+    }
     Py_ssize_t blen = body ? PyBytes_GET_SIZE(body) : 0;
     if (blen <= COALESCE_MAX) {
         PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)plen + blen + (Py_ssize_t)slen);
@@ -722,24 +725,37 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
             return -1;
         }
     }
-    /* From here on we own a reference to body. */
+    /* From here on we own a reference to body.  App code may have run
+       (more_body's __bool__, a Mapping): look at the connection again. */
     int rc = -1;
+    if (cy->conn == NULL || cy->disconnected || cy->response_complete) {
+        PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+        Py_DECREF(body);
+        return -1;
+    }
     Py_ssize_t blen = PyBytes_GET_SIZE(body);
-    int first = !cy->response_complete && cy->head_len > 0;
+    int first = cy->head_len > 0;
+    /* What finish_head changes, to put back if nothing could be written:
+       an app that retries after a failed write must get the same head, not
+       a second set of framing lines after the first blank line. */
+    size_t head_len = cy->head_len;
+    int64_t out_length = cy->out_length;
+    int out_chunked = cy->out_chunked, out_close_delim = cy->out_close_delim;
+    int keep_alive = cy->keep_alive;
 
     if (cy->out_length >= 0 && !cy->out_no_body &&
         cy->out_sent + blen > cy->out_length) {
         PyErr_SetString(PyExc_RuntimeError, "Response content longer than Content-Length");
-        goto done;
+        goto restore;
     }
     if (first) {
         if (finish_head(cy, blen, more_body) < 0) {
-            goto done;
+            goto restore;
         }
         if (!(cy->server->opts & CP_OPT_DIRECT_RESPONSE)) {
             /* baseline without direct_response: the head is its own write */
             if (write_parts(cy, cy->head, cy->head_len, NULL, "", 0) < 0) {
-                goto done;
+                goto restore;
             }
             cy->head_len = 0;
             cy->wire_started = 1;
@@ -753,7 +769,7 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
     size_t plen = first ? cy->head_len : 0;
     if (cy->out_no_body) {
         if (plen && write_parts(cy, prefix, plen, NULL, "", 0) < 0) {
-            goto done;
+            goto restore;
         }
     } else if (cy->out_chunked) {
         /* chunk: SIZE CRLF DATA CRLF; the last one: 0 CRLF CRLF */
@@ -780,7 +796,7 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
             pbuf = PyMem_Malloc(plen + prelen);
             if (pbuf == NULL) {
                 PyErr_NoMemory();
-                goto done;
+                goto restore;
             }
             memcpy(pbuf, prefix, plen);
             memcpy(pbuf + plen, pre, prelen);
@@ -789,11 +805,11 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
                             suffix, slen);
         PyMem_Free(pbuf);
         if (r < 0) {
-            goto done;
+            goto restore;
         }
     } else if (plen || blen) {
         if (write_parts(cy, prefix, plen, blen ? body : NULL, "", 0) < 0) {
-            goto done;
+            goto restore;
         }
     }
     cy->out_sent += blen;
@@ -802,6 +818,16 @@ int cp_response_body(RequestCycle *cy, PyObject *message)
         cy->wire_started = 1;
     }
     rc = 0;
+    goto complete;
+restore:
+    if (!cy->wire_started) {
+        cy->head_len = head_len;
+        cy->out_length = out_length;
+        cy->out_chunked = out_chunked;
+        cy->out_close_delim = out_close_delim;
+        cy->keep_alive = keep_alive;
+    }
+    goto done;
 complete:
     if (!more_body) {
         cy->response_complete = 1;

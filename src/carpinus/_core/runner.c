@@ -11,6 +11,11 @@
  *
  * It never steps anything outside a Task: asyncio.Task drives the runner
  * (through am_send / throw), the runner drives the app's coroutine.
+ *
+ * To asyncio's tooling it looks like the app's coroutine: __name__,
+ * __qualname__, cr_code, cr_frame and cr_running are the app coroutine's, and
+ * cr_await is the app coroutine itself, so Task reprs name the app
+ * ("app() running at app.py:12") and Task.get_stack() shows its frame.
  */
 #include "core.h"
 
@@ -59,20 +64,6 @@ static int runner_finish(AppRunner *r, PyObject *exc)
     return 0;
 }
 
-/* Take the current exception as one object (works on 3.10 - 3.13). */
-static PyObject *fetch_exception(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-}
-
 static PySendResult runner_am_send(PyObject *self, PyObject *arg, PyObject **presult)
 {
     AppRunner *r = (AppRunner *)self;
@@ -91,7 +82,7 @@ static PySendResult runner_am_send(PyObject *self, PyObject *arg, PyObject **pre
         *presult = Py_NewRef(Py_None);
         return PYGEN_RETURN;
     }
-    if (runner_finish(r, fetch_exception()) < 0) {
+    if (runner_finish(r, cp_err_take()) < 0) {
         *presult = NULL;
         return PYGEN_ERROR;
     }
@@ -123,26 +114,26 @@ static PyObject *runner_throw(PyObject *self, PyObject *const *args, Py_ssize_t 
 {
     AppRunner *r = (AppRunner *)self;
     if (r->inner == NULL) {
-        /* already finished: behave like an exhausted coroutine */
-        if (nargs >= 1 && PyExceptionInstance_Check(args[0])) {
-            PyErr_SetObject((PyObject *)Py_TYPE(args[0]), args[0]);
-        } else if (nargs >= 1 && PyExceptionClass_Check(args[0])) {
-            PyErr_SetNone(args[0]);
-        } else {
-            PyErr_SetString(PyExc_TypeError, "throw() expects an exception");
+        cp_raise_thrown(args, nargs); /* already finished: an exhausted coroutine */
+        return NULL;
+    }
+    cp_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyObject *meth = PyObject_GetAttr(r->inner, st->s_throw);
+    PyObject *res = NULL;
+    if (meth != NULL) {
+        res = PyObject_Vectorcall(meth, args, (size_t)nargs, NULL);
+        Py_DECREF(meth);
+        if (res != NULL) {
+            return res; /* the app yielded again */
         }
-        return NULL;
+    } else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        /* An awaitable iterator without throw(): as with `await` (PEP 380),
+           the exception is raised where the app's awaitable is awaited, as
+           if it had raised it -- the app is over. */
+        PyErr_Clear();
+        cp_raise_thrown(args, nargs);
     }
-    PyObject *meth = PyObject_GetAttrString(r->inner, "throw");
-    if (meth == NULL) {
-        return NULL;
-    }
-    PyObject *res = PyObject_Vectorcall(meth, args, (size_t)nargs, NULL);
-    Py_DECREF(meth);
-    if (res != NULL) {
-        return res; /* the app yielded again */
-    }
-    PyObject *exc = fetch_exception();
+    PyObject *exc = cp_err_take();
     if (exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_StopIteration)) {
         Py_DECREF(exc);
         runner_finish(r, NULL);
@@ -161,11 +152,22 @@ static PyObject *runner_close(PyObject *self, PyObject *unused)
     (void)unused;
     AppRunner *r = (AppRunner *)self;
     if (r->inner != NULL) {
-        PyObject *res = PyObject_CallMethod(r->inner, "close", NULL);
-        if (res == NULL) {
-            return NULL;
+        /* an awaitable iterator without close() has nothing to close */
+        cp_state *st = PyType_GetModuleState(Py_TYPE(self));
+        PyObject *meth = PyObject_GetAttr(r->inner, st->s_close);
+        if (meth == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return NULL;
+            }
+            PyErr_Clear();
+        } else {
+            PyObject *res = PyObject_CallNoArgs(meth);
+            Py_DECREF(meth);
+            if (res == NULL) {
+                return NULL;
+            }
+            Py_DECREF(res);
         }
-        Py_DECREF(res);
     }
     if (r->cycle != NULL) {
         runner_finish(r, NULL);
@@ -255,6 +257,68 @@ static void runner_dealloc(AppRunner *r)
     Py_DECREF(tp);
 }
 
+/* ---- what asyncio's tooling reads ------------------------------------ */
+
+/* inner.<name>, or `missing` (a new reference) when the app's awaitable has
+   no such attribute or the app is over. */
+static PyObject *inner_attr(AppRunner *r, const char *name, PyObject *missing)
+{
+    if (r->inner != NULL) {
+        PyObject *v = PyObject_GetAttrString(r->inner, name);
+        if (v != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            Py_DECREF(missing);
+            return v;
+        }
+        PyErr_Clear();
+    }
+    return missing;
+}
+
+static PyObject *runner_get_name(PyObject *self, void *closure)
+{
+    return inner_attr((AppRunner *)self, (const char *)closure,
+                      PyUnicode_FromString("AppRunner"));
+}
+
+static PyObject *runner_get_inner_attr(PyObject *self, void *closure)
+{
+    return inner_attr((AppRunner *)self, (const char *)closure, Py_NewRef(Py_None));
+}
+
+static PyObject *runner_get_running(PyObject *self, void *closure)
+{
+    (void)closure;
+    return inner_attr((AppRunner *)self, "cr_running", Py_NewRef(Py_False));
+}
+
+static PyObject *runner_get_await(PyObject *self, void *closure)
+{
+    (void)closure;
+    AppRunner *r = (AppRunner *)self;
+    return Py_NewRef(r->inner != NULL ? r->inner : Py_None);
+}
+
+static PyObject *runner_repr(PyObject *self)
+{
+    AppRunner *r = (AppRunner *)self;
+    if (r->inner == NULL) {
+        return PyUnicode_FromString("<AppRunner (finished)>");
+    }
+    return PyUnicode_FromFormat("<AppRunner of %R>", r->inner);
+}
+
+static PyGetSetDef runner_getset[] = {
+    {"__name__", runner_get_name, NULL, "The app coroutine's name.", "__name__"},
+    {"__qualname__", runner_get_name, NULL, "The app coroutine's qualified name.",
+     "__qualname__"},
+    {"cr_code", runner_get_inner_attr, NULL, "The app coroutine's code.", "cr_code"},
+    {"cr_frame", runner_get_inner_attr, NULL, "The app coroutine's frame.", "cr_frame"},
+    {"cr_running", runner_get_running, NULL, "Whether the app coroutine runs.", NULL},
+    {"cr_await", runner_get_await, NULL, "What the runner awaits: the app's coroutine.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef runner_methods[] = {
     {"send", (PyCFunction)runner_send, METH_O, NULL},
     {"throw", (PyCFunction)(void (*)(void))runner_throw, METH_FASTCALL, NULL},
@@ -271,6 +335,8 @@ static PyType_Slot runner_slots[] = {
     {Py_tp_iter, runner_await},
     {Py_tp_iternext, runner_iternext},
     {Py_tp_methods, runner_methods},
+    {Py_tp_getset, runner_getset},
+    {Py_tp_repr, runner_repr},
     {Py_tp_doc, "Runs one request's ASGI app inside its Task."},
     {0, NULL},
 };

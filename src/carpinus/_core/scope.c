@@ -7,6 +7,11 @@
  * `asgi`, `state`, `extensions` and `headers` are new objects every time;
  * shared values (method names, header names, "http", "1.1", client/server
  * tuples of the connection) are immutable.
+ *
+ * root_path (the mount point, --root-path) is part of `path` and `raw_path`,
+ * as uvicorn >= 0.26 and Starlette >= 0.35 expect (asgiref's reading of the
+ * spec): a request for /users behind --root-path /api has path "/api/users"
+ * and root_path "/api".
  */
 #include "core.h"
 
@@ -54,6 +59,51 @@ static PyObject *decode_path(const char *raw, size_t len)
         PyMem_Free(out);
     }
     return res;
+}
+
+/* root_path as the start of a raw path: its UTF-8, with every byte that may
+   not stand as it is in a path percent-encoded (a root path is a str; a raw
+   path is bytes as they would be sent). */
+PyObject *cp_raw_root_path(PyObject *root_path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(root_path, &n);
+    if (utf8 == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 3 * n);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *w = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)utf8[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            (ch != 0 && strchr("-._~!$&'()*+,;=:@/%", ch) != NULL)) {
+            *w++ = (char)ch;
+        } else {
+            *w++ = '%';
+            *w++ = hex[ch >> 4];
+            *w++ = hex[ch & 15];
+        }
+    }
+    if (_PyBytes_Resize(&out, w - PyBytes_AS_STRING(out)) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* prefix + raw[0..len) as one bytes object. */
+static PyObject *prefixed_bytes(PyObject *prefix, const char *raw, size_t len)
+{
+    Py_ssize_t pn = PyBytes_GET_SIZE(prefix);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, pn + (Py_ssize_t)len);
+    if (out != NULL) {
+        memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(prefix), (size_t)pn);
+        memcpy(PyBytes_AS_STRING(out) + pn, raw, len);
+    }
+    return out;
 }
 
 static PyObject *build_headers(ServerState *s, const char *buf, const cp_header *hdrs,
@@ -177,8 +227,17 @@ static PyObject *scope_with_path(ServerState *s, const char *raw, size_t len)
         s->stats.scope_cache_misses++;
     }
     PyObject *scope = PyDict_Copy(s->scope_template);
-    PyObject *raw_path = PyBytes_FromStringAndSize(raw, (Py_ssize_t)len);
-    PyObject *path = decode_path(raw, len);
+    PyObject *raw_path, *path;
+    if (PyBytes_GET_SIZE(s->raw_root_path) == 0) {
+        raw_path = PyBytes_FromStringAndSize(raw, (Py_ssize_t)len);
+        path = decode_path(raw, len);
+    } else {
+        raw_path = prefixed_bytes(s->raw_root_path, raw, len);
+        path = decode_path(raw, len);
+        if (path != NULL) {
+            Py_SETREF(path, PyUnicode_Concat(s->root_path, path));
+        }
+    }
     if (scope == NULL || raw_path == NULL || path == NULL ||
         PyDict_SetItem(scope, st->k_path, path) < 0 ||
         PyDict_SetItem(scope, st->k_raw_path, raw_path) < 0) {
@@ -191,7 +250,13 @@ static PyObject *scope_with_path(ServerState *s, const char *raw, size_t len)
             goto fail;
         }
         Py_XSETREF(slot->scope, template);
-        Py_XSETREF(slot->key, Py_NewRef(raw_path));
+        PyObject *key = PyBytes_GET_SIZE(s->raw_root_path) == 0
+                            ? Py_NewRef(raw_path) /* the same bytes */
+                            : PyBytes_FromStringAndSize(raw, (Py_ssize_t)len);
+        if (key == NULL) {
+            goto fail;
+        }
+        Py_XSETREF(slot->key, key);
         slot->hash = hash;
     }
     Py_DECREF(raw_path);

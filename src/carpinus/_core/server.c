@@ -130,6 +130,10 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "proxy_trust",
                              "timeout_request_body",
                              "websocket",
+                             "base_context",
+                             "context_kwarg",
+                             "report_refusal",
+                             "limit_request_head",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
@@ -138,18 +142,30 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     PyObject *lim_body = Py_None, *lim_conc = Py_None;
     double keep_alive = 5.0, header_timeout = 10.0, body_timeout = 60.0;
     int use_writelines = 0;
-    unsigned int opts = CP_OPT_ALL;
+    unsigned int opts = CP_OPT_DEFAULT;
     Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
-    PyObject *websocket = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOOdO", kwlist, &app, &loop,
-                                     &report_exception, &task_factory, &task_kwargs, &log_error,
-                                     &root_path, &lifespan_state, &access_log,
-                                     &server_header, &date_header, &lim_line, &lim_headers,
-                                     &lim_header_size, &lim_body, &lim_conc, &keep_alive,
-                                     &header_timeout, &use_writelines, &opts, &zc_threshold,
-                                     &lazy_min, &cache_size, &default_headers, &proxy_fixup,
-                                     &proxy_trust, &body_timeout, &websocket)) {
+    PyObject *websocket = Py_None, *base_context = Py_None, *report_refusal = Py_None;
+    PyObject *lim_head = NULL;
+    int context_kwarg = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOOdOOpOO", kwlist,
+                                     &app, &loop, &report_exception, &task_factory,
+                                     &task_kwargs, &log_error, &root_path, &lifespan_state,
+                                     &access_log, &server_header, &date_header, &lim_line,
+                                     &lim_headers, &lim_header_size, &lim_body, &lim_conc,
+                                     &keep_alive, &header_timeout, &use_writelines, &opts,
+                                     &zc_threshold, &lazy_min, &cache_size, &default_headers,
+                                     &proxy_fixup, &proxy_trust, &body_timeout, &websocket,
+                                     &base_context, &context_kwarg, &report_refusal,
+                                     &lim_head)) {
+        return NULL;
+    }
+    if (report_refusal != Py_None && !PyCallable_Check(report_refusal)) {
+        PyErr_SetString(PyExc_TypeError, "report_refusal must be a callable or None");
+        return NULL;
+    }
+    if (base_context != Py_None && !PyContext_CheckExact(base_context)) {
+        PyErr_SetString(PyExc_TypeError, "base_context must be a contextvars.Context or None");
         return NULL;
     }
     if (websocket != Py_None && !PyCallable_Check(websocket)) {
@@ -169,7 +185,18 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->report_exception = Py_NewRef(report_exception);
     s->task_factory = Py_NewRef(task_factory);
     s->log_error = Py_NewRef(log_error);
+    s->report_refusal = report_refusal != Py_None ? Py_NewRef(report_refusal) : NULL;
+    /* None: the context of the code that makes the server */
+    s->base_context = base_context != Py_None ? Py_NewRef(base_context)
+                                              : PyContext_CopyCurrent();
+    s->context_kwarg = context_kwarg;
+    if (s->base_context == NULL) {
+        goto fail;
+    }
     s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
+    if (s->root_path == NULL || (s->raw_root_path = cp_raw_root_path(s->root_path)) == NULL) {
+        goto fail;
+    }
     s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
     if (cp_default_headers(default_headers, server_header, &s->server_line,
                            &s->extra_headers) < 0) {
@@ -206,8 +233,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->tasks = PySet_New(NULL);
     s->create_future = PyObject_GetAttrString(loop, "create_future");
     s->call_soon = PyObject_GetAttrString(loop, "call_soon");
-    if (s->root_path == NULL || s->tasks == NULL || s->create_future == NULL ||
-        s->call_soon == NULL) {
+    if (s->tasks == NULL || s->create_future == NULL || s->call_soon == NULL) {
         goto fail;
     }
     s->scope_template = cp_scope_template(s->mod, s->root_path);
@@ -225,14 +251,18 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     if (s->lifespan_state == NULL) {
         goto fail;
     }
-    if (task_kwargs != Py_None) {
-        if (!PyDict_Check(task_kwargs) || PyDict_GET_SIZE(task_kwargs) > 3) {
+    if (task_kwargs != Py_None || context_kwarg) {
+        /* kwnames: the task_kwargs keys, then "context" when the factory
+           takes it (its value is made per request) */
+        if (task_kwargs != Py_None &&
+            (!PyDict_Check(task_kwargs) || PyDict_GET_SIZE(task_kwargs) > 3)) {
             PyErr_SetString(PyExc_TypeError, "task_kwargs must be a dict of at most 3 items");
             goto fail;
         }
-        PyObject *keys = PyDict_Keys(task_kwargs);
-        PyObject *values = PyDict_Values(task_kwargs);
-        if (keys == NULL || values == NULL) {
+        PyObject *keys = task_kwargs != Py_None ? PyDict_Keys(task_kwargs) : PyList_New(0);
+        PyObject *values = task_kwargs != Py_None ? PyDict_Values(task_kwargs) : PyList_New(0);
+        if (keys == NULL || values == NULL ||
+            (context_kwarg && PyList_Append(keys, s->mod->s_context) < 0)) {
             Py_XDECREF(keys);
             Py_XDECREF(values);
             goto fail;
@@ -268,8 +298,15 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         }
         s->limits.max_headers = (size_t)v;
     }
+    s->limits.max_head_size = CP_DEFAULT_MAX_HEAD;
+    if (lim_head && lim_head != Py_None) {
+        if (get_size(lim_head, "limit_request_head", 16, &v) < 0) {
+            goto fail;
+        }
+        s->limits.max_head_size = (size_t)v;
+    }
     if (s->limits.max_request_line > (1u << 24) || s->limits.max_header_size > (1u << 24) ||
-        s->limits.max_headers > 100000) {
+        s->limits.max_headers > 100000 || s->limits.max_head_size > (1u << 26)) {
         PyErr_SetString(PyExc_ValueError, "request limits are too large");
         goto fail;
     }
@@ -304,12 +341,19 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     s->scratch_view =
         PyMemoryView_FromMemory(s->scratch, (Py_ssize_t)s->scratch_cap, PyBUF_WRITE);
-    if (s->scratch_view == NULL) {
+    s->discard = PyMem_Malloc(CP_DISCARD_SIZE);
+    if (s->scratch_view == NULL || s->discard == NULL) {
+        if (s->discard == NULL) {
+            PyErr_NoMemory();
+        }
+        goto fail;
+    }
+    s->discard_view = PyMemoryView_FromMemory(s->discard, CP_DISCARD_SIZE, PyBUF_WRITE);
+    if (s->discard_view == NULL) {
         goto fail;
     }
     s->module = PyType_GetModule(tp);
     Py_XINCREF(s->module);
-    s->now = cp_monotonic();
     return (PyObject *)s;
 fail:
     Py_DECREF(s);
@@ -330,8 +374,7 @@ static PyObject *server_call(ServerState *s, PyObject *args, PyObject *kwds)
 static PyObject *server_tick(ServerState *s, PyObject *unused)
 {
     (void)unused;
-    s->now = cp_monotonic();
-    for_each_conn(s, cp_conn_check_deadline, s->now);
+    for_each_conn(s, cp_conn_tick, cp_monotonic());
     Py_RETURN_NONE;
 }
 
@@ -368,25 +411,55 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
     (void)unused;
     const cp_stats *t = &s->stats;
     const cp_state *st = s->mod;
-#define U(x) (unsigned long long)(x)
-    return Py_BuildValue(
-        "{sKsKsKsKsKsnsnsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "connections_total",
-        U(t->connections_total), "requests_total", U(t->requests_total), "parse_errors",
-        U(t->parse_errors), "app_errors", U(t->app_errors), "body_bytes", U(t->body_bytes),
-        "connections", s->n_conns, "active_requests", s->n_tasks, "body_bytes_zero_copy",
-        U(t->body_bytes_zero_copy), "body_bytes_copied", U(t->body_bytes_copied),
-        "zero_copy_pending", U(s->zc_pending),
-        "scope_cache_hits", U(t->scope_cache_hits), "scope_cache_misses",
-        U(t->scope_cache_misses), "lazy_headers_created", U(t->lazy_headers_created),
-        "headers_built", U(t->headers_built), "responses_coalesced", U(t->responses_coalesced),
-        "responses_split", U(t->responses_split), "status_lines_cached",
-        U(t->status_lines_cached), "status_lines_formatted", U(t->status_lines_formatted),
-        "websocket_upgrades", U(t->websocket_upgrades),
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        return NULL;
+    }
+    /* (name, value) pairs: a table, so that adding a counter is one line */
+    struct {
+        const char *name;
+        long long value; /* counters stay far below 2**63 */
+    } counters[] = {
+        {"connections_total", (long long)t->connections_total},
+        {"requests_total", (long long)t->requests_total},
+        {"parse_errors", (long long)t->parse_errors},
+        {"bodies_too_large", (long long)t->bodies_too_large},
+        {"timeouts", (long long)t->timeouts},
+        {"overloaded", (long long)t->overloaded},
+        {"internal_errors", (long long)t->internal_errors},
+        {"app_errors", (long long)t->app_errors},
+        {"body_bytes", (long long)t->body_bytes},
+        {"body_bytes_drained", (long long)t->body_bytes_drained},
+        {"connections", (long long)s->n_conns},
+        {"active_requests", (long long)s->n_tasks},
+        {"body_bytes_zero_copy", (long long)t->body_bytes_zero_copy},
+        {"body_bytes_copied", (long long)t->body_bytes_copied},
+        {"zero_copy_pending", (long long)s->zc_pending},
+        {"scope_cache_hits", (long long)t->scope_cache_hits},
+        {"scope_cache_misses", (long long)t->scope_cache_misses},
+        {"lazy_headers_created", (long long)t->lazy_headers_created},
+        {"headers_built", (long long)t->headers_built},
+        {"responses_coalesced", (long long)t->responses_coalesced},
+        {"responses_split", (long long)t->responses_split},
+        {"status_lines_cached", (long long)t->status_lines_cached},
+        {"status_lines_formatted", (long long)t->status_lines_formatted},
+        {"websocket_upgrades", (long long)t->websocket_upgrades},
         /* module-wide: shared by every server of this interpreter */
-        "header_name_hits", U(st->header_name_hits), "header_name_misses",
-        U(st->header_name_misses), "lazy_headers_materialized",
-        U(st->lazy_headers_materialized), "optimizations", U(s->opts));
-#undef U
+        {"header_name_hits", (long long)st->header_name_hits},
+        {"header_name_misses", (long long)st->header_name_misses},
+        {"lazy_headers_materialized", (long long)st->lazy_headers_materialized},
+        {"optimizations", (long long)s->opts},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        PyObject *v = PyLong_FromLongLong(counters[i].value);
+        if (v == NULL || PyDict_SetItemString(d, counters[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
 }
 
 static PyObject *server_get_connections(ServerState *s, void *closure)
@@ -434,6 +507,10 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->task_kwnames);
     Py_VISIT(s->task_kwvalues);
     Py_VISIT(s->root_path);
+    Py_VISIT(s->raw_root_path);
+    Py_VISIT(s->base_context);
+    Py_VISIT(s->report_refusal);
+    Py_VISIT(s->discard_view);
     Py_VISIT(s->scope_template);
     Py_VISIT(s->lifespan_state);
     Py_VISIT(s->access_log);
@@ -469,6 +546,10 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->task_kwnames);
     Py_CLEAR(s->task_kwvalues);
     Py_CLEAR(s->root_path);
+    Py_CLEAR(s->raw_root_path);
+    Py_CLEAR(s->base_context);
+    Py_CLEAR(s->report_refusal);
+    Py_CLEAR(s->discard_view);
     Py_CLEAR(s->scope_template);
     Py_CLEAR(s->lifespan_state);
     Py_CLEAR(s->access_log);
@@ -494,6 +575,7 @@ static void server_dealloc(ServerState *s)
     PyObject_GC_UnTrack(s);
     server_clear(s);
     PyMem_Free(s->scratch);
+    PyMem_Free(s->discard);
     PyMem_Free(s->header_spans);
     PyMem_Free(s->scope_cache);
     tp->tp_free((PyObject *)s);
@@ -502,7 +584,8 @@ static void server_dealloc(ServerState *s)
 
 static PyMethodDef server_methods[] = {
     {"tick", (PyCFunction)server_tick, METH_NOARGS,
-     "Enforce keep-alive and request-header timeouts; call about once a second."},
+     "Enforce the timeouts, and give an app that waits the part of a zero-copy body "
+     "that came; call about every 100 ms."},
     {"shutdown", (PyCFunction)server_shutdown, METH_NOARGS,
      "Stop keeping connections alive: close idle ones now, busy ones after their "
      "response."},

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import contextvars
 import logging
 import sys
+import time
 from typing import Any
 
 from carpinus import _core
@@ -56,24 +58,92 @@ def _access_log_callable(config: Config) -> Any:
     return log_access
 
 
-def _task_factory(loop: asyncio.AbstractEventLoop) -> tuple[Any, dict[str, Any] | None]:
-    """Eager tasks on 3.12+: an app that never suspends costs no loop iteration."""
+def _task_factory(loop: asyncio.AbstractEventLoop) -> tuple[Any, dict[str, Any] | None, bool]:
+    """How the core makes each request's Task: (factory, its keyword arguments,
+    whether it takes context=).  The core gives every Task its own copy of the
+    server's base context, as a context= argument where the factory takes one,
+    else by entering the copy around the call.
+
+    A task factory the loop already has when the server starts (OpenTelemetry,
+    aiomonitor, asyncio.eager_task_factory) is honoured on every version; it
+    need not take context=.  Otherwise: eager tasks on 3.12+, so that an app
+    that never suspends costs no loop iteration."""
+    if loop.get_task_factory() is not None:
+        return loop.create_task, None, False
     if sys.version_info >= (3, 12):
-        return asyncio.Task, {"loop": loop, "eager_start": True}
-    return loop.create_task, None
+        return asyncio.Task, {"loop": loop, "eager_start": True}, True
+    return loop.create_task, None, sys.version_info >= (3, 11)
+
+
+# A client that sends garbage can send a lot of it: at most this many
+# refusals are logged per second, and the next line says how many were not.
+REFUSALS_LOGGED_PER_SECOND = 10
+
+
+class RefusalLog:
+    """Log the responses the server makes itself (400, 408, 413, 431, 503 ...)
+    and write their access lines; called by the C core for each one."""
+
+    def __init__(self, access: Any) -> None:
+        self.access = access  # the access-log callable, or None
+        self.window = 0
+        self.logged = 0
+        self.suppressed = 0
+
+    def __call__(self, status: int, reason: str, client: Any, request: Any) -> None:
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        if status == 408:
+            logger.debug("Request from %s timed out: %s", who, reason)
+        else:
+            now = int(time.monotonic())
+            if now != self.window:
+                self.window, self.logged = now, 0
+            if self.logged < REFUSALS_LOGGED_PER_SECOND:
+                self.logged += 1
+                more = (f" ({self.suppressed} more refused since, not logged)"
+                        if self.suppressed else "")
+                self.suppressed = 0
+                if status == 503:
+                    logger.warning("Exceeded concurrency limit: %s answered 503%s", who, more)
+                else:
+                    logger.warning("Invalid HTTP request from %s: %s (answered %d)%s",
+                                   who, reason, status, more)
+            else:
+                self.suppressed += 1
+        if self.access is not None:
+            self.access(_request_scope(request, client), status, 0, 0.0)
+
+
+def _request_scope(request: Any, client: Any) -> dict[str, Any]:
+    """The scope of a refused request, or what the access log needs of one."""
+    if isinstance(request, dict):
+        return request
+    scope: dict[str, Any] = {"type": "http", "client": client, "method": "-",
+                             "raw_path": b"-", "query_string": b"", "http_version": "1.1",
+                             "headers": []}
+    if request is not None:
+        method, target, version = request
+        path, _, query = target.partition(b"?")
+        scope.update(method=method, raw_path=path, query_string=query, http_version=version)
+    return scope
 
 
 def make_server_state(
     config: Config, loop: asyncio.AbstractEventLoop, app: Any, lifespan_state: dict[str, Any]
 ) -> _core.ServerState:
     """The protocol factory for loop.create_server: one per running server."""
-    factory, task_kwargs = _task_factory(loop)
+    factory, task_kwargs, context_kwarg = _task_factory(loop)
     proxy = ProxyHeaders(config.trusted_hosts) if config.proxy_headers else None
+    # Every request (and WebSocket) task starts from a copy of this context,
+    # never from the context of whatever code started it: context variables
+    # set while handling one request do not leak into the next.
+    base_context = contextvars.copy_context()
     websocket = None
     if config.websocket_implementation() is not None:
         from carpinus.protocols.websocket_handler import WebSocketHandler
 
-        websocket = WebSocketHandler(config, loop, app)
+        websocket = WebSocketHandler(config, loop, app, base_context)
+    access_log = _access_log_callable(config)
     state = _core.ServerState(
         app,
         loop,
@@ -83,12 +153,13 @@ def make_server_state(
         logger.error,
         root_path=config.root_path,
         lifespan_state=lifespan_state,
-        access_log=_access_log_callable(config),
+        access_log=access_log,
         server_header=config.server_header,
         date_header=config.date_header,
         limit_request_line=config.limit_request_line,
         limit_request_headers=config.limit_request_headers,
         limit_request_header_size=config.limit_request_header_size,
+        limit_request_head=config.limit_request_head,
         limit_request_body=config.limit_request_body,
         limit_concurrency=config.limit_concurrency,
         timeout_keep_alive=float(config.timeout_keep_alive),
@@ -103,6 +174,9 @@ def make_server_state(
         proxy_fixup=proxy.fixup if proxy is not None else None,
         proxy_trust=proxy.trust_callable if proxy is not None else None,
         websocket=websocket,
+        base_context=base_context,
+        context_kwarg=context_kwarg,
+        report_refusal=RefusalLog(access_log),
     )
     if websocket is not None:
         websocket.server_state = state

@@ -152,7 +152,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if rest:
             self.pending += rest
         self.queue.append({"type": "websocket.connect"})
-        self.task = self.loop.create_task(self._run_app())
+        self.task = handler.create_task(self._run_app())
         handler.tasks.add(self.task)
         self.task.add_done_callback(handler.tasks.discard)
 

@@ -10,7 +10,10 @@ upgrade, so a server that never sees a WebSocket pays nothing for them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from carpinus import _core
@@ -31,10 +34,14 @@ class WebSocketHandler:
     many connections and app tasks are still busy.
     """
 
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, app: Any) -> None:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, app: Any,
+                 base_context: contextvars.Context | None = None) -> None:
         self.config = config
         self.loop = loop
         self.app = app
+        # each connection's app task runs in a copy of it (see http_c.py)
+        self.base_context = base_context if base_context is not None \
+            else contextvars.copy_context()
         self.connections: set[WebSocketProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
@@ -59,6 +66,14 @@ class WebSocketHandler:
         protocol = protocol_class(self, transport, scope)
         transport.set_protocol(protocol)
         protocol.start(rest)
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A connection's app task, in its own copy of the base context (not in
+        the context of the HTTP request that asked for the upgrade)."""
+        context = self.base_context.copy()
+        if sys.version_info >= (3, 11):
+            return self.loop.create_task(coro, context=context)
+        return context.run(self.loop.create_task, coro)  # pragma: no cover - 3.10
 
     @property
     def busy(self) -> int:
