@@ -40,7 +40,8 @@ async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields;
-    /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms."""
+    /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms;
+    /exit → sys.exit(3) from the app."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -56,6 +57,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _text(send, b"ok")
     elif path == "/pid":
         await _text(send, str(os.getpid()).encode())
+    elif path == "/exit":
+        sys.exit(3)  # before any await: on 3.12+ inside the read (eager start)
     elif path == "/block":
         query = parse_qs(scope["query_string"].decode("latin-1"))
         time.sleep(int(query.get("ms", ["0"])[0]) / 1000)  # on purpose: a blocked loop

@@ -443,3 +443,28 @@ def test_starlette_is_disconnected(serve: Callable[..., ServerHandle], hooks: Ho
         f"no disconnect seen within {DISCONNECT_WAIT}s of the client closing"
     with handle.connect() as c:  # the server is fine afterwards
         assert c.request("GET", "/json").status == 200
+
+
+@pytest.mark.parametrize("framework", ["starlette", "fastapi"])
+def test_root_path_is_kept_in_urls(serve: Callable[..., ServerHandle], framework: str) -> None:
+    """Behind a proxy that strips /api (--root-path /api), routes match the
+    path without it, and request.url and url_for keep it (Starlette >= 0.35
+    reads it from the scope's path, which includes root_path)."""
+
+    async def where(request: Request) -> JSONResponse:
+        return JSONResponse({"url": str(request.url),
+                             "for": str(request.url_for("where", item="x")),
+                             "root_path": request.scope["root_path"]})
+
+    if framework == "starlette":
+        app: Any = Starlette(routes=[Route("/items/{item}", where, name="where")])
+    else:
+        app = FastAPI()
+        app.add_api_route("/items/{item}", where, name="where")
+    handle = serve(app, root_path="/api")
+    r = httpx.get(f"{handle.url}/items/7?q=1", timeout=WAIT)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["url"] == f"{handle.url}/api/items/7?q=1"
+    assert body["for"] == f"{handle.url}/api/items/x"
+    assert body["root_path"] == "/api"

@@ -132,9 +132,10 @@ static inline void cp_err_restore(PyObject *exc)
 #endif
 }
 
-/* SystemExit and KeyboardInterrupt are not the server's to swallow: they
-   leave through the transport callback, which stops the loop, as they would
-   from any callback of the loop's own. */
+/* SystemExit and KeyboardInterrupt are not the server's to swallow: raised
+   while serving a read (an app started eagerly), they are raised again from
+   a callback of the loop's own, which stops the loop as they would from any
+   of its callbacks (protocol.c, raise_from_loop). */
 static inline int cp_err_must_propagate(void)
 {
     return PyErr_ExceptionMatches(PyExc_SystemExit) ||

@@ -1004,10 +1004,41 @@ static int absorb_side(HttpProtocol *c)
     return 0;
 }
 
+/* A SystemExit or KeyboardInterrupt came up while serving (an app started
+   eagerly inside the read raised it): raise it again from a callback of the
+   loop's own, which every loop lets through to stop itself.  Raising it out
+   of buffer_updated() would work with stdlib transports only: uvloop's
+   catches whatever a protocol raises and just closes the connection.
+   Steals exc; returns None, or NULL with exc raised if the loop cannot take
+   the callback. */
+static PyObject *reraise_now(PyObject *exc, PyObject *unused)
+{
+    (void)unused;
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    return NULL;
+}
+
+static PyMethodDef reraise_def = {"reraise", reraise_now, METH_NOARGS,
+                                  "Raise the exception again (from the loop)."};
+
+static PyObject *raise_from_loop(ServerState *s, PyObject *exc)
+{
+    PyObject *cb = PyCFunction_New(&reraise_def, exc);
+    PyObject *h = cb != NULL ? PyObject_CallOneArg(s->call_soon, cb) : NULL;
+    Py_XDECREF(cb);
+    if (h == NULL) {
+        PyErr_Clear();
+        cp_err_restore(exc);
+        return NULL;
+    }
+    Py_DECREF(h);
+    Py_DECREF(exc);
+    Py_RETURN_NONE;
+}
+
 /* After a read (or the loop's call to _process_pending): serve, keep what is
    left, take in what was read meanwhile, then set reading and deadlines.
-   process_rc is conn_process()'s result for the bytes just processed.
-   Returns None, or NULL with the exception that must propagate. */
+   process_rc is conn_process()'s result for the bytes just processed. */
 static PyObject *conn_settle(HttpProtocol *c, int process_rc)
 {
     Py_INCREF(c);
@@ -1038,10 +1069,10 @@ static PyObject *conn_settle(HttpProtocol *c, int process_rc)
         update_reading(c);
         update_body_deadline(c);
     }
-    Py_DECREF(c);
+    ServerState *s = c->server;
+    Py_DECREF(c); /* the transport (or the loop's handle) still holds c */
     if (exc != NULL) {
-        cp_err_restore(exc);
-        return NULL;
+        return raise_from_loop(s, exc);
     }
     Py_RETURN_NONE;
 }
@@ -1297,10 +1328,9 @@ static PyObject *body_updated(HttpProtocol *c, size_t n)
         }
     }
     update_reading(c);
-    Py_DECREF(c);
+    Py_DECREF(c); /* the transport still holds c, and c holds s */
     if (exc != NULL) {
-        cp_err_restore(exc);
-        return NULL;
+        return raise_from_loop(s, exc);
     }
     Py_RETURN_NONE;
 }
