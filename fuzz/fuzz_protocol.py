@@ -1,6 +1,7 @@
 """fuzz_protocol.py -- end-to-end fuzz target: byte streams through the C protocol.
 
-Run by `make -C fuzz run-protocol` with atheris (libFuzzer for Python) against
+Run from the project root as a module (`python -m fuzz.fuzz_protocol ...`),
+which is what `make -C fuzz run-protocol` does, with atheris (libFuzzer for Python) against
 an ASan+UBSan build of carpinus._core that carries libFuzzer's coverage
 instrumentation (CARPINUS_FUZZ=1, see setup.py), so that the fuzzer is guided
 by the branches it reaches in the C core.
@@ -26,16 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import sys
 
 import h11
 
 from carpinus import _core
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from harness import Options, Seen, Violation, check, run_stream  # noqa: E402
+from fuzz.harness import Options, Seen, Violation, check, run_stream
 
 # Behaviours that consume the whole body before answering: only for those is
 # the body the app saw comparable with h11's.

@@ -17,19 +17,15 @@ The same files seed the fuzzer (fuzz/Makefile).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("h11")
 
-FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
-sys.path.insert(0, str(FUZZ))
+from fuzz import fuzz_protocol  # noqa: E402  (after the importorskip)
 
-import fuzz_protocol  # noqa: E402
-
-INPUTS = sorted((FUZZ / "regressions").iterdir())
+INPUTS = sorted((Path(fuzz_protocol.__file__).parent / "regressions").iterdir())
 
 
 def test_there_are_regression_inputs() -> None:
