@@ -6,21 +6,18 @@ chosen points, and what comes out is checked.
 
 What is real and what is fake: the protocol, the request cycle, the app's
 receive()/send() and the asyncio event loop and tasks are the real ones.  Only
-the transport is a stand-in, so that every read boundary, pause and close is
-under the fuzzer's control and every byte written is recorded.  The fake
-behaves like asyncio's socket transports where the protocol can tell:
-
-  - reads go through get_buffer()/buffer_updated() (or data_received() for
-    transports that do not speak BufferedProtocol) and stop while the
-    protocol has called pause_reading(), and for good after close();
-  - close() makes the loop call connection_lost(None) soon after;
-  - eof_received() returning a false value makes the transport close;
-  - write() past a high-water mark calls pause_writing(); the "client"
-    drains the buffer between loop iterations and resume_writing() follows.
+the transport is a stand-in (tests/support/fake_transport.py, shared with the
+tests), so that every read boundary, pause and close is under the fuzzer's
+control and every byte written is recorded: reads through
+get_buffer()/buffer_updated() or data_received(), pause/resume reading,
+close() followed by connection_lost(), write flow control with a client that
+drains between loop iterations.
 
 Invariants (Violation is raised; the fuzz target turns it into a crash):
 
-  - the protocol never raises into the transport, and no exception reaches
+  - nothing the transport would report: the protocol never raises into it,
+    hands it no bad buffer and calls it consistently
+    (FakeTransport.violations), and no exception reaches
     sys.unraisablehook (the core reports internal failures that way);
   - the bytes written parse as a sequence of well-formed HTTP/1.1 responses:
     app responses in request order (each app response carries x-app: N),
@@ -47,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carpinus import _core
+from tests.support.fake_transport import FakeTransport
 
 # The statuses the server itself answers with (parser.h, protocol.c).
 SERVER_STATUSES = {400, 408, 413, 414, 431, 500, 501, 503, 505}
@@ -55,96 +53,6 @@ MAX_LOOP_ITERATIONS = 20_000
 
 class Violation(AssertionError):
     """An invariant of the protocol does not hold."""
-
-
-# ---------------------------------------------------------------------------
-# The fake transport
-# ---------------------------------------------------------------------------
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: Any,
-                 write_high_water: int) -> None:
-        super().__init__()
-        self.loop = loop
-        self.protocol = protocol
-        self.out = bytearray()
-        self.closed = False
-        self.lost = False
-        self.reading_paused = False
-        self.writing_paused = False
-        self.unflushed = 0
-        self.write_high_water = write_high_water
-        self.writes_after_close = 0
-        self.server_closed = False  # the protocol called close()
-
-    # -- what the protocol calls ---------------------------------------------
-    def write(self, data: Any) -> None:
-        data = bytes(data)
-        if self.closed or self.lost:
-            self.writes_after_close += 1
-            raise Violation(f"write after close: {data[:80]!r}")
-        self.out += data
-        self.unflushed += len(data)
-        if not self.writing_paused and self.unflushed > self.write_high_water:
-            self.writing_paused = True
-            self.protocol.pause_writing()
-
-    def writelines(self, list_of_data: Any) -> None:
-        for data in list_of_data:
-            self.write(data)
-
-    def close(self) -> None:
-        self.server_closed = True
-        self._close()
-
-    def _close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.loop.call_soon(self._lose, None)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        if self.reading_paused:
-            raise Violation("pause_reading() twice")
-        self.reading_paused = True
-
-    def resume_reading(self) -> None:
-        if not self.reading_paused:
-            raise Violation("resume_reading() while not paused")
-        self.reading_paused = False
-
-    def is_reading(self) -> bool:
-        return not self.reading_paused
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000),
-                "sslcontext": None}.get(name, default)
-
-    def get_write_buffer_size(self) -> int:
-        return self.unflushed
-
-    # -- what the client side does -------------------------------------------
-    def _lose(self, exc: BaseException | None) -> None:
-        if self.lost:
-            return
-        self.lost = True
-        self.protocol.connection_lost(exc)
-
-    def abort_by_client(self) -> None:
-        """The peer reset the connection."""
-        self.closed = True
-        self._lose(ConnectionResetError("reset by the fuzzer"))
-
-    def drain(self) -> None:
-        """The client read everything written so far."""
-        self.unflushed = 0
-        if self.writing_paused and not self.lost:
-            self.writing_paused = False
-            self.protocol.resume_writing()
 
 
 # ---------------------------------------------------------------------------
@@ -463,8 +371,8 @@ class Run:
             optimizations=opts.optimizations, zero_copy_threshold=opts.zero_copy_threshold,
             **opts.limits)
         self.protocol = self.state()
-        self.transport = FakeTransport(loop, self.protocol, opts.write_high_water)
-        self.fed = 0  # bytes handed to the protocol
+        self.transport = FakeTransport(loop, self.protocol, buffered=opts.buffered,
+                                       write_high_water=opts.write_high_water)
         self.end_state: tuple[str, int] = ("", 0)  # protocol state, buffer once all is fed
 
     def _report(self, exc: BaseException, scope: Any, disconnected: bool) -> None:
@@ -475,22 +383,10 @@ class Run:
             await asyncio.sleep(0)
             self.transport.drain()
 
-    def _feed(self, piece: bytes) -> bytes:
-        """One read: as much of piece as the protocol's buffer takes; returns the rest."""
-        if not self.opts.buffered:
-            self.protocol.data_received(piece)
-            self.fed += len(piece)
-            return b""
-        buf = self.protocol.get_buffer(-1)
-        view = memoryview(buf)
-        if view.nbytes == 0:
-            raise Violation("get_buffer() returned an empty buffer")
-        n = min(view.nbytes, len(piece))
-        view[:n] = piece[:n]
-        view.release()
-        self.protocol.buffer_updated(n)
-        self.fed += n
-        return piece[n:]
+    @property
+    def fed(self) -> int:
+        """Bytes handed to the protocol."""
+        return self.transport.delivered
 
     def _progress(self) -> tuple[int, ...]:
         t = self.transport
@@ -524,8 +420,9 @@ class Run:
         bounds = [0, *self.opts.cuts, len(self.data)]
         reads = 0
         for a, b in zip(bounds, bounds[1:], strict=False):
-            piece = self.data[a:b]
-            while piece and not t.closed:
+            t.queue(self.data[a:b])
+            left = b - a
+            while left and not t.closed:
                 spins = 0
                 while t.reading_paused and not t.closed:
                     await self._yield(1)
@@ -534,7 +431,7 @@ class Run:
                         raise Violation("reading paused for good: the app cannot catch up")
                 if t.closed:
                     break
-                piece = self._feed(piece)
+                left -= t.read(left)
                 reads += 1
                 if reads == self.opts.event_at:
                     self._server_event()
@@ -548,15 +445,14 @@ class Run:
         closed_by_server = t.server_closed
         if not t.closed:
             if self.opts.ending == "eof":
-                if not self.protocol.eof_received():
-                    t._close()  # what a transport does when eof_received() says so
+                t.client_eof()
             elif self.opts.ending in ("reset", "reset_early"):
-                t.abort_by_client()
+                t.client_reset()
         await self._settle()
         if not t.lost:
-            t.abort_by_client()  # "none": the client finally goes away
+            t.client_reset()  # "none": the client finally goes away
         for _ in range(MAX_LOOP_ITERATIONS):
-            if not self.state.tasks:
+            if not self.state.tasks and t.lost:
                 break
             await asyncio.sleep(0)
         if self.state.tasks:
@@ -569,8 +465,9 @@ def check(run: Run, outcome: Outcome) -> list[ParsedResponse]:
     """Every invariant about the output of one run; returns the parsed responses."""
     t = run.transport
     seen = outcome.seen
-    if t.writes_after_close:
-        raise Violation("bytes were written after close()")
+    if t.violations:
+        first = t.violations[0]
+        raise Violation(f"transport: {first}") from first.exc
     if run.state.connections != 0 or run.state.active_requests != 0:
         raise Violation(f"counts after the end: {run.state.connections} connections, "
                         f"{run.state.active_requests} requests")
