@@ -204,7 +204,19 @@ def test_writes_after_close_are_dropped_and_recorded() -> None:
         t.close()
         t.write(b"after")
         assert t.out == b"before"
-        assert [v.message for v in t.violations] == ["write() after close(): b'after'"]
+        assert [v.message for v in t.violations] == ["write() after close (protocol): b'after'"]
+    run(body)
+
+
+def test_writes_between_a_client_reset_and_connection_lost_are_dropped_silently() -> None:
+    async def body(loop: asyncio.AbstractEventLoop) -> None:
+        p, t = make(loop)
+        t.client_reset()
+        t.write(b"not yet told")
+        assert t.out == b"" and t.writes_dropped == 1 and not t.violations
+        await iterations()
+        t.write(b"told")
+        assert [v.message for v in t.violations] == ["write() after close (reset): b'told'"]
     run(body)
 
 
@@ -286,6 +298,8 @@ def test_write_error_oserror_closes_and_raises() -> None:
             t.write(b"two")
         assert t.write_error_raised and t.is_closing()
         assert t.out == b"one"
+        t.write(b"three")  # the protocol was told: uvloop raises, here a violation
+        assert t.violations[0].message == "write() after close (fatal): b'three'"
         await iterations()
         assert p.calls == [("connection_lost", exc, "")]
     run(body)

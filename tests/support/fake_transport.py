@@ -26,8 +26,14 @@ Reads (always)
 Close and connection_lost (always)
     close() marks the transport closing (is_closing() is True at once) and
     connection_lost(None) follows on a later loop iteration.  Nothing may be
-    written after close(): the stdlib drops such writes silently and uvloop
-    raises RuntimeError; here they are dropped and each is a violation.
+    written once the protocol has closed the transport, let it close (a
+    false eof_received()), been told it failed (a write() that raised) or
+    seen connection_lost(): the stdlib drops such writes and uvloop raises
+    RuntimeError; here they are dropped and each is a violation.  A client
+    reset is different: the transport is closing at once but the protocol
+    hears of it only from connection_lost() on a later iteration, and real
+    transports drop what is written in between without a word
+    (`writes_dropped` counts it).
 
 EOF (always)
     client_eof() calls eof_received(); a false answer makes the transport
@@ -166,6 +172,8 @@ class FakeTransport(asyncio.Transport):
         self.write_error_raised = False
         # state
         self.closed = False              # closing: close(), abort, reset, fatal error
+        self.close_reason = ""           # "protocol", "eof", "abort", "fatal", "reset"
+        self.writes_dropped = 0          # written after a client reset, before connection_lost
         self.lost = False                # connection_lost() was called
         self.server_closed = False       # the protocol called close()
         self.reading_paused = False
@@ -183,7 +191,11 @@ class FakeTransport(asyncio.Transport):
     def write(self, data: Any) -> None:
         self.write_calls += 1
         if self.closed:
-            self._violation(f"write() after close(): {bytes(data)[:80]!r}")
+            if self.close_reason == "reset" and not self.lost:
+                self.writes_dropped += 1
+            else:
+                self._violation(f"write() after close ({self.close_reason}): "
+                                f"{bytes(data)[:80]!r}")
             return
         if self.write_error is not None and self.write_calls == self.write_error_at:
             self._raise_write_error()
@@ -208,12 +220,13 @@ class FakeTransport(asyncio.Transport):
         if self.closed:
             return
         self.server_closed = True
-        self._shut_down()
+        self._shut_down("protocol")
 
     def abort(self) -> None:
         self.events.append(("abort",))
         if not self.closed:
             self.closed = True
+            self.close_reason = "abort"
             self.loop.call_soon(self._lose, None)
 
     def is_closing(self) -> bool:
@@ -299,9 +312,9 @@ class FakeTransport(asyncio.Transport):
             if keep_open:
                 self._violation("returning true from eof_received() has no effect "
                                 "when using ssl (sslproto logs a warning)")
-            self._shut_down()
+            self._shut_down("eof")
         elif not keep_open:
-            self._shut_down()
+            self._shut_down("eof")
 
     def client_reset(self) -> None:
         """The client reset the connection: the transport is closing at once,
@@ -310,6 +323,7 @@ class FakeTransport(asyncio.Transport):
         if self.closed:
             return
         self.closed = True
+        self.close_reason = "reset"
         self.loop.call_soon(self._lose, ConnectionResetError("connection reset by the client"))
 
     def drain(self) -> None:
@@ -356,6 +370,7 @@ class FakeTransport(asyncio.Transport):
         if isinstance(exc, OSError):
             # uvloop: _fatal_error(exc, throw=True) closes the handle, then raises
             self.closed = True
+            self.close_reason = "fatal"
             self.loop.call_soon(self._lose, exc)
         raise exc
 
@@ -363,6 +378,8 @@ class FakeTransport(asyncio.Transport):
         """What a real transport does with an error from a protocol callback:
         log it (here: a violation) and abort; connection_lost(exc) follows."""
         self._violation(message, exc)
+        if not self.closed:
+            self.close_reason = "fatal"
         self.closed = True
         if not self.aborted and not self.lost:
             self.aborted = True
@@ -421,11 +438,12 @@ class FakeTransport(asyncio.Transport):
             self._fatal(fatal or "Fatal error: protocol.buffer_updated() call failed.", exc)
         return n
 
-    def _shut_down(self) -> None:
+    def _shut_down(self, reason: str) -> None:
         """Close: at once for a socket; for TLS, sslproto's _start_shutdown()."""
         if self.closed:
             return
         self.closed = True  # sslproto sets _app_transport._closed first
+        self.close_reason = reason
         if not self.tls:
             self.loop.call_soon(self._lose, None)
             return
