@@ -86,7 +86,7 @@ fuzz: tools $(VENV_FUZZ)/.built
 
 # The parser corpus through carpinus, h11 and httptools (docs/reliability.md).
 differential: $(VENV)/.built
-	$(VENV)/bin/python fuzz/differential.py
+	$(VENV)/bin/python -m fuzz.differential
 
 # A subset of the suite under valgrind --leak-check=full (a few minutes; not
 # part of `make test`).  Fails on a definite leak with a carpinus frame.

@@ -1,8 +1,10 @@
 """Differential parsing: one corpus through carpinus, h11 and httptools.
 
-    python fuzz/differential.py             table of every input, disagreements marked
-    python fuzz/differential.py --markdown  the disagreement table for docs/reliability.md
-    python fuzz/differential.py --write     re-pin fuzz/differential.json
+    python -m fuzz.differential             table of every input, disagreements marked
+    python -m fuzz.differential --markdown  the disagreement table for docs/reliability.md
+    python -m fuzz.differential --write     re-pin fuzz/differential.json
+
+(from the project root, like every script of the fuzz package)
 
 The corpus is every request in the tables of
 tests/protocols/test_http_c_rejections.py and test_smuggling.py plus the seed
@@ -39,13 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from fuzz.harness import Options, parse_responses, run_stream
 
-from harness import Options, parse_responses, run_stream  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 PIN_FILE = HERE / "differential.json"
 

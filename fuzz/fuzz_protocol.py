@@ -1,16 +1,27 @@
 """fuzz_protocol.py -- end-to-end fuzz target: byte streams through the C protocol.
 
-Run by `make -C fuzz run-protocol` with atheris (libFuzzer for Python) against
+Run from the project root as a module (`python -m fuzz.fuzz_protocol ...`),
+which is what `make -C fuzz run-protocol` does, with atheris (libFuzzer for Python) against
 an ASan+UBSan build of carpinus._core that carries libFuzzer's coverage
 instrumentation (CARPINUS_FUZZ=1, see setup.py), so that the fuzzer is guided
 by the branches it reaches in the C core.
 
 Input layout: bytes 0-2 are a seed for every choice that is not the stream
 itself -- where the stream is cut into reads, which app behaviour serves each
-request, the limits, the optimizations, read and write flow control, and how
-the client ends the connection (see harness.Options.from_seed).  The rest is
-the byte stream the client sends.  The layout matches corpus/parser/, whose
-first three bytes pick the parser's limits, so that corpus seeds this one.
+request, the limits, the optimizations, read and write flow control, how the
+client ends the connection, and the transport's behaviours (TLS-like close,
+failing writes, pause/resume inside write, a slow client, a cancellation from
+outside; see harness.Options.from_seed).  The rest is the byte stream the
+client sends.  The layout matches corpus/parser/, whose first three bytes
+pick the parser's limits, so that corpus seeds this one.
+
+CARPINUS_FUZZ_DISABLE=tls,cancel,... switches features or app behaviours off
+(harness.FEATURES), to fuzz on past a known defect.
+
+    python -m fuzz.fuzz_protocol --replay FILE...   (no atheris needed)
+
+runs inputs once each and prints what they chose and what failed, the way
+tests/protocols/test_http_c_fuzz_regressions.py replays fuzz/regressions/.
 
 Every run is checked by harness.check (responses well-formed and in order,
 nothing written after close, a rejection closes the connection, every app
@@ -28,18 +39,18 @@ import asyncio
 import gc
 import os
 import sys
+from pathlib import Path
 
 import h11
 
 from carpinus import _core
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from harness import Options, Seen, Violation, check, run_stream  # noqa: E402
+from fuzz.harness import Options, Seen, Violation, check, run_stream
 
 # Behaviours that consume the whole body before answering: only for those is
-# the body the app saw comparable with h11's.
-READS_BODY = {"echo", "slow_reader", "stream", "no_content"}
+# the body the app saw comparable with h11's (and only when it saw all of it).
+READS_BODY = {"echo", "slow_reader", "stream", "no_content", "no_throw", "reenter_more_body",
+              "reenter_headers", "reenter_mapping", "wait_for_receive", "wait_for_send",
+              "create_task", "app_transfer_encoding"}
 
 
 def h11_requests(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
@@ -95,7 +106,8 @@ def compare_with_h11(stream: bytes, seen: list[Seen]) -> None:
 LOOP = asyncio.new_event_loop()
 asyncio.set_event_loop(LOOP)
 CORE_TYPES = (_core.ServerState, _core.HttpProtocol, _core.RequestCycle, _core.LazyHeaders)
-LEAK_CHECK_EVERY = 512
+# every N inputs (CARPINUS_FUZZ_LEAK_CHECK_EVERY=1 finds the input that leaked)
+LEAK_CHECK_EVERY = int(os.environ.get("CARPINUS_FUZZ_LEAK_CHECK_EVERY", "512"))
 runs = 0
 
 
@@ -125,7 +137,29 @@ def test_one_input(data: bytes) -> None:
         check_no_core_objects_left()
 
 
+def replay(paths: list[str]) -> int:
+    """Run each input once; print its options and the outcome.  Exit status 1
+    if any failed."""
+    failed = 0
+    for path in paths:
+        data = Path(path).read_bytes()
+        opts = Options.from_seed(data[:3], len(data) - 3) if len(data) >= 3 else None
+        print(f"== {path}\n   {opts}")
+        try:
+            test_one_input(data)
+        except Exception as exc:
+            failed += 1
+            print(f"   FAILED: {type(exc).__name__}: {exc}")
+            if exc.__cause__ is not None:
+                print(f"   cause: {exc.__cause__!r}")
+        else:
+            print("   ok")
+    return 1 if failed else 0
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--replay"]:
+        sys.exit(replay(sys.argv[2:]))
     import atheris
 
     atheris.Setup(sys.argv, test_one_input)

@@ -1,6 +1,6 @@
 """Write the generated part of the committed seed corpus.
 
-    python fuzz/make_corpus.py
+    python -m fuzz.make_corpus      (from the project root)
 
 Adds to fuzz/corpus/ (existing hand-made seeds are left alone):
 
@@ -18,11 +18,9 @@ Parser seeds start with three 0xff bytes (default limits), chunked seeds with
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 PARSER_PREFIX = b"\xff\xff\xff"
 

@@ -5,7 +5,7 @@ of the rejection and smuggling tests plus the parser fuzz corpus) with each
 parser.  fuzz/differential.json pins the result.  This test recomputes it:
 
   - a change in carpinus' verdict on any input is a behaviour change that
-    must be deliberate (re-pin with `python fuzz/differential.py --write`);
+    must be deliberate (re-pin with `python -m fuzz.differential --write`);
   - a change in h11's or httptools' verdict (for the versions the pin was
     made with, recorded in it) is a change in this script: re-pin;
   - every disagreement must have a reason in differential.REASONS and a row
@@ -18,7 +18,6 @@ transport in place of the socket (fuzz/harness.py).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,9 @@ import pytest
 pytest.importorskip("httptools")
 pytest.importorskip("h11")
 
-FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
-DOC = FUZZ.parent / "docs" / "reliability.md"
-sys.path.insert(0, str(FUZZ))
+from fuzz import differential  # noqa: E402  (after the importorskips)
 
-import differential  # noqa: E402
+DOC = Path(differential.__file__).resolve().parents[1] / "docs" / "reliability.md"
 
 
 @pytest.fixture(scope="module")

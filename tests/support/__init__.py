@@ -1,0 +1,6 @@
+"""Test support shared by the test suite and the fuzz harness (fuzz/harness.py).
+
+fake_transport  the one fake asyncio transport: reads, writes, flow control,
+                close and TLS behaviour under the caller's control, plus
+                cancellation from outside (timeouts, cancel scopes)
+"""
