@@ -1052,8 +1052,11 @@ def check(run: Run, outcome: Outcome) -> list[ParsedResponse]:
 
     responses = parse_responses(outcome.output, method_of)
     outcome.responses = responses
+    # TLS has no half-close: the client's close_notify ends the connection
+    # (sslproto shuts down whatever eof_received() answers), so a response
+    # still streaming then is cut off, as by a reset
     aborted = run.opts.ending in ("reset", "reset_early", "none") or \
-        run.opts.server_event == "close_all"
+        run.opts.server_event == "close_all" or (run.opts.tls and run.opts.ending == "eof")
     next_app = 0
     for k, resp in enumerate(responses):
         last = k == len(responses) - 1

@@ -362,3 +362,19 @@ def test_lazy_headers_counted_when_materialized(serve) -> None:
         c.request("GET", "/mutate", headers=many)
     assert built == [2, 2, True]
     assert handle.state.stats()["lazy_headers_materialized"] - before == 1
+
+
+def test_core_defaults_are_the_documented_ones() -> None:
+    """A ServerState made directly (tests, embedders) has the optimizations
+    Config has by default: one source of truth, lazy_headers off."""
+    import asyncio
+
+    from carpinus.optimizations import bits
+
+    loop = asyncio.new_event_loop()
+    try:
+        state = _core.ServerState(apps.hello, loop, print, loop.create_task, None, print)
+        assert state.stats()["optimizations"] == _core.OPT_DEFAULT == bits(DEFAULTS)
+        assert not DEFAULTS["lazy_headers"]
+    finally:
+        loop.close()

@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INPUTS = sorted((ROOT / "fuzz" / "regressions").iterdir())
 
 # review findings whose regression input still fails against the core
-OPEN = {"B1", "B3", "B4", "B5", "B7", "B8", "B9", "B11", "B15"}
+OPEN: set[str] = set()
 
 
 def test_there_are_regression_inputs() -> None:
