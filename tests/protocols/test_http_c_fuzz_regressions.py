@@ -17,6 +17,11 @@ some of these made the core crash outright.
       the client's EOF arrived after a response completed but before the
       pipelined request waiting behind it was parsed: the transport closed,
       and the parse then wrote a 400 into it.
+  protocol-tls-close-notify-while-answering
+      TLS: the client's close_notify while its request was being answered;
+      the TLS transport shuts down whatever eof_received() says, but the
+      connection stayed open for the response, which was then written into
+      the closing transport.
 
 Inputs named after a finding of the C core review
 (../shared/reviews/c-core-2026-12, B1-B15), one small input each, written

@@ -1429,15 +1429,14 @@ static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
        polls and streams can stop), but the response may still be written;
        the connection closes after it.  Anything else -- idle, a partial
        request, or pipelined requests not yet started -- closes now (they
-       are dropped, as the requests after the current one are above). */
-    if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL) {
+       are dropped, as the requests after the current one are above).
+       TLS has no half-close: after the peer's close_notify the TLS
+       transport shuts down whatever we answer (and warns if we answer
+       True), so the connection closes now and the app's next send() raises
+       ClientDisconnected instead of writing into a closing transport. */
+    if (c->state == CP_ST_WAIT_RESPONSE && c->cycle != NULL &&
+        c->scheme != c->server->mod->v_https) {
         cp_cycle_client_eof(c->cycle);
-        /* True keeps the transport open for the response.  A TLS transport
-           ignores the answer (and logs a warning for True): it shuts down
-           after the close_notify anyway. */
-        if (c->scheme == c->server->mod->v_https) {
-            Py_RETURN_FALSE;
-        }
         Py_RETURN_TRUE;
     }
     /* Closed from here on, not only once connection_lost comes: pipelined
