@@ -17,6 +17,10 @@ some of these made the core crash outright.
       the client's EOF arrived after a response completed but before the
       pipelined request waiting behind it was parsed: the transport closed,
       and the parse then wrote a 400 into it.
+  protocol-retry-after-a-write-reset
+      transport.write() raised ConnectionResetError (uvloop closes the
+      transport first); the app caught it and sent again, into the closed
+      transport.
   protocol-tls-close-notify-while-answering
       TLS: the client's close_notify while its request was being answered;
       the TLS transport shuts down whatever eof_received() says, but the

@@ -138,6 +138,22 @@ static void side_free(HttpProtocol *c)
 
 /* ---- transport calls ------------------------------------------------ */
 
+/* transport.write() raised (the exception is set).  An OSError means the
+   transport is broken -- uvloop closes it before raising -- so nothing more
+   can be written: the request in flight is cut off as by a reset, and the
+   app's next send() raises ClientDisconnected instead of writing again.
+   Anything else (the stdlib's "cannot write" refusals) leaves it open.
+   Returns -1 with the exception still set. */
+static int write_failed(HttpProtocol *c)
+{
+    if (PyErr_ExceptionMatches(PyExc_OSError)) {
+        PyObject *exc = cp_err_take();
+        cp_conn_close(c);
+        cp_err_restore(exc);
+    }
+    return -1;
+}
+
 int cp_conn_write(HttpProtocol *c, PyObject *data)
 {
     if (c->write == NULL) {
@@ -145,7 +161,7 @@ int cp_conn_write(HttpProtocol *c, PyObject *data)
     }
     PyObject *r = PyObject_CallOneArg(c->write, data);
     if (r == NULL) {
-        return -1;
+        return write_failed(c);
     }
     Py_DECREF(r);
     return 0;
@@ -168,7 +184,7 @@ int cp_conn_writelines(HttpProtocol *c, PyObject *list)
     }
     PyObject *r = PyObject_CallMethodOneArg(c->transport, c->server->mod->s_writelines, list);
     if (r == NULL) {
-        return -1;
+        return write_failed(c);
     }
     Py_DECREF(r);
     return 0;
