@@ -105,6 +105,8 @@ class RefusalLog:
                 self.suppressed = 0
                 if status == 503:
                     logger.warning("Exceeded concurrency limit: %s answered 503%s", who, more)
+                elif status == 500:  # the exception itself went to sys.unraisablehook
+                    logger.error("Internal error while serving %s (answered 500)%s", who, more)
                 else:
                     logger.warning("Invalid HTTP request from %s: %s (answered %d)%s",
                                    who, reason, status, more)
