@@ -21,6 +21,10 @@ some of these made the core crash outright.
       transport.write() raised ConnectionResetError (uvloop closes the
       transport first); the app caught it and sent again, into the closed
       transport.
+  protocol-receive-cancelled-after-its-wake-up
+      a receive() under asyncio.wait_for: the body arrived and woke it, and
+      the timeout cancelled it before it resumed; the message had been put
+      into its Future and was lost with it (h11 saw a byte the app did not).
   protocol-tls-close-notify-while-answering
       TLS: the client's close_notify while its request was being answered;
       the TLS transport shuts down whatever eof_received() says, but the

@@ -317,6 +317,42 @@ def test_a_receive_whose_future_is_cancelled_keeps_the_body() -> None:
     run(test)
 
 
+def test_a_receive_cancelled_after_its_wake_up_loses_nothing() -> None:
+    """The body arrives and wakes a waiting receive(); before it resumes, a
+    timeout cancels it.  The message is made when a receive() resumes, not
+    when it is woken, so the next receive() gets it: nothing is lost."""
+
+    async def test(loop: asyncio.AbstractEventLoop) -> None:
+        got: list[bytes] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                got.append((await receive())["body"])
+            except asyncio.CancelledError:
+                got.append(b"cancelled")
+                task = asyncio.current_task()
+                while task is not None and task.cancelling():
+                    task.uncancel()
+            body, _ = await apps.read_body(receive)
+            got.append(body)
+            await apps.send_text(send, body)
+
+        state = server(loop, app)
+        c = Conn(state, loop)
+        c.send(build_request("POST", "/", [("Content-Length", "5")]))
+        await settle()
+        (task,) = state.tasks
+        c.send(b"hello")  # wakes the receive() ...
+        task.cancel()     # ... which is cancelled before it resumes
+        await settle()
+        assert got == [b"cancelled", b"hello"]
+        assert c.out.endswith(b"hello")
+
+    if sys.version_info < (3, 11):
+        pytest.skip("Task.uncancel() exists from Python 3.11")
+    run(test)
+
+
 class NoThrow:
     """An awaitable whose iterator has no throw() (nor close()): a plain
     iterator that yields a few times."""

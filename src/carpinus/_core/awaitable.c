@@ -10,8 +10,12 @@
  *
  * When the call must wait (no body yet, writing paused), the Outcome holds
  * the Future it waits for and delegates every step to the Future's own
- * iterator, exactly as `await future` would: the Task sees the Future,
- * waits for it, and the Outcome gives the Future's result.
+ * iterator, exactly as `await future` would: the Task sees the Future and
+ * waits for it.  The Future only says "go on"; the answer is made when the
+ * wait resumes (`again`, for receive()): a receive() cancelled after its
+ * Future was resolved but before it resumed -- asyncio.wait_for() and
+ * cancel scopes do that -- leaves its message queued for the next call,
+ * where a message put into the Future would be lost with it.
  *
  * One type for both, shaped like a coroutine (send/throw/close/__await__):
  * asyncio.iscoroutine() accepts it, so `asyncio.create_task(receive())`
@@ -33,6 +37,8 @@ typedef struct {
     PyObject *result; /* owned; NULL once consumed or when the result is None */
     PyObject *future; /* owned: the Future to wait for, or NULL */
     PyObject *iter;   /* owned: future.__await__() once the wait started */
+    PyObject *owner;  /* owned: what `again` asks for the answer, or NULL */
+    cp_outcome_again again;
 } Outcome;
 
 PyObject *cp_outcome_ready(cp_state *st, PyObject *result)
@@ -45,10 +51,13 @@ PyObject *cp_outcome_ready(cp_state *st, PyObject *result)
     o->result = result; /* stolen */
     o->future = NULL;
     o->iter = NULL;
+    o->owner = NULL;
+    o->again = NULL;
     return (PyObject *)o;
 }
 
-PyObject *cp_outcome_waiting(cp_state *st, PyObject *future)
+PyObject *cp_outcome_waiting(cp_state *st, PyObject *future, PyObject *owner,
+                             cp_outcome_again again)
 {
     Outcome *o = PyObject_GC_New(Outcome, st->Outcome_Type);
     if (o == NULL) {
@@ -58,6 +67,8 @@ PyObject *cp_outcome_waiting(cp_state *st, PyObject *future)
     o->result = NULL;
     o->future = future; /* stolen */
     o->iter = NULL;
+    o->owner = Py_XNewRef(owner);
+    o->again = again;
     PyObject_GC_Track(o);
     return (PyObject *)o;
 }
@@ -68,6 +79,7 @@ static int outcome_traverse(Outcome *o, visitproc visit, void *arg)
     Py_VISIT(o->result);
     Py_VISIT(o->future);
     Py_VISIT(o->iter);
+    Py_VISIT(o->owner);
     return 0;
 }
 
@@ -76,6 +88,7 @@ static int outcome_clear(Outcome *o)
     Py_CLEAR(o->result);
     Py_CLEAR(o->future);
     Py_CLEAR(o->iter);
+    Py_CLEAR(o->owner);
     return 0;
 }
 
@@ -127,16 +140,32 @@ static PySendResult outcome_am_send(PyObject *self, PyObject *arg, PyObject **pr
         }
         return PYGEN_RETURN;
     }
-    PyObject *it = future_iter(o);
-    if (it == NULL) {
-        *presult = NULL;
-        return PYGEN_ERROR;
-    }
-    PySendResult r = PyIter_Send(it, arg, presult);
-    if (r != PYGEN_NEXT) {
+    for (;;) {
+        PyObject *it = future_iter(o);
+        if (it == NULL) {
+            *presult = NULL;
+            return PYGEN_ERROR;
+        }
+        PySendResult r = PyIter_Send(it, arg, presult);
+        if (r == PYGEN_NEXT) {
+            return r;
+        }
         wait_done(o);
+        if (r == PYGEN_ERROR || o->again == NULL || o->owner == NULL) {
+            return r;
+        }
+        /* the wait is over: the answer now (or another wait) */
+        Py_CLEAR(*presult);
+        PyObject *wait_on = NULL;
+        PyObject *answer = o->again(o->owner, &wait_on);
+        if (answer != NULL || wait_on == NULL) {
+            Py_CLEAR(o->owner);
+            *presult = answer;
+            return answer != NULL ? PYGEN_RETURN : PYGEN_ERROR;
+        }
+        o->future = wait_on;
+        arg = Py_None;
     }
-    return r;
 }
 
 /* Send result, as a method: a return is signalled by StopIteration(value). */

@@ -90,10 +90,16 @@ typedef struct {
    asyncio.ensure_future() accept it alike.
    cp_outcome_ready: the outcome is known now; `await` gives result without
    suspending.  Steals a reference to result; NULL means None.
-   cp_outcome_waiting: `await` waits for the Future and gives its result.
-   Steals a reference to future. */
+   cp_outcome_waiting: `await` waits for the Future; then, with `again`,
+   gives again(owner, &wait_on) -- the answer, or NULL with a new Future in
+   wait_on to wait on next (or NULL with an exception) -- else the Future's
+   result.  The answer is made when the wait resumes, not when the Future is
+   resolved: a wait cancelled in between loses nothing.  Steals a reference
+   to future; owner is borrowed and kept alive by the Outcome. */
+typedef PyObject *(*cp_outcome_again)(PyObject *owner, PyObject **wait_on);
 PyObject *cp_outcome_ready(cp_state *st, PyObject *result);
-PyObject *cp_outcome_waiting(cp_state *st, PyObject *future);
+PyObject *cp_outcome_waiting(cp_state *st, PyObject *future, PyObject *owner,
+                             cp_outcome_again again);
 extern PyType_Spec cp_outcome_spec;
 /* Raise what a coroutine's throw() was given: an exception instance, or a
    class and an optional value (the form asyncio and PEP 342 use). */

@@ -233,31 +233,29 @@ static PyObject *receive_answer(RequestCycle *cy)
 }
 
 /* Give a waiting receive() its answer, if there is one now. */
-static void wake_receiver(RequestCycle *cy)
+/* Would receive() have an answer now? (receive_answer without taking it) */
+static int receive_ready(const RequestCycle *cy)
 {
-    if (cy->receive_waiter == NULL) {
-        return;
+    if (cy->disconnected || cy->response_complete) {
+        return 1;
     }
-    cp_state *st = cy->server->mod;
-    int pending = future_pending(st, cy->receive_waiter);
-    if (pending <= 0) {
-        if (pending < 0) {
-            PyErr_WriteUnraisable(cy->receive_waiter);
-        }
-        Py_CLEAR(cy->receive_waiter); /* cancelled: keep the body queued */
-        return;
+    if (!cy->body_final_sent && (cy->body_queued > 0 || cy->body_complete)) {
+        return 1;
     }
-    PyObject *msg = receive_answer(cy);
-    if (msg == NULL) {
-        if (PyErr_Occurred()) {
-            PyErr_WriteUnraisable((PyObject *)cy);
-        }
-        return;
-    }
-    resolve(st, &cy->receive_waiter, msg);
-    Py_DECREF(msg);
+    return cy->client_eof;
 }
 
+/* Wake a waiting receive() if it has an answer now.  The answer is not taken
+   here but when the receive() resumes (receive_again): a receive() cancelled
+   in between (asyncio.wait_for, a cancel scope) leaves the body queued for
+   the next one instead of losing it with the Future's result. */
+static void wake_receiver(RequestCycle *cy)
+{
+    if (cy->receive_waiter == NULL || !receive_ready(cy)) {
+        return;
+    }
+    resolve(cy->server->mod, &cy->receive_waiter, Py_None); /* skips a cancelled one */
+}
 void cp_cycle_client_eof(RequestCycle *cy)
 {
     cy->client_eof = 1;
@@ -303,6 +301,36 @@ void cp_cycle_disconnect(RequestCycle *cy)
 }
 
 /* ---- receive() ------------------------------------------------------ */
+
+static int cycle_cleared(RequestCycle *cy);
+
+/* A receive() that waited was woken (or its Future completed anyhow): its
+   answer now, or (taken meanwhile by another receive()) a new Future to wait
+   on in *wait_on. */
+static PyObject *receive_again(PyObject *owner, PyObject **wait_on)
+{
+    RequestCycle *cy = (RequestCycle *)owner;
+    *wait_on = NULL;
+    if (cycle_cleared(cy)) {
+        return NULL;
+    }
+    PyObject *msg = receive_answer(cy);
+    if (msg != NULL || PyErr_Occurred()) {
+        return msg;
+    }
+    if (cy->receive_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "receive() called while another receive() is waiting");
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallNoArgs(cy->server->create_future);
+    if (fut == NULL) {
+        return NULL;
+    }
+    cy->receive_waiter = Py_NewRef(fut);
+    *wait_on = fut;
+    return NULL;
+}
 
 /* receive()/send() may outlive their cycle's fields: a callable kept past
    the cycle's clearing by the collector (a finalizer that resurrects it). */
@@ -359,7 +387,7 @@ static PyObject *cycle_receive(RequestCycle *cy, PyObject *unused)
         return NULL;
     }
     cy->receive_waiter = Py_NewRef(fut);
-    return cp_outcome_waiting(st, fut);
+    return cp_outcome_waiting(st, fut, (PyObject *)cy, receive_again);
 }
 
 /* ---- send() --------------------------------------------------------- */
@@ -435,7 +463,7 @@ static PyObject *send_wait(RequestCycle *cy)
         Py_DECREF(fut);
         return NULL;
     }
-    return cp_outcome_waiting(st, fut);
+    return cp_outcome_waiting(st, fut, NULL, NULL);
 }
 
 /* 1 when the transport is closing: the peer reset the connection (the
