@@ -7,12 +7,23 @@ import threading
 import time
 from typing import Any
 
+from websockets.sync.client import ClientConnection, connect
+
 from tests import apps
 from tests.utils import IO_TIMEOUT
 
 
 def ws_url(handle: Any, path: str = "/") -> str:
-    return f"ws://{handle.host}:{handle.port}{path}"
+    return f"{'wss' if handle.tls else 'ws'}://{handle.host}:{handle.port}{path}"
+
+
+def connect_ws(handle: Any, path: str = "/", **options: Any) -> ClientConnection:
+    """The `websockets` client connected to `handle` (wss trusting the TLS leg's CA
+    when the server is TLS), with the suite's open timeout."""
+    options.setdefault("open_timeout", IO_TIMEOUT)
+    if handle.tls is not None:
+        options.setdefault("ssl", handle.tls)
+    return connect(ws_url(handle, path), **options)
 
 
 def wait_for(predicate: Any, timeout: float = IO_TIMEOUT) -> None:
