@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests import tls_leg
 from tests.process_utils import Spawner
 from tests.utils import ServerHandle, run_server
 
@@ -51,7 +52,51 @@ def spawn() -> Iterator[Spawner]:
         spawner.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tcp_only(reason): the test's point is a plain-TCP property that TLS "
+        "cannot show the same way; skipped in the TLS leg, with the reason")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep_in_process_tests(config, items)
+    keep_tls_leg_tests(config, items)
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item],
+              keep: Callable[[pytest.Item], bool]) -> None:
+    drop = [item for item in items if not keep(item)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if keep(item)]
+
+
+def keep_tls_leg_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With CARPINUS_TEST_TLS set (tests/tls_leg.py), run the tests that talk to a
+    server the suite starts for them: the `serve` fixture, tests/protocols and
+    the process lifecycle tests in test_server.py.  test_tls.py is left out: it
+    sets TLS up itself in every leg and checks the plain case too.  A test
+    marked tcp_only is skipped with its reason."""
+    if not tls_leg.ENABLED:
+        return
+    root = config.rootpath / "tests"
+    in_leg = (root / "protocols", root / "test_server.py")
+
+    def keep(item: pytest.Item) -> bool:
+        if item.path == root / "test_tls.py":
+            return False
+        return "serve" in getattr(item, "fixturenames", ()) or any(
+            item.path == p or p in item.path.parents for p in in_leg)
+
+    _deselect(config, items, keep)
+    for item in items:
+        marker = item.get_closest_marker("tcp_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else marker.kwargs["reason"]
+            item.add_marker(pytest.mark.skip(reason=f"TCP only: {reason}"))
+
+
+def keep_in_process_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With CARPINUS_TEST_OPTIMIZATIONS set (the `make test` leg that reruns the
     suite with every optimization off), run only the tests whose in-process
     server takes that setting: the `serve` fixture, tests/protocols and
@@ -61,12 +106,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     root = config.rootpath / "tests"
     in_process = (root / "protocols", root / "_core", root / "test_server.py")
-    keep, drop = [], []
-    for item in items:
-        path = item.path
-        uses_switches = "serve" in getattr(item, "fixturenames", ()) or any(
-            path == p or p in path.parents for p in in_process)
-        (keep if uses_switches else drop).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+
+    def uses_switches(item: pytest.Item) -> bool:
+        return "serve" in getattr(item, "fixturenames", ()) or any(
+            item.path == p or p in item.path.parents for p in in_process)
+
+    _deselect(config, items, uses_switches)

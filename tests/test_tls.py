@@ -23,7 +23,7 @@ from carpinus.optimizations import DEFAULTS
 from carpinus.tls import create_ssl_context
 from tests import apps
 from tests.process_utils import Spawner
-from tests.utils import RawClient, ServerHandle, build_request
+from tests.utils import RawClient, ServerHandle, build_request, wait_for
 
 
 @dataclass
@@ -61,9 +61,7 @@ def https_url(handle: ServerHandle, path: str = "/") -> str:
 
 def tls_raw_client(handle: ServerHandle, ctx: ssl.SSLContext) -> RawClient:
     """The strict raw HTTP/1.1 client of the other tests, over TLS."""
-    client = RawClient(handle.host, handle.port)
-    client.sock = ctx.wrap_socket(client.sock, server_hostname="127.0.0.1")
-    return client
+    return RawClient(handle.host, handle.port, tls=ctx)
 
 
 ServeTLS = Callable[..., ServerHandle]
@@ -175,6 +173,35 @@ def test_large_response_over_tls(serve_tls: ServeTLS, certs: Certs) -> None:
     with httpx.Client(verify=certs.client_ctx, timeout=30) as client:
         r = client.get(https_url(handle))
     assert r.status_code == 200 and len(r.content) == 128 * 65536
+
+
+def test_close_notify_mid_body(serve_tls: ServeTLS, certs: Certs) -> None:
+    """TLS's counterpart of a TCP half-close: the client ends the TLS session
+    (close_notify) before the body is complete.  The request can never end, so
+    the server closes without answering and the app hears http.disconnect."""
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            seen.append(message["type"])
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                break
+
+    handle = serve_tls(app)
+    c = tls_raw_client(handle, certs.client_ctx)
+    try:
+        c.send(build_request("POST", "/upload", [("Content-Length", "100")]) + b"x" * 10)
+        wait_for(lambda: seen, what="the app reading the body")
+        assert isinstance(c.sock, ssl.SSLSocket)
+        plain = c.sock.unwrap()  # sends close_notify, waits for the server's
+        plain.settimeout(5)
+        assert plain.recv(1) == b""  # then the TCP close, and no answer
+    finally:
+        c.close()
+    wait_for(lambda: seen[-1] == "http.disconnect", what="http.disconnect")
+    wait_for(lambda: handle.state.connections == 0 and handle.state.active_requests == 0,
+             what="the connection released")
 
 
 def test_client_certificate_required(serve_tls: ServeTLS, certs: Certs) -> None:
