@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,6 +41,37 @@ def serve(loop_name: str) -> Iterator[Callable[..., ServerHandle]]:
     yield start
     while stack:
         stack.pop().__exit__(None, None, None)
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_errors() -> Iterator[None]:
+    """asyncio reports what went wrong inside a loop -- a transport's fatal error,
+    a callback that raised, a task exception nobody retrieved -- by logging it on
+    the "asyncio" logger, and the request may still look fine from outside.  Such
+    a record from a server the test started fails the test (at teardown)."""
+    handler = _ErrorRecords()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.records:
+        first = handler.records[0]
+        detail = first.getMessage()
+        if first.exc_info and first.exc_info[1] is not None:
+            detail += f": {type(first.exc_info[1]).__name__}: {first.exc_info[1]}"
+        pytest.fail(f"the event loop logged {len(handler.records)} error(s); the first: "
+                    f"{detail}", pytrace=False)
 
 
 @pytest.fixture
