@@ -2,6 +2,7 @@
 #
 #   make serve     build, then serve the bundled demo app on http://127.0.0.1:8000
 #   make test      build with -Werror and run every test: ruff + mypy, the suite on 3.11,
+#                  the behavioural suite with optimizations off and again over TLS,
 #                  the C parser tests, the suite again under ASan+UBSan, a short
 #                  fuzz run, and the suite on pyenv's 3.12/3.13 when present
 #
@@ -23,7 +24,7 @@ PORT ?= 8000
 
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
-.PHONY: serve tools test test-main test-opts-off test-c test-asan test-next fuzz fuzz-smoke \
+.PHONY: serve tools test test-main test-opts-off test-tls test-c test-asan test-next fuzz fuzz-smoke \
 	test-valgrind soak differential bench lint clean
 
 serve: $(VENV)/.built
@@ -35,7 +36,7 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: tools lint test-main test-opts-off test-c test-asan fuzz-smoke test-next
+test: tools lint test-main test-opts-off test-tls test-c test-asan fuzz-smoke test-next
 	@echo "all test legs passed"
 
 tools:
@@ -48,6 +49,11 @@ test-main: $(VENV)/.built
 # (tests/conftest.py keeps the tests whose in-process server takes the switches).
 test-opts-off: $(VENV)/.built
 	CARPINUS_TEST_OPTIMIZATIONS=off $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The behavioural suite again over HTTPS: servers the tests start get a trustme
+# certificate, their clients trust its CA (tests/tls_leg.py says which tests).
+test-tls: $(VENV)/.built
+	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # The parser's own C tests (gcc, -Werror, ASan+UBSan).
 test-c:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -17,8 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tests.utils import RawClient, Response
+from tests import tls_leg
+from tests.utils import RawClient, Response, http_client
+
+if TYPE_CHECKING:
+    import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
@@ -65,6 +71,7 @@ class ServerProcess:
     host: str = "127.0.0.1"
     port: int | None = None
     uds: str | None = None
+    tls: ssl.SSLContext | None = None  # the client side, when the TLS leg made it serve HTTPS
     _lines: list[str] = field(default_factory=list)
     _eof: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
@@ -90,7 +97,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def output(self) -> str:
@@ -115,7 +122,11 @@ class ServerProcess:
 
     def connect(self, timeout: float = 10.0) -> RawClient:
         assert self.port is not None
-        return RawClient(self.host, self.port, timeout)
+        return RawClient(self.host, self.port, timeout, tls=self.tls)
+
+    def http_client(self, **options: Any) -> httpx.Client:
+        """An httpx client with base_url set to this server, trusting the TLS leg's CA."""
+        return http_client(self.url, self.tls, uds=self.uds, **options)
 
     def send_signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -142,10 +153,16 @@ class ServerProcess:
 
 
 class Spawner:
-    """Starts server processes for one test and stops every one of them afterwards."""
+    """Starts server processes for one test and stops every one of them afterwards.
+
+    In the TLS leg, `python -m carpinus` (the default command) is given the
+    session's certificate unless the test passes --ssl-certfile itself; other
+    commands (scripts, gunicorn) choose their own transport.
+    """
 
     def __init__(self) -> None:
         self.processes: list[ServerProcess] = []
+        self.certificates = tls_leg.leg_certificates()
 
     def popen(self, command: Sequence[str], *, cwd: Path | str = REPO,
               pass_fds: Sequence[int] = (), env: dict[str, str] | None = None,
@@ -168,20 +185,25 @@ class Spawner:
         ARGS say where to listen.
         """
         base = list(command) if command is not None else module_command()
+        tls: ssl.SSLContext | None = None
+        if self.certificates and command is None and "--ssl-certfile" not in args:
+            args = (*args, "--ssl-certfile", self.certificates.certfile,
+                    "--ssl-keyfile", self.certificates.keyfile)
+            tls = self.certificates.client_context
         if tcp == "fd":
             sock = listening_socket()
             try:
                 fd = sock.fileno()
                 server = self.popen([*base, *args, "--fd", str(fd)], cwd=cwd, pass_fds=[fd],
-                                    env=env, port=sock.getsockname()[1])
+                                    env=env, port=sock.getsockname()[1], tls=tls)
             finally:
                 sock.close()  # only the child holds the listening socket now
         elif tcp == "port":
             port = free_port()
             server = self.popen([*base, *args, "--port", str(port)], cwd=cwd, env=env,
-                                port=port)
+                                port=port, tls=tls)
         else:
-            server = self.popen([*base, *args], cwd=cwd, env=env)
+            server = self.popen([*base, *args], cwd=cwd, env=env, tls=tls)
         if wait:
             server.wait_ready()
         return server

@@ -263,7 +263,7 @@ def served(serve: Callable[..., ServerHandle], framework: str, hooks: Hooks) -> 
 
 @pytest.fixture
 def client(served: ServerHandle) -> Any:
-    with httpx.Client(base_url=served.url, timeout=10) as c:
+    with served.http_client() as c:
         yield c
 
 
@@ -329,7 +329,7 @@ def test_route_exception_is_500(client: httpx.Client, caplog: pytest.LogCaptureF
 def test_streaming_response(served: ServerHandle, hooks: Hooks) -> None:
     """StreamingResponse: chunked transfer-encoding, chunks in order, and really streamed
     (the client holds the first chunk before the app produces the second)."""
-    with httpx.Client(timeout=10) as client, client.stream("GET", served.url + "/stream") as r:
+    with served.http_client() as client, client.stream("GET", "/stream") as r:
         assert r.status_code == 200
         assert r.headers["transfer-encoding"] == "chunked"
         assert "content-length" not in r.headers
@@ -379,7 +379,7 @@ def test_lifespan_state_is_copied_per_request(client: httpx.Client) -> None:
 @pytest.fixture
 def fastapi_client(serve: Callable[..., ServerHandle], hooks: Hooks) -> Any:
     handle = serve(make_fastapi(hooks), **SERVE_OPTIONS)
-    with httpx.Client(base_url=handle.url, timeout=10) as c:
+    with handle.http_client() as c:
         yield c
 
 

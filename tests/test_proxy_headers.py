@@ -222,13 +222,13 @@ def test_untrusted_peer_is_ignored(serve: Callable[..., ServerHandle]) -> None:
     handle = serve(apps.echo_scope, forwarded_allow_ips="10.0.0.1")
     scope = get_scope(handle, PROXIED)
     assert scope["client"] == scope["_local"]
-    assert scope["scheme"] == "http"
+    assert scope["scheme"] == handle.scheme
 
 
 def test_proxy_headers_off(serve: Callable[..., ServerHandle]) -> None:
     handle = serve(apps.echo_scope, proxy_headers=False, forwarded_allow_ips="*")
     scope = get_scope(handle, PROXIED)
-    assert scope["client"] == scope["_local"] and scope["scheme"] == "http"
+    assert scope["client"] == scope["_local"] and scope["scheme"] == handle.scheme
 
 
 def test_multiple_hops_and_networks(serve: Callable[..., ServerHandle]) -> None:
@@ -262,7 +262,7 @@ def test_bad_values_are_ignored(serve: Callable[..., ServerHandle],
                                 headers: list[tuple[str, str]]) -> None:
     handle = serve(apps.echo_scope)
     scope = get_scope(handle, headers)
-    assert scope["client"] == scope["_local"] and scope["scheme"] == "http"
+    assert scope["client"] == scope["_local"] and scope["scheme"] == handle.scheme
 
 
 @pytest.mark.parametrize("optimizations", [ALL_ON, ALL_OFF], ids=["opts-on", "opts-off"])
@@ -272,14 +272,18 @@ def test_keep_alive_mixes_proxied_and_plain_requests(serve: Callable[..., Server
     own values, and nothing leaks into the next request through the connection or
     the per-path scope cache (same path every time)."""
     handle = serve(apps.echo_scope, optimizations=optimizations, lazy_headers_min=1)
+    # the proxy names the scheme the connection does not have (https over plain
+    # TCP, http over TLS), so a value leaking into the next request shows
+    own = handle.scheme
+    other = "http" if own == "https" else "https"
     sequence = [
-        ([("X-Forwarded-For", "203.0.113.1"), ("X-Forwarded-Proto", "https")],
-         ["203.0.113.1", 0], "https"),
-        ([], None, "http"),
-        ([("Forwarded", "for=198.51.100.2;proto=https")], ["198.51.100.2", 0], "https"),
-        ([("User-Agent", "plain")], None, "http"),
-        ([("X-Forwarded-Proto", "https")], None, "https"),
-        ([], None, "http"),
+        ([("X-Forwarded-For", "203.0.113.1"), ("X-Forwarded-Proto", other)],
+         ["203.0.113.1", 0], other),
+        ([], None, own),
+        ([("Forwarded", f"for=198.51.100.2;proto={other}")], ["198.51.100.2", 0], other),
+        ([("User-Agent", "plain")], None, own),
+        ([("X-Forwarded-Proto", other)], None, other),
+        ([], None, own),
     ]
     with handle.connect() as c:
         local = list(c.sock.getsockname())
@@ -345,13 +349,13 @@ def test_unix_socket_peers(serve: Callable[..., ServerHandle], tmp_path: Path, a
                            proxied: bool) -> None:
     """A peer on a Unix domain socket is trusted by the literal "unix:" (or "*")."""
     path = str(tmp_path / "proxy.sock")
-    serve(apps.echo_scope, uds=path, forwarded_allow_ips=allow)
-    with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
-        scope = client.get("http://localhost/", headers=dict(PROXIED)).json()
+    handle = serve(apps.echo_scope, uds=path, forwarded_allow_ips=allow)
+    with handle.http_client() as client:
+        scope = client.get("/", headers=dict(PROXIED)).json()
     if proxied:
         assert (scope["client"], scope["scheme"]) == (["203.0.113.7", 0], "https")
     else:
-        assert scope["client"] is None and scope["scheme"] == "http"
+        assert scope["client"] is None and scope["scheme"] == handle.scheme
 
 
 def test_cli_proxy_options() -> None:

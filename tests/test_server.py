@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -20,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.process_apps import LIFESPAN_GREETING, SLEEP_MARKER
-from tests.process_utils import Spawner, listening_socket
-from tests.utils import RawClient, Response, build_request
+from tests.process_utils import ServerProcess, Spawner, listening_socket
+from tests.utils import Response, build_request
 
 PROCESS_APP = "tests.process_apps:app"
 LOOPS = ["asyncio", "uvloop"]
@@ -36,9 +37,9 @@ def loop(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _get(port: int, path: str) -> tuple[Response, bool]:
+def _get(server: ServerProcess, path: str) -> tuple[Response, bool]:
     """One request on its own connection: the response, and whether the server closed it."""
-    with RawClient("127.0.0.1", port, timeout=10) as client:
+    with server.connect(timeout=10) as client:
         response = client.request("GET", path)
         return response, client.is_closed(timeout=5)
 
@@ -57,7 +58,7 @@ def test_signal_drains_in_flight_requests(spawn: Spawner, loop: str, sig: int) -
     server = spawn.start(PROCESS_APP, "--loop", loop, "--lifespan", "on")
     assert server.port is not None
     with ThreadPoolExecutor(n) as pool:
-        futures = [pool.submit(_get, server.port, "/sleep?ms=500") for _ in range(n)]
+        futures = [pool.submit(_get, server, "/sleep?ms=500") for _ in range(n)]
         assert server.wait_for_output(SLEEP_MARKER, timeout=10, count=n), server.output
         server.send_signal(sig)
         results = [f.result(timeout=15) for f in futures]
@@ -131,23 +132,22 @@ def test_new_connections_refused_after_signal(spawn: Spawner, tcp: str) -> None:
     server = spawn.start(PROCESS_APP, tcp=tcp)
     assert server.port is not None
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(_get, server.port, "/sleep?ms=2000")
+        in_flight = pool.submit(_get, server, "/sleep?ms=2000")
         assert server.wait_for_output(SLEEP_MARKER, timeout=10), server.output
         server.send_signal(signal.SIGTERM)
         assert server.wait_for_output("Shutting down", timeout=5), server.output
+        # (over TLS the handshake already needs the server: connecting is
+        # where a reset or a hang shows)
         try:
-            late = RawClient("127.0.0.1", server.port, timeout=1.0)
+            with server.connect(timeout=1.0) as late:
+                late.request("GET", "/")
+                outcome = "answered"
         except ConnectionRefusedError:
             outcome = "refused"
-        else:
-            with late:
-                try:
-                    late.request("GET", "/")
-                    outcome = "answered"
-                except (EOFError, ConnectionError):
-                    outcome = "closed"
-                except TimeoutError:
-                    outcome = "left hanging in the accept queue"
+        except (EOFError, ConnectionError, ssl.SSLError):
+            outcome = "closed"
+        except TimeoutError:
+            outcome = "left hanging in the accept queue"
         drain_over = in_flight.done()
         response, _ = in_flight.result(timeout=10)
     assert outcome in ("refused", "closed"), outcome

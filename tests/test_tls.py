@@ -6,7 +6,9 @@ and the options must fail early with a message a person can act on."""
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from carpinus.optimizations import DEFAULTS
 from carpinus.tls import create_ssl_context
 from tests import apps
 from tests.process_utils import Spawner
-from tests.utils import RawClient, ServerHandle, build_request
+from tests.utils import RawClient, ServerHandle, build_request, wait_for
 
 
 @dataclass
@@ -59,9 +61,7 @@ def https_url(handle: ServerHandle, path: str = "/") -> str:
 
 def tls_raw_client(handle: ServerHandle, ctx: ssl.SSLContext) -> RawClient:
     """The strict raw HTTP/1.1 client of the other tests, over TLS."""
-    client = RawClient(handle.host, handle.port)
-    client.sock = ctx.wrap_socket(client.sock, server_hostname="127.0.0.1")
-    return client
+    return RawClient(handle.host, handle.port, tls=ctx)
 
 
 ServeTLS = Callable[..., ServerHandle]
@@ -175,6 +175,35 @@ def test_large_response_over_tls(serve_tls: ServeTLS, certs: Certs) -> None:
     assert r.status_code == 200 and len(r.content) == 128 * 65536
 
 
+def test_close_notify_mid_body(serve_tls: ServeTLS, certs: Certs) -> None:
+    """TLS's counterpart of a TCP half-close: the client ends the TLS session
+    (close_notify) before the body is complete.  The request can never end, so
+    the server closes without answering and the app hears http.disconnect."""
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            seen.append(message["type"])
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                break
+
+    handle = serve_tls(app)
+    c = tls_raw_client(handle, certs.client_ctx)
+    try:
+        c.send(build_request("POST", "/upload", [("Content-Length", "100")]) + b"x" * 10)
+        wait_for(lambda: seen, what="the app reading the body")
+        assert isinstance(c.sock, ssl.SSLSocket)
+        plain = c.sock.unwrap()  # sends close_notify, waits for the server's
+        plain.settimeout(5)
+        assert plain.recv(1) == b""  # then the TCP close, and no answer
+    finally:
+        c.close()
+    wait_for(lambda: seen[-1] == "http.disconnect", what="http.disconnect")
+    wait_for(lambda: handle.state.connections == 0 and handle.state.active_requests == 0,
+             what="the connection released")
+
+
 def test_client_certificate_required(serve_tls: ServeTLS, certs: Certs) -> None:
     """ssl_cert_reqs=2: a client with a certificate from the CA is served, one
     without is refused during the handshake, and the server goes on serving."""
@@ -203,6 +232,72 @@ def test_tls_over_unix_socket(serve_tls: ServeTLS, certs: Certs, tmp_path: Path)
         r = client.get("https://localhost/over-uds")
     assert r.json()["scheme"] == "https"
     assert r.json()["path"] == "/over-uds"
+
+
+# -- protocol versions and cipher suites with the defaults --------------------
+# A server started with nothing but a key and a certificate must serve the
+# clients people have: TLS 1.3, and TLS 1.2 with the AEAD suites that today's
+# clients offer (the old "TLSv1" cipher default left none of them).
+
+AEAD_MARKERS = ("GCM", "CHACHA20")
+
+
+def client_context(certs: Certs, version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client that trusts the CA and speaks only `version` (Python's default suites)."""
+    ctx = ssl.create_default_context()
+    certs.ca.configure_trust(ctx)
+    ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def test_tls12_client_gets_an_aead_suite(serve_tls: ServeTLS, certs: Certs) -> None:
+    handle = serve_tls(apps.hello)
+    with tls_raw_client(handle, client_context(certs, ssl.TLSVersion.TLSv1_2)) as c:
+        r = c.request("GET", "/")
+        assert isinstance(c.sock, ssl.SSLSocket)
+        version, cipher = c.sock.version(), c.sock.cipher()
+    assert r.status == 200 and r.body == b"Hello, World!"
+    assert version == "TLSv1.2"
+    assert cipher is not None and any(m in cipher[0] for m in AEAD_MARKERS), cipher
+
+
+def test_tls13_client(serve_tls: ServeTLS, certs: Certs) -> None:
+    handle = serve_tls(apps.hello)
+    with tls_raw_client(handle, client_context(certs, ssl.TLSVersion.TLSv1_3)) as c:
+        r = c.request("GET", "/")
+        assert isinstance(c.sock, ssl.SSLSocket)
+        version = c.sock.version()
+    assert r.status == 200 and version == "TLSv1.3"
+
+
+def test_openssl_s_client_tls12_ecdhe_aesgcm(serve_tls: ServeTLS, certs: Certs) -> None:
+    """The command-line client people reach for when a handshake fails."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command-line tool is not installed "
+                    "(Debian: apt-get install openssl)")
+    handle = serve_tls(apps.hello)
+    result = subprocess.run(
+        [openssl, "s_client", "-tls1_2", "-cipher", "ECDHE+AESGCM",
+         "-connect", f"127.0.0.1:{handle.port}", "-CAfile", str(certs.ca_file),
+         "-verify_return_error", "-ign_eof"],
+        input=build_request("GET", "/", [("Connection", "close")]),
+        capture_output=True, timeout=30, check=False)
+    out = result.stdout.decode("latin-1")
+    assert result.returncode == 0, out + result.stderr.decode("latin-1")
+    assert "HTTP/1.1 200 OK" in out and "Hello, World!" in out
+    assert "Protocol  : TLSv1.2" in out
+    assert "Verify return code: 0 (ok)" in out
+
+
+def test_given_cipher_string_is_applied(serve_tls: ServeTLS, certs: Certs) -> None:
+    """--ssl-ciphers still restricts TLS 1.2: only ChaCha20 is offered here."""
+    handle = serve_tls(apps.hello, ssl_ciphers="ECDHE+CHACHA20")
+    with tls_raw_client(handle, client_context(certs, ssl.TLSVersion.TLSv1_2)) as c:
+        assert c.request("GET", "/").status == 200
+        assert isinstance(c.sock, ssl.SSLSocket)
+        cipher = c.sock.cipher()
+    assert cipher is not None and "CHACHA20" in cipher[0], cipher
 
 
 def test_plain_server_says_http(serve) -> None:
@@ -263,10 +358,20 @@ def test_bad_tls_options(certs: Certs, options: dict[str, object], message: str)
         Config(apps.hello, configure_logging=False, **resolved)
 
 
-def test_context_follows_uvicorn_defaults(certs: Certs) -> None:
+def tls12_suites(ctx: ssl.SSLContext) -> list[str]:
+    return [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+
+
+def test_context_defaults(certs: Certs) -> None:
+    """uvicorn's defaults for the client check; the cipher list is Python's own
+    (no set_ciphers call), so TLS 1.2 has its ECDHE AES-GCM suites."""
     ctx = create_ssl_context(certs.certfile, certs.keyfile)
     assert ctx.verify_mode == ssl.CERT_NONE
     assert ctx.protocol == ssl.PROTOCOL_TLS_SERVER
+    assert tls12_suites(ctx) == tls12_suites(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    assert any(name.startswith("ECDHE-") and "GCM" in name for name in tls12_suites(ctx))
+    restricted = create_ssl_context(certs.certfile, certs.keyfile, ciphers="ECDHE+AESGCM")
+    assert tls12_suites(restricted) and all("GCM" in n for n in tls12_suites(restricted))
     required = create_ssl_context(certs.certfile, certs.keyfile, cert_reqs=2,
                                   ca_certs=certs.ca_file)
     assert required.verify_mode == ssl.CERT_REQUIRED
@@ -297,3 +402,12 @@ def test_cli_rejects_unreadable_certificate(tmp_path: Path) -> None:
     result = run_cli("tests.process_apps:app", "--ssl-certfile", str(tmp_path / "none.pem"))
     assert result.returncode == 2
     assert "cannot read the certificate" in result.stderr
+
+
+def test_cli_rejects_cipher_string_that_selects_nothing(certs: Certs) -> None:
+    from tests.process_utils import run_cli
+
+    result = run_cli("tests.process_apps:app", "--ssl-certfile", str(certs.certfile),
+                     "--ssl-keyfile", str(certs.keyfile), "--ssl-ciphers", "NO-SUCH-CIPHER")
+    assert result.returncode == 2
+    assert "ssl_ciphers 'NO-SUCH-CIPHER' selects no cipher" in result.stderr

@@ -205,6 +205,32 @@ def test_config_kwargs_override(make_worker: Callable[..., CarpinusWorker]) -> N
     assert config.limit_concurrency == 10
 
 
+def test_ssl_ciphers_only_when_gunicorn_has_them(make_worker: Callable[..., CarpinusWorker],
+                                                 tmp_path: Path) -> None:
+    """gunicorn's --ciphers (default None: Python's list) maps onto ssl_ciphers
+    when given; otherwise carpinus keeps Python's list too."""
+    import ssl
+
+    import trustme
+
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+
+    def tls12_suites(ctx: ssl.SSLContext | None) -> list[str]:
+        assert ctx is not None
+        return [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+
+    default = make_worker(certfile=str(certfile), keyfile=str(keyfile)).carpinus_config()
+    assert default.ssl_ciphers is None
+    assert tls12_suites(default.ssl) == tls12_suites(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    chacha = make_worker(certfile=str(certfile), keyfile=str(keyfile),
+                         ciphers="ECDHE+CHACHA20").carpinus_config()
+    assert chacha.ssl_ciphers == "ECDHE+CHACHA20"
+    assert tls12_suites(chacha.ssl) and all("CHACHA20" in n for n in tls12_suites(chacha.ssl))
+
+
 def test_gunicorn_worker_serves_tls(spawn: Spawner, tmp_path: Path) -> None:
     """gunicorn's --certfile/--keyfile reach carpinus: HTTPS, and scope["scheme"] is https."""
     import ssl

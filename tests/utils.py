@@ -1,19 +1,29 @@
-"""Test helpers: run the real server in a thread, talk to it over real sockets."""
+"""Test helpers: run the real server in a thread, talk to it over real sockets.
+
+In the TLS leg (tests/tls_leg.py) the server serves HTTPS and the clients
+here speak TLS to it; a test reads `handle.scheme` where the scheme matters.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carpinus.config import Config
 from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.server import Server
+from tests import tls_leg
+
+if TYPE_CHECKING:
+    import httpx
 
 START_TIMEOUT = 10.0
 IO_TIMEOUT = 10.0
@@ -24,17 +34,48 @@ class ServerHandle:
     server: Server
     host: str
     port: int
+    # The client side of the TLS leg's certificate when run_server made this
+    # server TLS; None when it serves plain HTTP (or the test set TLS up itself).
+    tls: ssl.SSLContext | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def state(self) -> Any:
         return self.server.state
 
     def connect(self, timeout: float = IO_TIMEOUT) -> RawClient:
-        return RawClient(self.host, self.port, timeout)
+        return RawClient(self.host, self.port, timeout, tls=self.tls)
+
+    def http_client(self, **options: Any) -> httpx.Client:
+        """An httpx client with base_url set to this server (over its Unix socket
+        when it listens on one), trusting the TLS leg's CA."""
+        return http_client(self.url, self.tls, uds=self.server.config.uds, **options)
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        """One GET with a client of its own."""
+        with self.http_client() as client:
+            return client.get(path, **options)
+
+
+def http_client(base_url: str, tls: ssl.SSLContext | None, uds: str | None = None,
+                **options: Any) -> httpx.Client:
+    """httpx.Client for base_url; with `tls` it verifies the server against that
+    context's CAs instead of the system's."""
+    import httpx  # not every user of this module (the fuzz tools) has httpx
+
+    options.setdefault("timeout", IO_TIMEOUT)
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
+    if uds is not None:
+        options.setdefault("transport", httpx.HTTPTransport(uds=uds, verify=verify))
+        base_url = f"{'https' if tls else 'http'}://localhost"
+    return httpx.Client(base_url=base_url, verify=verify, **options)
 
 
 @contextlib.contextmanager
@@ -50,6 +91,13 @@ def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
     mode = os.environ.get("CARPINUS_TEST_OPTIMIZATIONS")
     if mode and "optimizations" not in options:
         options["optimizations"] = dict.fromkeys(OPTIMIZATIONS, mode != "off")
+    # The TLS leg: HTTPS with the session's certificate, unless the test set
+    # TLS up itself.
+    leg = tls_leg.leg_certificates()
+    if leg is not None and "ssl_certfile" not in options:
+        options["ssl_certfile"], options["ssl_keyfile"] = leg.certfile, leg.keyfile
+    else:
+        leg = None
     config = Config(app, **options)
     server = Server(config)
     errors: list[BaseException] = []
@@ -70,7 +118,8 @@ def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
             raise RuntimeError("server did not start in time")
         time.sleep(0.005)
     try:
-        yield ServerHandle(server, "127.0.0.1", server.port)
+        yield ServerHandle(server, "127.0.0.1", server.port,
+                           leg.client_context if leg is not None else None)
     finally:
         server.should_exit = True
         thread.join(START_TIMEOUT)
@@ -104,17 +153,24 @@ class Response:
 
 @dataclass
 class RawClient:
-    """A plain TCP client that reads HTTP/1.1 responses strictly."""
+    """A TCP client (TLS when given a context) that reads HTTP/1.1 responses strictly."""
 
     host: str
     port: int
     timeout: float = IO_TIMEOUT
+    tls: ssl.SSLContext | None = None
     sock: socket.socket = field(init=False)
     buf: bytes = field(init=False, default=b"")
 
     def __post_init__(self) -> None:
         self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:  # the handshake happens here, within `timeout`
+                self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+            except BaseException:
+                self.sock.close()
+                raise
 
     def __enter__(self) -> RawClient:
         return self
@@ -127,12 +183,14 @@ class RawClient:
             self.sock.close()
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        with server_closed_as_broken_pipe():
+            self.sock.sendall(data)
 
     def send_slowly(self, data: bytes, step: int = 1) -> None:
         """One small write at a time: the server must cope with any split."""
-        for i in range(0, len(data), step):
-            self.sock.sendall(data[i : i + step])
+        with server_closed_as_broken_pipe():
+            for i in range(0, len(data), step):
+                self.sock.sendall(data[i : i + step])
 
     def _fill(self) -> bool:
         chunk = self.sock.recv(65536)
@@ -217,6 +275,19 @@ class RawClient:
             self.buf += data
             return False
         return True
+
+
+@contextlib.contextmanager
+def server_closed_as_broken_pipe() -> Iterator[None]:
+    """Writing after the server closed fails with EPIPE or ECONNRESET over TCP;
+    over TLS the ssl module may say SSLZeroReturnError (the server's
+    close_notify came first) or SSLEOFError instead.  Tests that tolerate a
+    server closing early catch the TCP names, whatever the transport."""
+    try:
+        yield
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError) as exc:
+        raise BrokenPipeError(errno.EPIPE, f"the server closed the TLS connection: {exc}") \
+            from exc
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0,

@@ -99,8 +99,10 @@ _ATOM_HELP = ", ".join(f"%({name})s {text}" for name, (text, _) in ACCESS_LOG_AT
                    "(checked against --ssl-ca-certs).")
 @click.option("--ssl-ca-certs", default=None,
               help="CA certificates (PEM) that client certificates must chain to.")
-@click.option("--ssl-ciphers", default=SSL_CIPHERS, show_default=True,
-              help="OpenSSL cipher string for TLS 1.2 and older.")
+@click.option("--ssl-ciphers", default=SSL_CIPHERS,
+              help="OpenSSL cipher string for TLS 1.2 and older (TLS 1.3 suites are not "
+                   "affected).  [default: Python's ssl defaults: ECDHE with AES-GCM or "
+                   "ChaCha20]")
 @click.option("--timeout-keep-alive", default=5.0, type=float, show_default=True,
               help="Close an idle keep-alive connection after this many seconds.")
 @click.option("--timeout-request-header", default=10.0, type=float, show_default=True,

@@ -152,7 +152,7 @@ class Config:
         ssl_version: int = SSL_PROTOCOL_VERSION,
         ssl_cert_reqs: int = SSL_CERT_REQS,
         ssl_ca_certs: str | os.PathLike[str] | None = None,
-        ssl_ciphers: str = SSL_CIPHERS,
+        ssl_ciphers: str | None = SSL_CIPHERS,
         proxy_headers: bool = True,
         forwarded_allow_ips: str | Sequence[str] | None = None,
         headers: Sequence[tuple[str, str]] | None = None,

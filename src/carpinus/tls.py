@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import ssl
 
-# uvicorn's defaults: a server-side context, no client certificate asked
-# for, and the "TLSv1" cipher string (it limits TLS <= 1.2 suites only;
-# TLS 1.3 suites are OpenSSL's).
+# uvicorn's defaults: a server-side context, no client certificate asked for.
 SSL_PROTOCOL_VERSION = int(ssl.PROTOCOL_TLS_SERVER)
 SSL_CERT_REQS = int(ssl.CERT_NONE)
-SSL_CIPHERS = "TLSv1"
+# No cipher string unless one is given: the context keeps the list Python's
+# ssl module sets for OpenSSL (ECDHE with AES-GCM or ChaCha20 first).  The old
+# default, uvicorn's "TLSv1", left only SHA-1 CBC suites for TLS 1.2, which
+# a client with Python >= 3.10's defaults refuses: a TLS 1.2 client could not
+# connect at all.  uvicorn (Kludex/uvicorn#2940) and gunicorn (#1970) dropped
+# it too.
+SSL_CIPHERS: str | None = None
 
 CERT_REQS_NAMES = {0: "CERT_NONE", 1: "CERT_OPTIONAL", 2: "CERT_REQUIRED"}
 

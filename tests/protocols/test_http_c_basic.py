@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from tests import apps
@@ -13,7 +12,7 @@ from tests.utils import build_request, chunked
 
 def test_hello_over_httpx(serve):
     handle = serve(apps.hello)
-    r = httpx.get(handle.url + "/")
+    r = handle.get("/")
     assert r.status_code == 200
     assert r.text == "Hello, World!"
     assert r.headers["content-length"] == "13"
@@ -32,7 +31,7 @@ def test_scope_fields(serve):
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert scope["http_version"] == "1.1"
     assert scope["method"] == "GET"
-    assert scope["scheme"] == "http"
+    assert scope["scheme"] == handle.scheme
     # root_path is part of path and raw_path (uvicorn >= 0.26, Starlette >= 0.35)
     assert scope["path"] == "/mount/café/a/b"
     assert scope["raw_path"] == "/mount/caf%C3%A9/a%2Fb"
@@ -203,7 +202,7 @@ def test_concurrent_sleeps_run_concurrently(serve):
     handle = serve(app)
 
     async def one():
-        reader, writer = await asyncio.open_connection(handle.host, handle.port)
+        reader, writer = await asyncio.open_connection(handle.host, handle.port, ssl=handle.tls)
         writer.write(build_request("GET", "/sleep?ms=100"))
         head = await reader.readuntil(b"\r\n\r\n")
         body = await reader.readexactly(2)

@@ -3,7 +3,6 @@ response writer; a `server` header replaces the default one (uvicorn's rules).""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from carpinus import _core
@@ -122,7 +121,8 @@ def test_cli_header_option() -> None:
     try:
         server = spawner.start("tests.process_apps:app", "--header", "X-Frame-Options: DENY",
                                "--header", "server:edge")
-        r = httpx.get(server.url + "/", timeout=10)
+        with server.http_client() as client:
+            r = client.get("/")
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers.get_list("server") == ["edge"]
     finally:

@@ -258,6 +258,8 @@ def test_client_reset_mid_chunked_body(serve: Any) -> None:
     assert_serves(handle)
 
 
+@pytest.mark.tcp_only("a TCP half-close (SHUT_WR) has no TLS counterpart: SSLSocket.shutdown "
+                     "drops the TLS layer; test_tls.py covers close_notify mid-body")
 def test_client_half_closes_mid_body(serve: Any) -> None:
     """A FIN before the body is complete: the request can never complete, so
     the server closes and the app hears http.disconnect."""

@@ -10,21 +10,19 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
 
 from tests.utils import IO_TIMEOUT
-from tests.ws_apps import Recorder, echo, wait_for, ws_url
+from tests.ws_apps import Recorder, connect_ws, echo, wait_for
 
 
 def test_echo_text_and_binary(serve):
     handle = serve(echo)
-    with connect(ws_url(handle, "/chat?room=1"), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, "/chat?room=1") as ws:
         ws.send("héllo")
         assert ws.recv(timeout=IO_TIMEOUT) == "héllo"
         ws.send(b"\x00\x01\xff")
@@ -36,7 +34,7 @@ def test_echo_text_and_binary(serve):
     assert scope["type"] == "websocket"
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert scope["http_version"] == "1.1"
-    assert scope["scheme"] == "ws"
+    assert scope["scheme"] == ("wss" if handle.tls else "ws")
     assert "method" not in scope
     assert scope["path"] == "/chat"
     assert scope["raw_path"] == "/chat"
@@ -53,9 +51,8 @@ def test_proxy_headers_and_default_headers_apply_to_websockets(serve):
     """A trusted proxy's X-Forwarded-For/-Proto set the websocket scope's client and
     scheme (https -> wss), and --header lines go out with the 101 answer."""
     handle = serve(echo, forwarded_allow_ips="*", headers=[("x-deployment", "blue")])
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT,
-                 additional_headers={"X-Forwarded-For": "203.0.113.7",
-                                     "X-Forwarded-Proto": "https"}) as ws:
+    with connect_ws(handle, additional_headers={"X-Forwarded-For": "203.0.113.7",
+                                                "X-Forwarded-Proto": "https"}) as ws:
         assert ws.response.headers["x-deployment"] == "blue"
         assert ws.response.headers["server"] == "carpinus"
         ws.send("scope")
@@ -66,11 +63,11 @@ def test_proxy_headers_and_default_headers_apply_to_websockets(serve):
 
 def test_http_still_served_beside_websockets(serve):
     handle = serve(echo)
-    assert httpx.get(handle.url + "/x").text == "plain http: /x"
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    assert handle.get("/x").text == "plain http: /x"
+    with connect_ws(handle) as ws:
         ws.send("a")
         assert ws.recv(timeout=IO_TIMEOUT) == "a"
-    assert httpx.get(handle.url + "/y").text == "plain http: /y"
+    assert handle.get("/y").text == "plain http: /y"
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])
@@ -78,8 +75,7 @@ def test_one_mebibyte_messages(serve, compression):
     handle = serve(echo)
     text = "".join(chr(0x41 + i % 26) for i in range(1 << 20))
     blob = os.urandom(1 << 20)
-    with connect(ws_url(handle), compression=compression, max_size=None,
-                 open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, compression=compression, max_size=None) as ws:
         offered = ws.response.headers.get("sec-websocket-extensions")
         assert (offered is not None and "permessage-deflate" in offered) == bool(compression)
         ws.send(text)
@@ -90,7 +86,7 @@ def test_one_mebibyte_messages(serve, compression):
 
 def test_per_message_deflate_can_be_switched_off(serve):
     handle = serve(echo, ws_per_message_deflate=False)
-    with connect(ws_url(handle), compression="deflate", open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, compression="deflate") as ws:
         assert "sec-websocket-extensions" not in ws.response.headers
         ws.send("x" * 1000)
         assert ws.recv(timeout=IO_TIMEOUT) == "x" * 1000
@@ -98,7 +94,7 @@ def test_per_message_deflate_can_be_switched_off(serve):
 
 def test_ping_answered_with_pong(serve):
     handle = serve(echo)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         pong = ws.ping(b"are you there")
         assert pong.wait(IO_TIMEOUT)
         ws.send("still open")
@@ -108,7 +104,7 @@ def test_ping_answered_with_pong(serve):
 def test_client_close_code_reaches_the_app(serve):
     app = Recorder()
     handle = serve(app)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         ws.send("hi")
         ws.close(4001, "bye now")
         assert ws.close_code == 4001  # the server echoed our code
@@ -121,7 +117,7 @@ def test_client_close_code_reaches_the_app(serve):
 def test_app_close_code_reaches_the_client(serve):
     app = Recorder(after_first=[{"type": "websocket.close", "code": 4002, "reason": "done"}])
     handle = serve(app)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         ws.send("please close")
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=IO_TIMEOUT)
@@ -140,7 +136,7 @@ def test_app_returning_closes_with_1000(serve):
         await send({"type": "websocket.send", "text": "bye"})
 
     handle = serve(app)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         assert ws.recv(timeout=IO_TIMEOUT) == "bye"
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=IO_TIMEOUT)
@@ -154,7 +150,7 @@ def test_app_exception_after_accept_closes_with_1011(serve, caplog):
         raise ValueError("boom")
 
     handle = serve(app)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=IO_TIMEOUT)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1011
@@ -165,7 +161,7 @@ def test_close_before_accept_is_403(serve):
     app = Recorder(on_connect=[{"type": "websocket.close"}])
     handle = serve(app)
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+        connect_ws(handle)
     assert info.value.response.status_code == 403
     assert app.done.wait(IO_TIMEOUT)
     assert app.messages[-1]["type"] == "websocket.disconnect"
@@ -180,7 +176,7 @@ def test_denial_response_extension(serve):
     ])
     handle = serve(app)
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+        connect_ws(handle)
     response = info.value.response
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -193,7 +189,7 @@ def test_app_returning_without_handshake_is_500(serve, caplog):
 
     handle = serve(app)
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+        connect_ws(handle)
     assert info.value.response.status_code == 500
     wait_for(lambda: "without accepting or closing" in caplog.text)
 
@@ -202,8 +198,7 @@ def test_subprotocol_negotiation(serve):
     app = Recorder(on_connect=[{"type": "websocket.accept", "subprotocol": "chat.v2",
                                 "headers": [(b"x-extra", b"yes")]}])
     handle = serve(app)
-    with connect(ws_url(handle), subprotocols=["chat.v1", "chat.v2"],
-                 open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, subprotocols=["chat.v1", "chat.v2"]) as ws:
         assert ws.subprotocol == "chat.v2"
         assert ws.response.headers["x-extra"] == "yes"
     assert app.scopes[0]["subprotocols"] == ["chat.v1", "chat.v2"]
@@ -213,7 +208,7 @@ def test_subprotocol_not_offered_is_an_app_error(serve):
     app = Recorder(on_connect=[{"type": "websocket.accept", "subprotocol": "nope"}])
     handle = serve(app)
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle), subprotocols=["chat"], open_timeout=IO_TIMEOUT)
+        connect_ws(handle, subprotocols=["chat"])
     assert info.value.response.status_code == 500
     assert app.done.wait(IO_TIMEOUT)
     assert isinstance(app.errors[0], RuntimeError)
@@ -221,7 +216,7 @@ def test_subprotocol_not_offered_is_an_app_error(serve):
 
 def test_oversize_message_closes_with_1009(serve):
     handle = serve(echo, ws_max_size=1000)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         ws.send("x" * 1000)
         assert ws.recv(timeout=IO_TIMEOUT) == "x" * 1000
         ws.send("x" * 1001)
@@ -247,7 +242,7 @@ def test_send_after_client_left_raises_client_disconnected(serve):
             outcome.append(exc)
 
     handle = serve(app)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         ws.close(1000)
     assert closed.wait(IO_TIMEOUT)
     wait_for(lambda: outcome)
@@ -256,7 +251,7 @@ def test_send_after_client_left_raises_client_disconnected(serve):
 
 def test_graceful_shutdown_closes_with_1012(serve):
     handle = serve(echo)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         ws.send("a")
         assert ws.recv(timeout=IO_TIMEOUT) == "a"
         handle.server.should_exit = True
@@ -267,7 +262,7 @@ def test_graceful_shutdown_closes_with_1012(serve):
 
 def test_keepalive_pings_keep_a_live_client(serve):
     handle = serve(echo, ws_ping_interval=0.05, ws_ping_timeout=IO_TIMEOUT)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         time.sleep(0.3)  # several ping intervals; the client answers each
         ws.send("alive")
         assert ws.recv(timeout=IO_TIMEOUT) == "alive"
@@ -277,7 +272,7 @@ def test_ws_none_serves_upgrade_requests_as_http(serve):
     handle = serve(echo, ws="none")
     assert handle.state.websocket is None
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle, "/upgrade"), open_timeout=IO_TIMEOUT)
+        connect_ws(handle, "/upgrade")
     assert info.value.response.status_code == 200
     assert info.value.response.body == b"plain http: /upgrade"
 
@@ -290,7 +285,7 @@ def test_starlette_websocket_endpoint(serve):
 
     app = Starlette(routes=[WebSocketRoute("/s", endpoint)])
     handle = serve(app)
-    with connect(ws_url(handle, "/s"), subprotocols=["json"], open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, "/s", subprotocols=["json"]) as ws:
         assert ws.subprotocol == "json"
         ws.send(json.dumps({"n": 1}))
         assert json.loads(ws.recv(timeout=IO_TIMEOUT)) == {"echo": {"n": 1}, "path": "/s"}
@@ -316,14 +311,14 @@ def test_fastapi_websocket_endpoint(serve):
             seen.append(exc.code)
 
     handle = serve(app)
-    with connect(ws_url(handle, "/items/7"), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, "/items/7") as ws:
         ws.send("x")
         assert ws.recv(timeout=IO_TIMEOUT) == "7:x"
         ws.close(1001)
     wait_for(lambda: seen)
     assert seen == [1001]
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle, "/items/0"), open_timeout=IO_TIMEOUT)
+        connect_ws(handle, "/items/0")
     assert info.value.response.status_code == 403
 
 
@@ -331,7 +326,7 @@ def test_demo_app_echoes_on_ws(serve):
     from carpinus.demo import app
 
     handle = serve(app)
-    with connect(ws_url(handle, "/ws"), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, "/ws") as ws:
         ws.send("ping")
         assert ws.recv(timeout=IO_TIMEOUT) == "ping"
         ws.send(b"bin")
@@ -341,12 +336,12 @@ def test_demo_app_echoes_on_ws(serve):
 BLOCK_WSPROTO = """
 import sys
 sys.modules["wsproto"] = None  # import wsproto now fails, as if not installed
-import httpx, threading, time
+import threading, time
 from tests.utils import run_server
 from tests.ws_apps import echo
 with run_server(echo, ws="auto", configure_logging=True) as handle:
     assert handle.state.websocket is None
-    r = httpx.get(handle.url + "/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    r = handle.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     print("STATUS", r.status_code, r.text)
 """
 
@@ -368,7 +363,7 @@ def test_denial_response_with_content_length(serve):
     ])
     handle = serve(app)
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+        connect_ws(handle)
     assert info.value.response.status_code == 404
     assert info.value.response.body == b"not found"
     assert "transfer-encoding" not in info.value.response.headers
@@ -384,7 +379,7 @@ def test_denial_response_with_content_length(serve):
 def test_bad_messages_after_accept_are_app_errors(serve, bad):
     app = Recorder(after_first=[bad])
     handle = serve(app)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle) as ws:
         ws.send("go")
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=IO_TIMEOUT)
@@ -395,11 +390,11 @@ def test_bad_messages_after_accept_are_app_errors(serve, bad):
 
 def test_limit_concurrency_refuses_handshakes_with_503(serve):
     handle = serve(echo, limit_concurrency=1)
-    with connect(ws_url(handle), open_timeout=IO_TIMEOUT) as first:
+    with connect_ws(handle) as first:
         first.send("a")
         assert first.recv(timeout=IO_TIMEOUT) == "a"
         with pytest.raises(InvalidStatus) as info:
-            connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+            connect_ws(handle)
         assert info.value.response.status_code == 503
 
 
@@ -417,7 +412,7 @@ def test_shutdown_refuses_a_handshake_the_app_has_not_answered(serve):
 
     def client() -> None:
         try:
-            connect(ws_url(handle), open_timeout=IO_TIMEOUT)
+            connect_ws(handle)
         except BaseException as exc:
             result.append(exc)
 
@@ -435,8 +430,7 @@ def test_shutdown_refuses_a_handshake_the_app_has_not_answered(serve):
 def test_max_size_counts_decompressed_bytes(serve):
     """permessage-deflate: a message that is small on the wire but large inflated is refused."""
     handle = serve(echo, ws_max_size=10_000)
-    with connect(ws_url(handle), compression="deflate", max_size=None,
-                 open_timeout=IO_TIMEOUT) as ws:
+    with connect_ws(handle, compression="deflate", max_size=None) as ws:
         assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
         ws.send(b"\x00" * 9_000)
         assert ws.recv(timeout=IO_TIMEOUT) == b"\x00" * 9_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import threading
 import time
@@ -27,7 +28,7 @@ from tests.ws_raw import (
 
 
 def ws_connect(handle: Any) -> RawWebSocket:
-    return RawWebSocket(handle.host, handle.port)
+    return RawWebSocket(handle.host, handle.port, tls=handle.tls)
 
 
 # -- the opening handshake -----------------------------------------------------
@@ -302,7 +303,7 @@ def test_slow_app_pauses_reading(serve):
             try:
                 sent += c.sock.send(data[sent:sent + 65536])
                 stalled_since = None
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantWriteError):  # a full buffer, TCP or TLS
                 stalled_since = stalled_since or time.monotonic()
                 if time.monotonic() - stalled_since > 1.0:
                     break  # the server stopped reading

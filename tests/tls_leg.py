@@ -1,0 +1,62 @@
+"""The TLS leg of the suite: `make test-tls`, i.e. CARPINUS_TEST_TLS=1.
+
+With the variable set, every server the behavioural tests start without TLS
+options of their own (run_server, and carpinus processes started by a
+Spawner) serves HTTPS with a certificate issued by a trustme CA made once per
+test session, and the clients those tests use (RawClient, httpx through
+ServerHandle.http_client, websockets through ws_apps.connect_ws) trust that
+CA.  The same tests then show that the C protocol behaves the same behind the
+event loop's TLS transport (asyncio's and uvloop's) as on a bare socket.
+
+tests/conftest.py picks the tests of the leg and skips those marked
+`tcp_only`, whose point is something TLS cannot show the same way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ENABLED = os.environ.get("CARPINUS_TEST_TLS", "") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files for a server on 127.0.0.1 / localhost, and the CA that issued them."""
+
+    certfile: str
+    keyfile: str
+    ca_file: str
+
+    @functools.cached_property
+    def client_context(self) -> ssl.SSLContext:
+        """Python's default client context, trusting only the session CA.  One
+        context for every client: contexts are safe to share between threads."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+@functools.cache
+def session_certificates() -> Certificates:
+    """Made on first use and removed when the test process exits."""
+    import trustme  # a test dependency; imported here so the fuzz tools need not have it
+
+    directory = Path(tempfile.mkdtemp(prefix="carpinus-tls-leg-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, ca_file = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    certfile.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return Certificates(str(certfile), str(keyfile), str(ca_file))
+
+
+def leg_certificates() -> Certificates | None:
+    """The session's certificates in the TLS leg, None in the others."""
+    return session_certificates() if ENABLED else None
