@@ -216,7 +216,10 @@ class Server:
             websockets.shutdown()  # close code 1012, as uvicorn does
 
         def busy() -> bool:
-            return bool(state.connections or state.active_requests
+            # not a connection the server closed that has nothing left to
+            # send: over TLS it stays until the client answers our
+            # close_notify (or 30 s), which an idle client may never do
+            return bool(state.busy_connections() or state.active_requests
                         or (websockets is not None and websockets.busy))
 
         timeout = self.config.timeout_graceful_shutdown
@@ -245,6 +248,14 @@ class Server:
             # let connection_lost callbacks and cancellations run
             for _ in range(20):
                 if not busy():
+                    break
+                await asyncio.sleep(0.01)
+        if state.connections:
+            # closed, nothing left to send, but a TLS transport still waits
+            # for the client's close_notify: do not
+            state.close_all()
+            for _ in range(20):
+                if not state.connections:
                     break
                 await asyncio.sleep(0.01)
         for server in self.servers:

@@ -22,6 +22,12 @@
  * works the same whether or not the call has to wait -- returning a bare
  * Future only when waiting made that fail only under load.
  *
+ * A third kind yields once before it completes (a bare `yield`, as
+ * asyncio.sleep(0) does): send() returns it now and then to a streaming app
+ * whose sends never have to wait, so that the loop gets a turn -- to serve
+ * other connections, and to deliver a connection_lost that a TLS transport
+ * reports only from the loop.
+ *
  * An Outcome gives its result once; awaiting it again gives None, like
  * awaiting an exhausted iterator.  A ready one holds a result the server
  * built (a message dict of bytes and strings, or None) and is not tracked
@@ -39,6 +45,7 @@ typedef struct {
     PyObject *iter;   /* owned: future.__await__() once the wait started */
     PyObject *owner;  /* owned: what `again` asks for the answer, or NULL */
     cp_outcome_again again;
+    int yields;       /* bare yields left before the result (cp_outcome_yield) */
 } Outcome;
 
 PyObject *cp_outcome_ready(cp_state *st, PyObject *result)
@@ -53,6 +60,16 @@ PyObject *cp_outcome_ready(cp_state *st, PyObject *result)
     o->iter = NULL;
     o->owner = NULL;
     o->again = NULL;
+    o->yields = 0;
+    return (PyObject *)o;
+}
+
+PyObject *cp_outcome_yield(cp_state *st)
+{
+    Outcome *o = (Outcome *)cp_outcome_ready(st, NULL);
+    if (o != NULL) {
+        o->yields = 1;
+    }
     return (PyObject *)o;
 }
 
@@ -69,6 +86,7 @@ PyObject *cp_outcome_waiting(cp_state *st, PyObject *future, PyObject *owner,
     o->iter = NULL;
     o->owner = Py_XNewRef(owner);
     o->again = again;
+    o->yields = 0;
     PyObject_GC_Track(o);
     return (PyObject *)o;
 }
@@ -130,6 +148,12 @@ static void wait_done(Outcome *o)
 static PySendResult outcome_am_send(PyObject *self, PyObject *arg, PyObject **presult)
 {
     Outcome *o = (Outcome *)self;
+    if (o->yields > 0) {
+        /* a bare yield: the Task gives the loop one turn, then steps us again */
+        o->yields--;
+        *presult = Py_NewRef(Py_None);
+        return PYGEN_NEXT;
+    }
     if (o->future == NULL) {
         PyObject *res = o->result;
         if (res != NULL) {

@@ -68,7 +68,8 @@ typedef struct {
     /* indexes into common_headers by name length, -1 terminated */
     signed char headers_by_len[CP_COMMON_HEADER_MAXLEN + 1][8];
     /* attribute / method names used on asyncio objects */
-    PyObject *s_write, *s_writelines, *s_close, *s_is_closing, *s_pause_reading,
+    PyObject *s_write, *s_writelines, *s_close, *s_abort, *s_is_closing,
+        *s_get_write_buffer_size, *s_pause_reading,
         *s_resume_reading, *s_get_extra_info, *s_peername, *s_sockname,
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
         *s_context;
@@ -98,6 +99,8 @@ typedef struct {
    to future; owner is borrowed and kept alive by the Outcome. */
 typedef PyObject *(*cp_outcome_again)(PyObject *owner, PyObject **wait_on);
 PyObject *cp_outcome_ready(cp_state *st, PyObject *result);
+/* An outcome of None that first gives the loop one turn (a bare yield). */
+PyObject *cp_outcome_yield(cp_state *st);
 PyObject *cp_outcome_waiting(cp_state *st, PyObject *future, PyObject *owner,
                              cp_outcome_again again);
 extern PyType_Spec cp_outcome_spec;
@@ -462,6 +465,8 @@ typedef struct RequestCycle {
     int response_started;
     int response_complete;
     int wire_started; /* response bytes have been written */
+    size_t unyielded; /* body bytes sent since the app's task last let the
+                         loop run (see cycle_send_message) */
     int app_running; /* the app's task has not finished */
     int status;
     int keep_alive;      /* the request allows keeping the connection */
@@ -622,6 +627,9 @@ cp_state *cp_get_state_from_type(PyTypeObject *tp);
    and one read of tiny pipelined requests must not hold every other
    connection up for thousands of them. */
 #define CP_REQUESTS_PER_READ 16
+/* A streaming app whose send() never has to wait gives the loop a turn
+   after this many body bytes (send() returns a bare yield). */
+#define CP_YIELD_BYTES (256 * 1024)
 /* The whole request head (--limit-request-head): below CP_HIGH_WATER, so
    that a head in progress never looks like a backlog to pause. */
 #define CP_DEFAULT_MAX_HEAD (64 * 1024)

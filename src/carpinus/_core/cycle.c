@@ -578,6 +578,7 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
                 goto done;
             }
         }
+        size_t sent_before = (size_t)cy->out_sent;
         if (cp_response_body(cy, message) < 0) {
             goto done;
         }
@@ -586,6 +587,18 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
             result = Py_NewRef(st->done_awaitable);
         } else {
             result = send_wait(cy);
+            /* A stream whose sends never wait would never let the loop run:
+               not to serve other connections, and not to deliver the
+               connection_lost by which a TLS transport reports a reset (its
+               is_closing() stays false until then).  Now and then send()
+               gives the loop a turn. */
+            cy->unyielded += (size_t)cy->out_sent - sent_before;
+            if (result == st->done_awaitable && cy->unyielded >= CP_YIELD_BYTES) {
+                Py_SETREF(result, cp_outcome_yield(st));
+            }
+            if (result != st->done_awaitable) {
+                cy->unyielded = 0;
+            }
         }
     } else {
         PyErr_Format(PyExc_RuntimeError,

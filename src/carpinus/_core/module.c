@@ -67,6 +67,8 @@ static inline cp_state *get_state(PyObject *module)
     X(s_writelines)                                                                      \
     X(s_close)                                                                           \
     X(s_is_closing)                                                                      \
+    X(s_abort)                                                                           \
+    X(s_get_write_buffer_size)                                                           \
     X(s_pause_reading)                                                                   \
     X(s_resume_reading)                                                                  \
     X(s_get_extra_info)                                                                  \
@@ -183,6 +185,8 @@ static int core_exec(PyObject *module)
         intern(&st->v_http_response_body, "http.response.body") < 0 ||
         intern(&st->s_write, "write") < 0 || intern(&st->s_writelines, "writelines") < 0 ||
         intern(&st->s_close, "close") < 0 || intern(&st->s_is_closing, "is_closing") < 0 ||
+        intern(&st->s_abort, "abort") < 0 ||
+        intern(&st->s_get_write_buffer_size, "get_write_buffer_size") < 0 ||
         intern(&st->s_pause_reading, "pause_reading") < 0 ||
         intern(&st->s_resume_reading, "resume_reading") < 0 ||
         intern(&st->s_get_extra_info, "get_extra_info") < 0 ||

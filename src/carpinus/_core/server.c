@@ -384,10 +384,20 @@ static void shutdown_one(HttpProtocol *c, double unused)
     cp_conn_shutdown(c);
 }
 
+/* Close a connection now; one already closing (a TLS transport waiting for
+   the peer's close_notify) is aborted. */
 static void close_one(HttpProtocol *c, double unused)
 {
     (void)unused;
-    cp_conn_close(c);
+    if (c->state < CP_ST_CLOSED) {
+        cp_conn_close(c);
+    } else if (!c->lost && c->transport != NULL) {
+        PyObject *r = PyObject_CallMethodNoArgs(c->transport, c->server->mod->s_abort);
+        if (r == NULL) {
+            PyErr_WriteUnraisable((PyObject *)c);
+        }
+        Py_XDECREF(r);
+    }
 }
 
 static PyObject *server_shutdown(ServerState *s, PyObject *unused)
@@ -396,6 +406,45 @@ static PyObject *server_shutdown(ServerState *s, PyObject *unused)
     s->shutting_down = 1;
     for_each_conn(s, shutdown_one, 0);
     Py_RETURN_NONE;
+}
+
+/* Does a graceful shutdown still wait for this connection?  An open one,
+   yes; a closed one only while its transport holds bytes to send.  A TLS
+   transport reports the connection lost only after the peer's close_notify
+   (or 30 s): an idle client that does not answer would hold the shutdown up
+   for nothing. */
+static int conn_busy(HttpProtocol *c)
+{
+    if (c->state < CP_ST_CLOSED) {
+        return 1;
+    }
+    if (c->lost || c->transport == NULL) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(c->transport, c->server->mod->s_get_write_buffer_size);
+    Py_ssize_t n = r != NULL ? PyLong_AsSsize_t(r) : -1;
+    Py_XDECREF(r);
+    if (n < 0) {
+        PyErr_Clear();
+        return 1; /* cannot tell: wait for it */
+    }
+    return n > 0;
+}
+
+static PyObject *server_busy_connections(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    Py_ssize_t n = 0;
+    HttpProtocol *c = s->conns;
+    Py_XINCREF(c);
+    while (c != NULL) {
+        HttpProtocol *next = c->next;
+        Py_XINCREF(next);
+        n += conn_busy(c);
+        Py_DECREF(c);
+        c = next;
+    }
+    return PyLong_FromSsize_t(n);
 }
 
 static PyObject *server_close_all(ServerState *s, PyObject *unused)
@@ -589,7 +638,11 @@ static PyMethodDef server_methods[] = {
     {"shutdown", (PyCFunction)server_shutdown, METH_NOARGS,
      "Stop keeping connections alive: close idle ones now, busy ones after their "
      "response."},
-    {"close_all", (PyCFunction)server_close_all, METH_NOARGS, "Close every connection now."},
+    {"close_all", (PyCFunction)server_close_all, METH_NOARGS,
+     "Close every connection now (abort those already closing)."},
+    {"busy_connections", (PyCFunction)server_busy_connections, METH_NOARGS,
+     "Connections a graceful shutdown waits for: open ones, and closed ones whose "
+     "transport still has bytes to send."},
     {"stats", (PyCFunction)server_stats, METH_NOARGS, "Counters, as a dict."},
     {NULL, NULL, 0, NULL},
 };
