@@ -462,7 +462,7 @@ def test_root_path_is_kept_in_urls(serve: Callable[..., ServerHandle], framework
         app = FastAPI()
         app.add_api_route("/items/{item}", where, name="where")
     handle = serve(app, root_path="/api")
-    r = httpx.get(f"{handle.url}/items/7?q=1", timeout=WAIT)
+    r = handle.get("/items/7?q=1", timeout=WAIT)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["url"] == f"{handle.url}/api/items/7?q=1"
