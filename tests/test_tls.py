@@ -23,6 +23,7 @@ from carpinus.optimizations import DEFAULTS
 from carpinus.tls import create_ssl_context
 from tests import apps
 from tests.process_utils import Spawner
+from tests.tls_leg import issue_certificates
 from tests.utils import RawClient, ServerHandle, build_request, wait_for
 
 
@@ -43,16 +44,10 @@ class Certs:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    directory = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile, ca_file = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
-    certfile.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(keyfile))
-    ca.cert_pem.write_to_path(str(ca_file))
+    ca, files = issue_certificates(tmp_path_factory.mktemp("tls"))
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
-    return Certs(ca, ca_file, certfile, keyfile, client_ctx)
+    return Certs(ca, Path(files.ca_file), Path(files.certfile), Path(files.keyfile), client_ctx)
 
 
 def https_url(handle: ServerHandle, path: str = "/") -> str:

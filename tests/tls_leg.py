@@ -22,6 +22,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ENABLED = os.environ.get("CARPINUS_TEST_TLS", "") not in ("", "0")
 
@@ -41,20 +42,26 @@ class Certificates:
         return ssl.create_default_context(cafile=self.ca_file)
 
 
-@functools.cache
-def session_certificates() -> Certificates:
-    """Made on first use and removed when the test process exits."""
+def issue_certificates(directory: Path) -> tuple[Any, Certificates]:
+    """A new trustme CA and a server certificate for 127.0.0.1 / localhost,
+    written as PEM files into `directory`: (the CA, the files)."""
     import trustme  # a test dependency; imported here so the fuzz tools need not have it
 
-    directory = Path(tempfile.mkdtemp(prefix="carpinus-tls-leg-"))
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     certfile, keyfile, ca_file = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
     certfile.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     leaf.private_key_pem.write_to_path(str(keyfile))
     ca.cert_pem.write_to_path(str(ca_file))
-    return Certificates(str(certfile), str(keyfile), str(ca_file))
+    return ca, Certificates(str(certfile), str(keyfile), str(ca_file))
+
+
+@functools.cache
+def session_certificates() -> Certificates:
+    """Made on first use and removed when the test process exits."""
+    directory = Path(tempfile.mkdtemp(prefix="carpinus-tls-leg-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return issue_certificates(directory)[1]
 
 
 def leg_certificates() -> Certificates | None:

@@ -18,14 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from tests import apps
+from tests.tls_leg import Certificates, session_certificates
 from tests.utils import RawClient, ServerHandle, build_request, chunked, wait_for
 
 # ---------------------------------------------------------------------------
@@ -33,33 +31,18 @@ from tests.utils import RawClient, ServerHandle, build_request, chunked, wait_fo
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class Certs:
-    certfile: Path
-    keyfile: Path
-    client_ctx: ssl.SSLContext
-
-
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    directory = tmp_path_factory.mktemp("seams-tls")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
-    certfile.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(keyfile))
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    return Certs(certfile, keyfile, client_ctx)
+def certs() -> Certificates:
+    return session_certificates()
 
 
-def tls_client(handle: ServerHandle, certs: Certs) -> RawClient:
+def tls_client(handle: ServerHandle, certs: Certificates) -> RawClient:
     client = RawClient.__new__(RawClient)
     client.host, client.port, client.timeout, client.buf = handle.host, handle.port, 10.0, b""
     raw = socket.create_connection((handle.host, handle.port), timeout=10.0)
     # ragged EOFs not suppressed: a close without close_notify raises
-    client.sock = certs.client_ctx.wrap_socket(raw, server_hostname="127.0.0.1",
-                                               suppress_ragged_eofs=False)
+    client.sock = certs.client_context.wrap_socket(raw, server_hostname="127.0.0.1",
+                                                   suppress_ragged_eofs=False)
     return client
 
 
@@ -108,8 +91,8 @@ def test_tls_error_responses_close_cleanly(serve, certs, loop_errors, case):
     the response and a clean close (close_notify), and the loop logs no
     "Fatal error on SSL protocol" (stdlib TLS's close() calls get_buffer()
     and buffer_updated() on the protocol while it is still parsing)."""
-    handle = serve(apps.echo_body, ssl_certfile=str(certs.certfile),
-                   ssl_keyfile=str(certs.keyfile), limit_request_body=10_000)
+    handle = serve(apps.echo_body, ssl_certfile=certs.certfile,
+                   ssl_keyfile=certs.keyfile, limit_request_body=10_000)
     data, status = ERROR_REQUESTS[case]
     c = tls_client(handle, certs)
     try:
@@ -133,7 +116,7 @@ def test_tls_503_overload_closes_cleanly(serve, certs, loop_errors):
             await asyncio.sleep(0.01)
         await apps.send_text(send, b"ok")
 
-    handle = serve(app, ssl_certfile=str(certs.certfile), ssl_keyfile=str(certs.keyfile),
+    handle = serve(app, ssl_certfile=certs.certfile, ssl_keyfile=certs.keyfile,
                    limit_concurrency=1)
     holder = tls_client(handle, certs)
     try:
@@ -166,7 +149,7 @@ def test_tls_half_close_is_not_answered_true(serve, certs, caplog):
         await asyncio.sleep(0.05)
         await apps.send_text(send, b"late")
 
-    handle = serve(app, ssl_certfile=str(certs.certfile), ssl_keyfile=str(certs.keyfile))
+    handle = serve(app, ssl_certfile=certs.certfile, ssl_keyfile=certs.keyfile)
     c = tls_client(handle, certs)
     c.send(build_request("GET", "/"))
     tls_sock = c.sock

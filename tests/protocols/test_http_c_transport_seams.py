@@ -61,6 +61,13 @@ async def settle(loop_iterations: int = 20) -> None:
         await asyncio.sleep(0)
 
 
+def uncancel() -> None:
+    """The app caught a CancelledError and goes on (Task.uncancel, 3.11+)."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
+
+
 def run(test: Callable[[asyncio.AbstractEventLoop], Awaitable[None]]) -> None:
     async def main() -> None:
         await test(asyncio.get_running_loop())
@@ -253,9 +260,7 @@ def test_a_send_cancelled_while_writing_is_paused(how: str) -> None:
             except asyncio.CancelledError:
                 steps.append("b cancelled")
                 canceller.stop()
-                task = asyncio.current_task()
-                while task is not None and task.cancelling():
-                    task.uncancel()
+                uncancel()
             await send({"type": "http.response.body", "body": b"c", "more_body": True})
             steps.append("c sent")
             await send({"type": "http.response.body", "body": b"d"})
@@ -282,69 +287,46 @@ def test_a_send_cancelled_while_writing_is_paused(how: str) -> None:
     run(test)
 
 
-def test_a_receive_whose_future_is_cancelled_keeps_the_body() -> None:
-    """asyncio.wait_for() on 3.11 cancels the future it waits on: a receive()
-    given up that way leaves the body queued for the next receive()."""
+def receive_then_read_body(got: list[bytes]) -> Any:
+    """An app whose first receive() may be cancelled; it then reads the body
+    and echoes it.  got: what the first receive() gave (or b"cancelled"),
+    then the body read after it."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            got.append((await receive())["body"])
+        except asyncio.CancelledError:
+            got.append(b"cancelled")
+            uncancel()
+        body, _ = await apps.read_body(receive)
+        got.append(body)
+        await apps.send_text(send, body)
+
+    return app
+
+
+@pytest.mark.parametrize("how", ["waiter", "woken"])
+def test_a_cancelled_receive_keeps_the_body(how: str) -> None:
+    """A receive() given up under a timeout leaves the body for the next one,
+    whether the timeout cancels the very future it waits on (3.11's
+    asyncio.wait_for) or the task after the body has arrived and woken it but
+    before it resumed.  The message is made when a receive() resumes, not
+    when it is woken: nothing is lost."""
 
     async def test(loop: asyncio.AbstractEventLoop) -> None:
         got: list[bytes] = []
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            try:
-                await receive()
-            except asyncio.CancelledError:
-                got.append(b"cancelled")
-                task = asyncio.current_task()
-                while task is not None and task.cancelling():
-                    task.uncancel()
-            body, _ = await apps.read_body(receive)
-            got.append(body)
-            await apps.send_text(send, body)
-
-        state = server(loop, app)
+        state = server(loop, receive_then_read_body(got))
         c = Conn(state, loop)
         c.send(build_request("POST", "/", [("Content-Length", "5")]))
         await settle()
         (task,) = state.tasks
-        Canceller(task, "waiter").fire()
-        await settle()
-        c.send(b"hello")
-        await settle()
-        assert got == [b"cancelled", b"hello"]
-        assert c.out.endswith(b"hello")
-
-    if sys.version_info < (3, 11):
-        pytest.skip("Task.uncancel() exists from Python 3.11")
-    run(test)
-
-
-def test_a_receive_cancelled_after_its_wake_up_loses_nothing() -> None:
-    """The body arrives and wakes a waiting receive(); before it resumes, a
-    timeout cancels it.  The message is made when a receive() resumes, not
-    when it is woken, so the next receive() gets it: nothing is lost."""
-
-    async def test(loop: asyncio.AbstractEventLoop) -> None:
-        got: list[bytes] = []
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            try:
-                got.append((await receive())["body"])
-            except asyncio.CancelledError:
-                got.append(b"cancelled")
-                task = asyncio.current_task()
-                while task is not None and task.cancelling():
-                    task.uncancel()
-            body, _ = await apps.read_body(receive)
-            got.append(body)
-            await apps.send_text(send, body)
-
-        state = server(loop, app)
-        c = Conn(state, loop)
-        c.send(build_request("POST", "/", [("Content-Length", "5")]))
-        await settle()
-        (task,) = state.tasks
-        c.send(b"hello")  # wakes the receive() ...
-        task.cancel()     # ... which is cancelled before it resumes
+        if how == "waiter":
+            Canceller(task, "waiter").fire()
+            await settle()
+            c.send(b"hello")
+        else:
+            c.send(b"hello")  # wakes the receive() ...
+            task.cancel()     # ... which is cancelled before it resumes
         await settle()
         assert got == [b"cancelled", b"hello"]
         assert c.out.endswith(b"hello")
