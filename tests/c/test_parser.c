@@ -347,7 +347,7 @@ static const ok_case ok_cases[] = {
             "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n",
      .method = "GET", .mid = CP_METHOD_GET, .target = "/chat", .path = "/chat",
-     .minor = 1, .flags = CP_F_UPGRADE | CP_F_CONN_UPGRADE | CP_F_CONN_KEEP_ALIVE,
+     .minor = 1, .flags = CP_F_UPGRADE | CP_F_CONN_KEEP_ALIVE,
      .headers = {{"Host", "server.example.com"}, {"Upgrade", "websocket"},
                  {"Connection", "keep-alive, Upgrade"},
                  {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},

@@ -53,6 +53,8 @@
  */
 #include "parser.h"
 
+#include "chars.h"
+
 /* ---- states ------------------------------------------------------------- */
 
 enum {
@@ -135,26 +137,27 @@ enum {
     N_CLASSES
 };
 
-/* clang-format off */
-static const unsigned char byte_class[256] = {
-    CT, CT, CT, CT, CT, CT, CT, CT, CT, WS, LF, CT, CT, CR, CT, CT, /* 0_ */
-    CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, CT, /* 1_ */
-    WS, TK, VI, TK, TK, TK, TK, TK, VI, VI, TK, TK, VI, TK, TK, VI, /* 2_ */
-    HX, HX, HX, HX, HX, HX, HX, HX, HX, HX, CO, SC, VI, VI, VI, VI, /* 3_ */
-    VI, HX, HX, HX, HX, HX, HX, TK, TK, TK, TK, TK, TK, TK, TK, TK, /* 4_ */
-    TK, TK, TK, TK, TK, TK, TK, TK, TK, TK, TK, VI, VI, VI, TK, TK, /* 5_ */
-    TK, HX, HX, HX, HX, HX, HX, TK, TK, TK, TK, TK, TK, TK, TK, TK, /* 6_ */
-    TK, TK, TK, TK, TK, TK, TK, TK, TK, TK, TK, VI, TK, VI, TK, CT, /* 7_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* 8_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* 9_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* A_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* B_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* C_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* D_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* E_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* F_ */
-};
-/* clang-format on */
+/* The class of a byte, from the shared table (chars.h). */
+static inline unsigned char byte_class_of(unsigned char c)
+{
+    switch (c) {
+    case '\r':
+        return CR;
+    case '\n':
+        return LF;
+    case ';':
+        return SC;
+    case ':':
+        return CO;
+    case ' ':
+    case '\t':
+        return WS;
+    default:
+        break;
+    }
+    unsigned f = cp_char_class[c];
+    return (f & CC_HEX) ? HX : (f & CC_TOKEN) ? TK : (f & CC_VALUE) ? VI : CT;
+}
 
 /* ---- the transition table ----------------------------------------------- */
 
@@ -273,7 +276,7 @@ int cp_chunked_decode(cp_chunked *st, const char *buf, size_t len,
         }
 
         unsigned char c = p[i];
-        int cls = byte_class[c];
+        int cls = byte_class_of(c);
         int next = transition[state][cls];
         *consumed = i; /* on error: the bytes before the offending one */
         if (next >= E_FIRST)

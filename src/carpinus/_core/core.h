@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "chars.h"
 #include "parser.h"
 
 /* ---- module state -------------------------------------------------- */
@@ -567,50 +568,6 @@ PyObject *cp_error_response(ServerState *s, int status);
 const char *cp_reason_phrase(int status);
 /* "HTTP/1.1 NNN Reason\r\n" into out (>= 48 bytes); returns its length. */
 size_t cp_format_status_line(char *out, int status);
-
-/* ---- header values (shared by response.c and protocol.c) ----------- */
-
-/* Is p[0..n) equal to `lower` (a lowercase name of length ln), ignoring the
-   case of ASCII letters? */
-static inline int cp_name_is(const char *p, size_t n, const char *lower, size_t ln)
-{
-    if (n != ln) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch >= 'A' && ch <= 'Z') {
-            ch |= 0x20;
-        }
-        if (ch != lower[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Does a comma-separated header value contain `token` (case-insensitive)? */
-static inline int cp_list_has_token(const char *p, size_t n, const char *token, size_t tn)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == ',')) {
-            i++;
-        }
-        size_t start = i;
-        while (i < n && p[i] != ',') {
-            i++;
-        }
-        size_t end = i;
-        while (end > start && (p[end - 1] == ' ' || p[end - 1] == '\t')) {
-            end--;
-        }
-        if (cp_name_is(p + start, end - start, token, tn)) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* ---- module.c ------------------------------------------------------ */
 

@@ -79,11 +79,6 @@ int cp_common_headers_init(cp_state *st)
     return 0;
 }
 
-static inline char lower_ascii(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
-}
-
 /* A new bytes object: name with ASCII letters lowercased. */
 static PyObject *lowered_bytes(const char *name, size_t len)
 {
@@ -93,7 +88,7 @@ static PyObject *lowered_bytes(const char *name, size_t len)
     }
     char *dst = PyBytes_AS_STRING(out);
     for (size_t i = 0; i < len; i++) {
-        dst[i] = lower_ascii(name[i]);
+        dst[i] = (char)cp_ascii_lower((unsigned char)name[i]);
     }
     return out;
 }
@@ -103,7 +98,7 @@ PyObject *cp_header_name(cp_state *st, const char *name, size_t len)
     char small[64];
     if (len <= sizeof(small)) {
         for (size_t i = 0; i < len; i++) {
-            small[i] = lower_ascii(name[i]);
+            small[i] = (char)cp_ascii_lower((unsigned char)name[i]);
         }
         if (len <= CP_COMMON_HEADER_MAXLEN) {
             const signed char *slot = st->headers_by_len[len];

@@ -43,48 +43,8 @@
 
 #include <string.h>
 
-/* ---- character classes ------------------------------------------------ */
+#include "chars.h"
 
-#define CC_TOKEN 0x01  /* tchar (RFC 9110 5.6.2) */
-#define CC_VALUE 0x02  /* field-value byte: HTAB, SP, VCHAR, obs-text */
-#define CC_TARGET 0x04 /* request-target byte: VCHAR, obs-text */
-#define CC_HOST 0x08   /* Host byte: unreserved, pct, sub-delims, ':', '[', ']' */
-
-#define __ 0
-#define WS CC_VALUE
-#define VI (CC_VALUE | CC_TARGET)
-#define VH (CC_VALUE | CC_TARGET | CC_HOST)
-#define TK (CC_TOKEN | CC_VALUE | CC_TARGET)
-#define TH (CC_TOKEN | CC_VALUE | CC_TARGET | CC_HOST)
-
-/* clang-format off */
-static const unsigned char char_class[256] = {
-    __, __, __, __, __, __, __, __, __, WS, __, __, __, __, __, __, /* 0_ */
-    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, /* 1_ */
-    WS, TH, VI, TK, TH, TH, TH, TH, VH, VH, TH, TH, VH, TH, TH, VI, /* 2_ */
-    TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, VH, VH, VI, VH, VI, VI, /* 3_ */
-    VI, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, /* 4_ */
-    TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, VH, VI, VH, TK, TH, /* 5_ */
-    TK, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, /* 6_ */
-    TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, VI, TK, VI, TH, __, /* 7_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* 8_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* 9_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* A_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* B_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* C_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* D_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* E_ */
-    VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, VI, /* F_ */
-};
-
-/* clang-format on */
-
-#undef __
-#undef WS
-#undef VI
-#undef VH
-#undef TK
-#undef TH
 
 /* ---- constants ---------------------------------------------------------- */
 
@@ -103,24 +63,11 @@ static const unsigned char char_class[256] = {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static inline int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static inline unsigned char ascii_lower(unsigned char c)
-{
-    return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
-}
 
 /* a[0..n) equals the lower-case ASCII string lower[0..n), ignoring case. */
 static inline int ci_equal(const unsigned char *a, const char *lower, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (ascii_lower(a[i]) != (unsigned char)lower[i])
-            return 0;
-    }
-    return 1;
+    return cp_ci_equal((const char *)a, lower, n);
 }
 
 static inline cp_span make_span(size_t off, size_t len)
@@ -288,7 +235,7 @@ static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e,
     size_t i = s;
 
     /* method SP */
-    while (i < e && (char_class[p[i]] & CC_TOKEN))
+    while (i < e && (cp_char_class[p[i]] & CC_TOKEN))
         i++;
     if (i == e || p[i] != ' ' || i == s) {
         if (i < e && p[i] == '\r')
@@ -300,7 +247,7 @@ static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e,
     /* request-target SP */
     size_t ts = ++i;
     i = skip_words(p, i, e, 0x21);
-    while (i < e && (char_class[p[i]] & CC_TARGET))
+    while (i < e && (cp_char_class[p[i]] & CC_TARGET))
         i++;
     if (i == e || p[i] != ' ' || i == ts) {
         if (i < e && p[i] == '\r')
@@ -396,14 +343,14 @@ static int parse_content_length(const unsigned char *v, size_t n, int64_t *resul
             return -1;
         first = x;
         have = 1;
-        while (i < n && is_ows(v[i]))
+        while (i < n && cp_is_ows(v[i]))
             i++;
         if (i == n)
             break;
         if (v[i] != ',')
             return -1;
         i++;
-        while (i < n && is_ows(v[i]))
+        while (i < n && cp_is_ows(v[i]))
             i++;
     }
     *result = (int64_t)first;
@@ -426,15 +373,15 @@ static void scan_transfer_encoding(const unsigned char *v, size_t n, head_facts 
         return;
     }
     while (i < n) {
-        while (i < n && (is_ows(v[i]) || v[i] == ','))
+        while (i < n && (cp_is_ows(v[i]) || v[i] == ','))
             i++; /* empty elements are allowed (RFC 9110 5.6.1) */
         if (i == n)
             break;
         size_t ts = i;
-        while (i < n && (char_class[v[i]] & CC_TOKEN))
+        while (i < n && (cp_char_class[v[i]] & CC_TOKEN))
             i++;
         size_t tl = i - ts;
-        while (i < n && is_ows(v[i]))
+        while (i < n && cp_is_ows(v[i]))
             i++;
         int params = i < n && v[i] == ';';
         if (tl == 0 || (i < n && v[i] != ',' && !params)) {
@@ -460,24 +407,13 @@ static void scan_transfer_encoding(const unsigned char *v, size_t n, head_facts 
 static unsigned scan_connection(const unsigned char *v, size_t n)
 {
     unsigned flags = 0;
-    size_t i = 0;
+    size_t pos = 0, s, len;
 
-    while (i < n) {
-        while (i < n && (is_ows(v[i]) || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && is_ows(v[e - 1]))
-            e--;
-        size_t len = e - s;
+    while (cp_list_next((const char *)v, n, &pos, &s, &len)) {
         if (len == 5 && ci_equal(v + s, "close", 5))
             flags |= CP_F_CONN_CLOSE;
         else if (len == 10 && ci_equal(v + s, "keep-alive", 10))
             flags |= CP_F_CONN_KEEP_ALIVE;
-        else if (len == 7 && ci_equal(v + s, "upgrade", 7))
-            flags |= CP_F_CONN_UPGRADE;
     }
     return flags;
 }
@@ -496,7 +432,7 @@ static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
             if (++f->hosts > 1)
                 return fail(out, 400, "more than one Host field");
             for (size_t i = 0; i < vl; i++) {
-                if (!(char_class[v[i]] & CC_HOST))
+                if (!(cp_char_class[v[i]] & CC_HOST))
                     return fail(out, 400, "invalid Host");
             }
         }
@@ -579,32 +515,32 @@ static ptrdiff_t parse_field_line(const char *buf, size_t s, size_t e,
     const unsigned char *p = (const unsigned char *)buf;
     size_t i = s;
 
-    if (is_ows(p[s]))
+    if (cp_is_ows(p[s]))
         return fail(out, 400, "obs-fold (field line starts with whitespace)");
     if (out->num_headers >= lim->max_headers)
         return fail(out, 431, "too many header fields");
 
-    while (i < e && (char_class[p[i]] & CC_TOKEN))
+    while (i < e && (cp_char_class[p[i]] & CC_TOKEN))
         i++;
     if (i == s || i == e || p[i] != ':') {
         const char *why = i == e           ? "field line without a colon"
                           : p[i] == '\r'   ? "bare CR (not followed by LF)"
-                          : is_ows(p[i])   ? "whitespace between field name and colon"
+                          : cp_is_ows(p[i])   ? "whitespace between field name and colon"
                           : i == s && p[i] == ':' ? "empty field name"
                                                   : "invalid character in field name";
         return fail(out, 400, why);
     }
     size_t ne = i++;
-    while (i < e && is_ows(p[i]))
+    while (i < e && cp_is_ows(p[i]))
         i++;
     size_t vs = i;
     for (i = skip_words(p, i, e, 0x20); i < e; i++) {
-        if (!(char_class[p[i]] & CC_VALUE))
+        if (!(cp_char_class[p[i]] & CC_VALUE))
             return fail(out, 400, p[i] == '\r' ? "bare CR (not followed by LF)"
                                                : "invalid character in field value");
     }
     size_t ve = e;
-    while (ve > vs && is_ows(p[ve - 1]))
+    while (ve > vs && cp_is_ows(p[ve - 1]))
         ve--;
 
     cp_header *h = &headers[out->num_headers++];

@@ -73,7 +73,6 @@ enum {
 #define CP_F_CHUNKED 0x01         /* Transfer-Encoding: chunked */
 #define CP_F_CONN_CLOSE 0x02      /* Connection: close */
 #define CP_F_CONN_KEEP_ALIVE 0x04 /* Connection: keep-alive */
-#define CP_F_CONN_UPGRADE 0x08    /* Connection: upgrade */
 #define CP_F_UPGRADE 0x10         /* an Upgrade header is present */
 #define CP_F_EXPECT_CONTINUE 0x20 /* Expect: 100-continue */
 #define CP_F_ABSOLUTE_FORM 0x40   /* target was http://host/path */

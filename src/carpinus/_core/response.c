@@ -105,24 +105,14 @@ const char *cp_reason_phrase(int status)
 
 static inline int is_tchar(unsigned char ch)
 {
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
-        return 1;
-    }
-    switch (ch) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return 1;
-    default:
-        return 0;
-    }
+    return (cp_char_class[ch] & CC_TOKEN) != 0;
 }
 
 /* field-value: HTAB, SP, VCHAR, obs-text.  No CR, LF, NUL or other CTL. */
 static inline int value_ok(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = p[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+        if (!(cp_char_class[p[i]] & CC_VALUE)) {
             return 0;
         }
     }
@@ -315,8 +305,7 @@ static int append_field(PyObject *out, const char *np, size_t nlen, const char *
     }
     char *w = PyByteArray_AS_STRING(out) + at;
     for (size_t i = 0; i < nlen; i++) {
-        char ch = np[i];
-        *w++ = (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
+        *w++ = (char)cp_ascii_lower((unsigned char)np[i]);
     }
     *w++ = ':';
     *w++ = ' ';
