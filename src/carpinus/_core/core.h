@@ -36,6 +36,7 @@
 
 #include "chars.h"
 #include "parser.h"
+#include "writer.h"
 
 /* ---- module state -------------------------------------------------- */
 
@@ -301,7 +302,7 @@ typedef struct ServerState {
 
     /* Date header cache */
     time_t date_second;
-    char date_line[48]; /* "date: Fri, 27 Nov 2026 07:54:03 GMT\r\n" */
+    char date_line[CP_DATE_LINE_MAX]; /* "date: Fri, 27 Nov 2026 07:54:03 GMT\r\n" */
     size_t date_len;
 
     /* optimizations (see CP_OPT_*) */
@@ -316,8 +317,6 @@ typedef struct ServerState {
 
 extern PyType_Spec cp_server_state_spec;
 double cp_monotonic(void);
-/* Make `date_line` current. */
-void cp_server_refresh_date(ServerState *s);
 void cp_server_link(ServerState *s, struct HttpProtocol *c);
 void cp_server_unlink(ServerState *s, struct HttpProtocol *c);
 
@@ -470,21 +469,17 @@ typedef struct RequestCycle {
                          loop run (see cycle_send_message) */
     int app_running; /* the app's task has not finished */
     int status;
-    int keep_alive;      /* the request allows keeping the connection */
-    int out_chunked;     /* writing Transfer-Encoding: chunked */
-    int out_close_delim; /* HTTP/1.0 stream without length: close at end */
-    int out_no_body;     /* HEAD, 1xx, 204, 304 */
-    int64_t out_length;  /* declared Content-Length, -1 if none */
+    cp_framing framing; /* the request's version and keep-alive, the app's
+                           Content-Length and Connection: close; then how
+                           the body is delimited (writer.h) */
     int64_t out_sent;    /* body bytes sent */
-    int app_conn_close;  /* the app sent "connection: close" */
     double started;      /* monotonic start, taken only for the access log */
     PyObject *write_waiters; /* list of the Futures of the send() calls
                                 waiting while writing is paused (one each:
                                 cancelling one must not touch another), or
                                 NULL */
     /* the serialized response head, until the first body message */
-    char *head;
-    size_t head_len, head_cap;
+    cp_buf head;
     char head_inline[CP_HEAD_INLINE];
 } RequestCycle;
 
@@ -553,8 +548,29 @@ PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_
 /* Serialize http.response.start into cy->head. Sets RuntimeError on a bad
    message. */
 int cp_response_start(RequestCycle *cy, PyObject *message);
-/* Handle http.response.body: frame it and write it. */
-int cp_response_body(RequestCycle *cy, PyObject *message);
+
+/* What one http.response.body puts on the wire, for cycle.c to write:
+   prefix (the head and/or a chunk's size line), the body, a suffix. */
+typedef struct {
+    const char *prefix;
+    size_t plen;
+    size_t head_end;  /* prefix[0..head_end) is the head (when first) */
+    PyObject *body;   /* owned, or NULL: no body bytes */
+    size_t body_len;  /* of the message's body */
+    const char *suffix;
+    size_t slen;
+    int first;        /* the head goes out with this message */
+    int more_body;
+    char pre[CP_CHUNK_PREFIX_MAX]; /* storage for a chunk's size line */
+    size_t head_len;  /* the head and framing before this message, */
+    cp_framing framing; /* to put back if nothing could be written */
+} cp_body_parts;
+/* Read and check http.response.body and frame it into *parts (nothing is
+   written).  -1 with an exception; parts then owns nothing. */
+int cp_response_body_parts(RequestCycle *cy, PyObject *message, cp_body_parts *parts);
+/* The parts were written (ok) or writing them failed (the head and framing
+   go back to before the message).  Releases parts->body. */
+void cp_response_body_written(RequestCycle *cy, cp_body_parts *parts, int ok);
 /* The configured default headers as wire bytes: *server_line gets the Server
    lines (a "server" pair replaces "server: carpinus", which server_header
    adds otherwise) and *extra every other line; either may be NULL (nothing to
@@ -565,9 +581,6 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
                        PyObject **extra);
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
-const char *cp_reason_phrase(int status);
-/* "HTTP/1.1 NNN Reason\r\n" into out (>= 48 bytes); returns its length. */
-size_t cp_format_status_line(char *out, int status);
 
 /* ---- module.c ------------------------------------------------------ */
 

@@ -37,9 +37,8 @@ RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c)
     }
     cy->server = (ServerState *)Py_NewRef((PyObject *)s);
     cy->conn = (HttpProtocol *)Py_NewRef((PyObject *)c);
-    cy->head = cy->head_inline;
-    cy->head_cap = CP_HEAD_INLINE;
-    cy->out_length = -1;
+    cp_buf_init(&cy->head, cy->head_inline, CP_HEAD_INLINE);
+    cy->framing.length = -1;
     return cy;
 }
 
@@ -259,7 +258,7 @@ static void wake_receiver(RequestCycle *cy)
 void cp_cycle_client_eof(RequestCycle *cy)
 {
     cy->client_eof = 1;
-    cy->keep_alive = 0;
+    cy->framing.keep_alive = 0;
     wake_receiver(cy);
 }
 
@@ -437,7 +436,7 @@ static void response_finished(RequestCycle *cy)
     if (c != NULL) {
         cy->conn = NULL; /* detach: the connection moves on */
         if (c->cycle == cy) {
-            cp_conn_response_complete(c, cy->keep_alive);
+            cp_conn_response_complete(c, cy->framing.keep_alive);
         }
         Py_DECREF(c);
     }
@@ -484,6 +483,84 @@ static int transport_closing(HttpProtocol *c)
     int closing = PyObject_IsTrue(r);
     Py_DECREF(r);
     return closing;
+}
+
+/* Bodies up to this size are copied next to the head (or the chunk's size
+   line) so that the whole part is one write; larger ones are written as
+   their own object, not copied. */
+#define COALESCE_MAX 16384
+
+/* Write prefix + body + suffix: one bytes object (so one write() and, on a
+   socket, one send()) when the body is small, else the pieces. */
+static int write_pieces(HttpProtocol *c, const char *prefix, size_t plen, PyObject *body,
+                        const char *suffix, size_t slen)
+{
+    Py_ssize_t blen = body != NULL ? PyBytes_GET_SIZE(body) : 0;
+    if (plen + (size_t)blen + slen == 0) {
+        return 0; /* an empty part in the middle of a stream */
+    }
+    if (blen <= COALESCE_MAX) {
+        PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)plen + blen + (Py_ssize_t)slen);
+        if (out == NULL) {
+            return -1;
+        }
+        char *w = PyBytes_AS_STRING(out);
+        memcpy(w, prefix, plen);
+        if (blen) {
+            memcpy(w + plen, PyBytes_AS_STRING(body), (size_t)blen);
+        }
+        memcpy(w + plen + (size_t)blen, suffix, slen);
+        int r = cp_conn_write(c, out);
+        Py_DECREF(out);
+        return r;
+    }
+    PyObject *list = PyList_New(0);
+    PyObject *p = NULL, *sfx = NULL;
+    int r = -1;
+    if (list == NULL ||
+        (plen && ((p = PyBytes_FromStringAndSize(prefix, (Py_ssize_t)plen)) == NULL ||
+                  PyList_Append(list, p) < 0)) ||
+        PyList_Append(list, body) < 0 ||
+        (slen && ((sfx = PyBytes_FromStringAndSize(suffix, (Py_ssize_t)slen)) == NULL ||
+                  PyList_Append(list, sfx) < 0))) {
+        goto done;
+    }
+    r = cp_conn_writelines(c, list);
+done:
+    Py_XDECREF(p);
+    Py_XDECREF(sfx);
+    Py_XDECREF(list);
+    return r;
+}
+
+/* Put a body message's parts on the wire: 0, or -1 with an exception.
+   Without the direct_response optimization the head is its own write (the
+   baseline that optimization is measured against). */
+static int write_parts(RequestCycle *cy, cp_body_parts *parts)
+{
+    HttpProtocol *c = cy->conn;
+    if (c == NULL) {
+        PyErr_SetString(cy->server->mod->ClientDisconnected, "The connection is closed.");
+        return -1;
+    }
+    const char *prefix = parts->prefix;
+    size_t plen = parts->plen;
+    if (parts->first && !(cy->server->opts & CP_OPT_DIRECT_RESPONSE)) {
+        if (write_pieces(c, prefix, parts->head_end, NULL, "", 0) < 0) {
+            return -1;
+        }
+        /* the head is out: nothing to put back any more */
+        parts->first = 0;
+        cy->wire_started = 1;
+        cy->head.len = 0;
+        prefix += parts->head_end;
+        plen -= parts->head_end;
+        if (cy->conn == NULL) {
+            PyErr_SetString(cy->server->mod->ClientDisconnected, "The connection is closed.");
+            return -1;
+        }
+    }
+    return write_pieces(c, prefix, plen, parts->body, parts->suffix, parts->slen);
 }
 
 static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message);
@@ -579,7 +656,13 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
             }
         }
         size_t sent_before = (size_t)cy->out_sent;
-        if (cp_response_body(cy, message) < 0) {
+        cp_body_parts parts;
+        if (cp_response_body_parts(cy, message, &parts) < 0) {
+            goto done;
+        }
+        int written = write_parts(cy, &parts);
+        cp_response_body_written(cy, &parts, written == 0);
+        if (written < 0) {
             goto done;
         }
         if (cy->response_complete) {
@@ -837,9 +920,7 @@ static void cycle_dealloc(RequestCycle *cy)
     PyTypeObject *tp = Py_TYPE(cy);
     PyObject_GC_UnTrack(cy);
     cycle_clear(cy);
-    if (cy->head != cy->head_inline) {
-        PyMem_Free(cy->head);
-    }
+    cp_buf_release(&cy->head);
     tp->tp_free((PyObject *)cy);
     Py_DECREF(tp);
 }

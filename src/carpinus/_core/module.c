@@ -232,7 +232,7 @@ static int core_exec(PyObject *module)
     }
     for (int code = 100; code < 600; code++) {
         st->status_line_len[code - 100] =
-            (unsigned char)cp_format_status_line(st->status_lines[code - 100], code);
+            (unsigned char)cp_write_status_line(st->status_lines[code - 100], code);
     }
     st->done_awaitable = cp_outcome_ready(st, NULL);
     if (st->done_awaitable == NULL) {

@@ -856,9 +856,9 @@ static int try_head(HttpProtocol *c)
         return conn_internal_error(c);
     }
     c->rpos += (size_t)r;
-    cy->http_minor = req.http_minor;
+    cy->framing.http_minor = req.http_minor;
     cy->is_head = req.method_id == CP_METHOD_HEAD;
-    cy->keep_alive = keep_alive_of(&req);
+    cy->framing.keep_alive = keep_alive_of(&req);
     c->body_seen = 0;
     c->cycle = cy; /* the connection's reference */
     if (req.flags & CP_F_CHUNKED) {

@@ -14,25 +14,6 @@ double cp_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void cp_server_refresh_date(ServerState *s)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t now = time(NULL);
-    if (now == s->date_second && s->date_len > 0) {
-        return;
-    }
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    int n = snprintf(s->date_line, sizeof(s->date_line),
-                     "date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday % 7],
-                     tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-    s->date_len = n > 0 && (size_t)n < sizeof(s->date_line) ? (size_t)n : 0;
-    s->date_second = now;
-}
-
 void cp_server_link(ServerState *s, HttpProtocol *c)
 {
     if (c->linked) {
