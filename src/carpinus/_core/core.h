@@ -424,9 +424,51 @@ void cp_conn_close(HttpProtocol *c);
 /* Called when the app drained the body queue below the high-water mark. */
 void cp_conn_body_consumed(HttpProtocol *c);
 /* Called by the ServerState's tick (about every 100 ms): deadlines, and a
-   zero-copy body that is late (see protocol.c). */
+   zero-copy body that is late (see body.c). */
 void cp_conn_tick(HttpProtocol *c, double now);
 void cp_conn_shutdown(HttpProtocol *c);
+/* The one place the connection's state changes, with the deadline the new
+   state sets (the transition table is in protocol.c). */
+void cp_conn_enter(HttpProtocol *c, enum cp_conn_state next);
+/* Answer a protocol error (unless response bytes are out) and close. */
+void cp_conn_fail(HttpProtocol *c, int status, const char *reason);
+/* An internal error (an exception is set): reported, 500 if nothing was
+   written, closed.  -1; or -2 with the exception still set when it must
+   propagate (cp_err_must_propagate). */
+int cp_conn_internal_error(HttpProtocol *c);
+/* Recompute the reading policy and the body deadline after an event. */
+void cp_conn_update_reading(HttpProtocol *c);
+
+/* The bytes being processed: the shared scratch buffer or the connection's
+   own, from rpos to rlen. */
+static inline char *cp_conn_data(HttpProtocol *c)
+{
+    return c->in_scratch ? c->server->scratch : c->rbuf;
+}
+
+/* ---- body.c -------------------------------------------------------- */
+
+/* The body of the request whose head was just parsed: how it is delimited,
+   and (zero_copy_body) the object it is read into.  -1: no memory. */
+int cp_body_begin(HttpProtocol *c, const cp_request *req);
+/* Feed the body bytes at rpos: 1 progress, 0 nothing to feed, -1 failed
+   (the connection is closed), -2 with an exception that must propagate. */
+int cp_body_feed(HttpProtocol *c);
+/* A view for the kernel to read the rest of a zero-copy body into, or NULL
+   (no exception) when the next read is not for it. */
+PyObject *cp_body_view(HttpProtocol *c);
+/* n bytes were read into that view: 0; -1 with an exception for the
+   transport; -2 with one that must propagate. */
+int cp_body_read(HttpProtocol *c, size_t n);
+/* The response came before the body: whether to read and drop the rest
+   (1) or close (0); the zero-copy object is let go either way. */
+int cp_body_abandon(HttpProtocol *c, int expect_continue);
+/* The tick: an app waiting on a late zero-copy body gets what came. */
+void cp_body_tick(HttpProtocol *c);
+/* Let the zero-copy body object go (giving its size back to the budget);
+   cp_body_release only gives the size back. */
+void cp_body_drop(HttpProtocol *c);
+void cp_body_release(HttpProtocol *c);
 /* Graceful shutdown: a connection that has not yet delivered a complete
    request head (accepted just before the listener closed, or part of a head
    received) gets at most this long, in seconds, to deliver it; it is then

@@ -57,9 +57,7 @@
 
 #include <string.h>
 
-#define DRAIN_MAX (64 * 1024) /* body bytes we read and drop to keep a
-                                 connection after an early response */
-#define MIN_READ 16384        /* least free space offered to a read */
+#define MIN_READ 16384 /* least free space offered to a read */
 
 /* The request line and field spans of a head whose parse stopped half way
    (cp_parse_request_from): the spans live in the server's shared array
@@ -70,7 +68,6 @@ typedef struct cp_head_saved {
     cp_header spans[];
 } cp_head_saved;
 
-static void zc_drop(HttpProtocol *c);
 static int conn_process(HttpProtocol *c);
 static PyObject *conn_settle(HttpProtocol *c, int process_rc);
 
@@ -221,8 +218,7 @@ void cp_conn_close(HttpProtocol *c)
     if (c->state >= CP_ST_CLOSED) {
         return;
     }
-    c->state = CP_ST_CLOSED;
-    c->deadline = 0;
+    cp_conn_enter(c, CP_ST_CLOSED);
     /* Closed under a request in flight (ServerState.close_all): without this
        its later send() -- or the 500 for an app that then fails -- would
        write to a closing transport. */
@@ -279,6 +275,81 @@ void cp_conn_body_consumed(HttpProtocol *c)
 {
     if (c->reading_paused) {
         update_reading(c);
+    }
+}
+
+void cp_conn_update_reading(HttpProtocol *c)
+{
+    update_reading(c);
+    update_body_deadline(c);
+}
+
+static void set_keep_alive_deadline(HttpProtocol *c)
+{
+    c->deadline = cp_monotonic() + c->server->timeout_keep_alive;
+    c->deadline_kind = CP_DL_KEEP_ALIVE;
+}
+
+/* Shorten a connection's request-header deadline to the shutdown grace. */
+static void set_shutdown_grace(HttpProtocol *c)
+{
+    double grace = cp_monotonic() + CP_SHUTDOWN_HEAD_GRACE;
+    if (c->deadline == 0 || grace < c->deadline) {
+        c->deadline = grace;
+    }
+    c->deadline_kind = CP_DL_HEADER;
+}
+
+/* ---- the state machine ----------------------------------------------
+ *
+ * Every change of c->state is a call of cp_conn_enter(), which also sets
+ * what the new state owes the client in time (its deadline); after each
+ * event cp_conn_update_reading() recomputes the reading policy and the body
+ * deadline from the state, whether reading is paused and what is buffered.
+ *
+ *   from            to              on                                 deadline
+ *   (new)           HEAD            connection_made                    request head (shutdown grace)
+ *   HEAD            BODY            a head with a body                 body silence
+ *   HEAD            WAIT_RESPONSE   a head without a body              none
+ *   BODY            WAIT_RESPONSE   the body ends                      none
+ *   BODY            DRAIN           response complete, a small rest    body silence
+ *   WAIT_RESPONSE   HEAD            response complete, keep-alive      keep-alive
+ *   DRAIN           HEAD            the rest drained                   keep-alive
+ *   HEAD            UPGRADED        Upgrade: websocket                 none (the handler's)
+ *   any             CLOSED          error, timeout, close, lost        none
+ *
+ * Going back to HEAD after a request while the server shuts down closes
+ * instead: keep-alive ends with the server.
+ */
+void cp_conn_enter(HttpProtocol *c, enum cp_conn_state next)
+{
+    ServerState *s = c->server;
+    enum cp_conn_state prev = c->state;
+    if (next == CP_ST_HEAD && prev != CP_ST_HEAD && s->shutting_down) {
+        cp_conn_close(c);
+        return;
+    }
+    c->state = next;
+    switch (next) {
+    case CP_ST_HEAD:
+        if (prev == CP_ST_HEAD) { /* a new connection: its first head is due */
+            c->deadline = cp_monotonic() + s->timeout_request_header;
+            c->deadline_kind = CP_DL_HEADER;
+            if (s->shutting_down) {
+                /* accepted in the same loop iteration that closed the listener */
+                set_shutdown_grace(c);
+            }
+        } else {
+            set_keep_alive_deadline(c);
+        }
+        break;
+    case CP_ST_BODY:
+    case CP_ST_DRAIN:
+        update_body_deadline(c);
+        break;
+    default: /* WAIT_RESPONSE: the app answers; CLOSED, UPGRADED: nothing due */
+        c->deadline = 0;
+        break;
     }
 }
 
@@ -356,7 +427,7 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
     }
     ServerState *s = c->server;
     count_refusal(s, status);
-    zc_drop(c);
+    cp_body_drop(c);
     RequestCycle *cy = c->cycle;
     /* no answer once response bytes are out, or while draining the body of
        a request whose response was already sent */
@@ -383,7 +454,7 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
     }
 }
 
-static void conn_fail(HttpProtocol *c, int status, const char *reason)
+void cp_conn_fail(HttpProtocol *c, int status, const char *reason)
 {
     conn_fail_request(c, status, reason, NULL, NULL);
 }
@@ -391,23 +462,17 @@ static void conn_fail(HttpProtocol *c, int status, const char *reason)
 /* An internal error (an exception is set) while serving: report it, answer
    500 if nothing was written yet, close.  Returns -1; or -2 with the
    exception still set when it must propagate (cp_err_must_propagate). */
-static int conn_internal_error(HttpProtocol *c)
+int cp_conn_internal_error(HttpProtocol *c)
 {
     if (cp_err_must_propagate()) {
         PyObject *exc = cp_err_take();
-        conn_fail(c, 500, "internal error");
+        cp_conn_fail(c, 500, "internal error");
         cp_err_restore(exc);
         return -2;
     }
     PyErr_WriteUnraisable((PyObject *)c);
-    conn_fail(c, 500, "internal error");
+    cp_conn_fail(c, 500, "internal error");
     return -1;
-}
-
-static void set_keep_alive_deadline(HttpProtocol *c)
-{
-    c->deadline = cp_monotonic() + c->server->timeout_keep_alive;
-    c->deadline_kind = CP_DL_KEEP_ALIVE;
 }
 
 static void check_deadline(HttpProtocol *c, double now)
@@ -416,28 +481,18 @@ static void check_deadline(HttpProtocol *c, double now)
         return;
     }
     if (c->deadline_kind == CP_DL_HEADER && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
-        conn_fail(c, 408, "request head not complete in time"); /* part of it came */
+        cp_conn_fail(c, 408, "request head not complete in time"); /* part of it came */
     } else if (c->deadline_kind == CP_DL_BODY &&
                (c->state == CP_ST_BODY || c->state == CP_ST_DRAIN)) {
         /* the body stalled: 408 unless the response already started (or
            was sent: DRAIN), then just close; the app hears http.disconnect */
-        conn_fail(c, 408, "request body stalled");
+        cp_conn_fail(c, 408, "request body stalled");
     } else {
         if (c->deadline_kind != CP_DL_KEEP_ALIVE) {
             c->server->stats.timeouts++; /* a client that never sent a head */
         }
         cp_conn_close(c);
     }
-}
-
-/* Shorten a connection's request-header deadline to the shutdown grace. */
-static void set_shutdown_grace(HttpProtocol *c)
-{
-    double grace = cp_monotonic() + CP_SHUTDOWN_HEAD_GRACE;
-    if (c->deadline == 0 || grace < c->deadline) {
-        c->deadline = grace;
-    }
-    c->deadline_kind = CP_DL_HEADER;
 }
 
 void cp_conn_shutdown(HttpProtocol *c)
@@ -456,173 +511,6 @@ void cp_conn_shutdown(HttpProtocol *c)
 }
 
 /* ---- request dispatch ---------------------------------------------- */
-
-static char *cur_data(HttpProtocol *c)
-{
-    return c->in_scratch ? c->server->scratch : c->rbuf;
-}
-
-/* ---- zero_copy_body ------------------------------------------------- */
-
-/* Should this request's body be read straight into its final bytes object?
-   Only for a known length in [threshold, CP_ZERO_COPY_MAX]: the app then gets
-   the whole body as one bytes object in one http.request message. */
-static int zc_wanted(const ServerState *s, uint64_t length)
-{
-    return (s->opts & CP_OPT_ZERO_COPY_BODY) && length >= s->zero_copy_threshold &&
-           length <= CP_ZERO_COPY_MAX && s->zc_pending + length <= CP_ZERO_COPY_BUDGET;
-}
-
-/* The body object leaves the connection: give its size back to the budget. */
-static void zc_release(HttpProtocol *c)
-{
-    if (c->zc_body != NULL && c->server != NULL) {
-        c->server->zc_pending -= (size_t)PyBytes_GET_SIZE(c->zc_body);
-    }
-}
-
-/* The body object is full: hand it to the request (or drop it). */
-static int zc_deliver(HttpProtocol *c)
-{
-    zc_release(c);
-    PyObject *body = c->zc_body;
-    c->zc_body = NULL;
-    c->zc_fill = 0;
-    if (c->state == CP_ST_BODY && c->cycle != NULL) {
-        return cp_cycle_push_body(c->cycle, body, 1); /* steals body */
-    }
-    Py_DECREF(body);
-    return 0;
-}
-
-static void zc_drop(HttpProtocol *c)
-{
-    zc_release(c);
-    Py_CLEAR(c->zc_body);
-    c->zc_fill = 0;
-}
-
-/* The app waits in receive() and the body is late: give it what has
-   arrived, cut to size (the object is ours alone: no transport keeps a view
-   of it between reads), and let the rest stream in as it comes. */
-static int zc_give_partial(HttpProtocol *c)
-{
-    zc_release(c);
-    PyObject *body = c->zc_body;
-    Py_ssize_t fill = (Py_ssize_t)c->zc_fill;
-    c->zc_body = NULL;
-    c->zc_fill = 0;
-    if (_PyBytes_Resize(&body, fill) < 0) {
-        return -1; /* body is freed */
-    }
-    return cp_cycle_push_body(c->cycle, body, 0); /* steals body */
-}
-
-/* Move the body bytes that came in this read to the request.  Returns 1 when
-   progress was made, 0 when nothing is left to feed, -1 after a failure
-   (handled: the connection is closed), -2 with an exception that must
-   propagate. */
-static int feed_body(HttpProtocol *c)
-{
-    ServerState *s = c->server;
-    char *base = cur_data(c) + c->rpos;
-    size_t len = c->rlen - c->rpos;
-    if (len == 0) {
-        return 0;
-    }
-    int deliver = c->state == CP_ST_BODY && c->cycle != NULL;
-    int ended = 0;
-    size_t data = 0; /* body bytes in this read */
-    if (c->body_mode == CP_BODY_LENGTH) {
-        size_t n = len < c->body_remaining ? len : (size_t)c->body_remaining;
-        if (c->zc_body != NULL) {
-            /* bytes that came with the head (or a read we could not direct)
-               go into the same final object */
-            memcpy(PyBytes_AS_STRING(c->zc_body) + c->zc_fill, base, n);
-            c->zc_fill += n;
-        } else if (deliver) {
-            PyObject *chunk = PyBytes_FromStringAndSize(base, (Py_ssize_t)n);
-            if (chunk == NULL ||
-                cp_cycle_push_body(c->cycle, chunk, n == c->body_remaining) < 0) {
-                return conn_internal_error(c);
-            }
-        }
-        c->rpos += n;
-        c->body_remaining -= n;
-        data = n;
-        ended = c->body_remaining == 0;
-        if (ended && c->zc_body != NULL && zc_deliver(c) < 0) {
-            return conn_internal_error(c);
-        }
-    } else {
-        /* The data of every chunk in this read goes to the app as one bytes
-           object (with 1-byte chunks, one 256 KiB read would otherwise make
-           40,000 of them).  Each chunk's data is moved down over the framing
-           already decoded, in place: the bytes before `used` are consumed,
-           and the write position never passes the read position. */
-        size_t used = 0;
-        while (used < len) {
-            size_t consumed, off, dlen;
-            int rc = cp_chunked_decode(&c->chunked, base + used, len - used, &s->limits,
-                                       &consumed, &off, &dlen);
-            if (rc == CP_CHUNK_ERROR) {
-                c->rpos += used + consumed;
-                conn_fail(c, c->chunked.error_status ? c->chunked.error_status : 400,
-                          c->chunked.error_reason);
-                return -1;
-            }
-            if (rc == CP_CHUNK_DATA) {
-                if (s->max_body >= 0 && c->body_seen + data + dlen > (uint64_t)s->max_body) {
-                    conn_fail(c, 413, "chunked body over limit_request_body");
-                    return -1;
-                }
-                if (deliver) {
-                    memmove(base + data, base + used + off, dlen);
-                }
-                data += dlen;
-            }
-            used += consumed;
-            if (rc == CP_CHUNK_DONE) {
-                ended = 1;
-                break;
-            }
-            if (rc == CP_CHUNK_MORE) {
-                break;
-            }
-        }
-        c->rpos += used;
-        if (deliver && data > 0) {
-            PyObject *chunk = PyBytes_FromStringAndSize(base, (Py_ssize_t)data);
-            if (chunk == NULL || cp_cycle_push_body(c->cycle, chunk, 0) < 0) {
-                return conn_internal_error(c);
-            }
-        }
-    }
-    c->body_seen += data;
-    s->stats.body_bytes += data;
-    if (c->state == CP_ST_DRAIN) {
-        s->stats.body_bytes_drained += data;
-    } else {
-        s->stats.body_bytes_copied += data;
-    }
-    if (ended) {
-        if (c->state == CP_ST_DRAIN) {
-            if (s->shutting_down) {
-                cp_conn_close(c); /* draining was for keep-alive, which ended */
-                return -1;
-            }
-            c->state = CP_ST_HEAD;
-            set_keep_alive_deadline(c);
-        } else {
-            c->state = CP_ST_WAIT_RESPONSE;
-            update_body_deadline(c); /* none while the app answers */
-            if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0) {
-                return conn_internal_error(c);
-            }
-        }
-    }
-    return 1;
-}
 
 static int keep_alive_of(const cp_request *req)
 {
@@ -701,13 +589,12 @@ static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
     }
     s->stats.websocket_upgrades++;
     set_reading(c, 0);
-    c->state = CP_ST_UPGRADED;
-    c->deadline = 0;
+    cp_conn_enter(c, CP_ST_UPGRADED);
     c->rpos = c->rlen; /* everything is in `rest`; the buffer is freed on return */
     transport = c->transport; /* our reference moves here */
     c->transport = NULL;
     Py_CLEAR(c->write);
-    zc_drop(c);
+    cp_body_drop(c);
     cp_server_unlink(s, c); /* conn_process holds a reference to c */
     int rc = 0;
     if (transport != NULL) {
@@ -737,7 +624,7 @@ static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
     return rc;
 error:
     Py_XDECREF(scope);
-    return conn_internal_error(c);
+    return cp_conn_internal_error(c);
 }
 
 /* ---- request heads -------------------------------------------------- */
@@ -797,7 +684,7 @@ static ptrdiff_t parse_head(HttpProtocol *c, const char *base, size_t len, cp_re
 static int try_head(HttpProtocol *c)
 {
     ServerState *s = c->server;
-    const char *base = cur_data(c) + c->rpos;
+    const char *base = cp_conn_data(c) + c->rpos;
     size_t len = c->rlen - c->rpos;
 
     /* A partial head was seen before: parse again only once a line may have
@@ -824,7 +711,7 @@ static int try_head(HttpProtocol *c)
         return 0;
     }
     if (r == HEAD_NO_MEMORY) {
-        return conn_internal_error(c);
+        return cp_conn_internal_error(c);
     }
     if (r == CP_ERROR) {
         conn_fail_request(c, req.error_status, req.error_reason, base, &req);
@@ -848,49 +735,32 @@ static int try_head(HttpProtocol *c)
 
     PyObject *scope = request_scope(c, base, &req);
     if (scope == NULL) {
-        return conn_internal_error(c);
+        return cp_conn_internal_error(c);
     }
     RequestCycle *cy = cp_cycle_new(s, c);
     if (cy == NULL) {
         Py_DECREF(scope);
-        return conn_internal_error(c);
+        return cp_conn_internal_error(c);
     }
     c->rpos += (size_t)r;
     cy->framing.http_minor = req.http_minor;
     cy->is_head = req.method_id == CP_METHOD_HEAD;
     cy->framing.keep_alive = keep_alive_of(&req);
-    c->body_seen = 0;
     c->cycle = cy; /* the connection's reference */
-    if (req.flags & CP_F_CHUNKED) {
-        c->body_mode = CP_BODY_CHUNKED;
-        cp_chunked_init(&c->chunked);
-    } else if (req.content_length > 0) {
-        c->body_mode = CP_BODY_LENGTH;
-        c->body_remaining = (uint64_t)req.content_length;
-        if (zc_wanted(s, c->body_remaining)) {
-            c->zc_body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)c->body_remaining);
-            if (c->zc_body == NULL) {
-                Py_DECREF(scope);
-                return conn_internal_error(c);
-            }
-            c->zc_fill = 0;
-            c->zc_ticks = 0;
-            s->zc_pending += (size_t)c->body_remaining;
-        }
-    } else {
-        c->body_mode = CP_BODY_NONE;
+    if (cp_body_begin(c, &req) < 0) {
+        Py_DECREF(scope);
+        return cp_conn_internal_error(c);
     }
     cy->expect_continue = c->body_mode != CP_BODY_NONE && req.http_minor == 1 &&
                           (req.flags & CP_F_EXPECT_CONTINUE);
     if (c->body_mode == CP_BODY_NONE) {
-        c->state = CP_ST_WAIT_RESPONSE;
         cy->body_complete = 1;
+        cp_conn_enter(c, CP_ST_WAIT_RESPONSE);
     } else {
-        c->state = CP_ST_BODY;
-        update_body_deadline(c);
+        cp_conn_enter(c, CP_ST_BODY);
         /* Hand over the body bytes that came with the head before the app
            runs, so its first receive() need not wait. */
-        int fed = feed_body(c);
+        int fed = cp_body_feed(c);
         if (fed < 0 || c->cycle != cy) {
             Py_DECREF(scope);
             return fed < 0 ? fed : -1;
@@ -906,7 +776,7 @@ static int try_head(HttpProtocol *c)
     Py_DECREF(cy);
     if (rc < 0) {
         if (still_ours) {
-            return conn_internal_error(c); /* the app never got going: 500 */
+            return cp_conn_internal_error(c); /* the app never got going: 500 */
         }
         /* The app ran and finished inside the call (eager start) and then
            the task's creation raised: what the app had to answer is
@@ -960,7 +830,7 @@ static int conn_process(HttpProtocol *c)
             break;
         case CP_ST_BODY:
         case CP_ST_DRAIN:
-            r = feed_body(c);
+            r = cp_body_feed(c);
             break;
         default:
             r = 0;
@@ -975,7 +845,7 @@ static int conn_process(HttpProtocol *c)
     }
     c->processing = 0;
     if (more_later && rc == 0 && c->state == CP_ST_HEAD && schedule_processing(c) < 0 &&
-        conn_internal_error(c) == -2) {
+        cp_conn_internal_error(c) == -2) {
         rc = -1;
     }
     Py_DECREF(c);
@@ -1061,7 +931,7 @@ static PyObject *conn_settle(HttpProtocol *c, int process_rc)
     PyObject *exc = process_rc < 0 ? cp_err_take() : NULL;
     for (;;) {
         if (keep_leftover(c) < 0) {
-            if (conn_internal_error(c) == -2 && exc == NULL) {
+            if (cp_conn_internal_error(c) == -2 && exc == NULL) {
                 exc = cp_err_take();
             }
             break;
@@ -1070,7 +940,7 @@ static PyObject *conn_settle(HttpProtocol *c, int process_rc)
             break;
         }
         if (absorb_side(c) < 0) {
-            if (conn_internal_error(c) == -2) {
+            if (cp_conn_internal_error(c) == -2) {
                 exc = cp_err_take();
             }
             break;
@@ -1101,18 +971,18 @@ void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
         Py_XDECREF(cy);
         return;
     }
-    if (!keep_alive || c->server->shutting_down) {
+    if (!keep_alive) {
         cp_conn_close(c);
     } else if (c->state == CP_ST_WAIT_RESPONSE) {
-        c->state = CP_ST_HEAD;
-        set_keep_alive_deadline(c);
+        cp_conn_enter(c, CP_ST_HEAD); /* (closes if the server shuts down) */
     } else if (c->state == CP_ST_BODY) {
-        /* answered before the body was read: drop the rest if it is small */
-        zc_drop(c);
-        if (c->body_mode == CP_BODY_LENGTH && c->body_remaining <= DRAIN_MAX &&
-            (cy == NULL || !cy->expect_continue)) {
-            c->state = CP_ST_DRAIN;
+        /* answered before the body was read: drop the rest if it is small
+           (and the server goes on), else close */
+        if (!c->server->shutting_down &&
+            cp_body_abandon(c, cy != NULL && cy->expect_continue)) {
+            cp_conn_enter(c, CP_ST_DRAIN);
         } else {
+            cp_body_drop(c);
             cp_conn_close(c);
         }
     }
@@ -1144,21 +1014,11 @@ static PyObject *proto_process_pending(HttpProtocol *c, PyObject *unused)
     return conn_settle(c, conn_process(c));
 }
 
-/* The loop's tick: deadlines, and a zero-copy body that is late.  A body
-   read into its final object reaches the app in one piece when it arrives
-   at full speed; but an app that waits in receive() while the client pauses
-   half way (or sends slowly) must not wait for the whole body to see any of
-   it.  A tick that finds the body incomplete and the app waiting marks it;
-   the next one (100-200 ms later) gives the app what has arrived, and the
-   rest streams in as it comes. */
+/* The loop's tick: deadlines, and a zero-copy body that is late (an app
+   waiting in receive() gets what has arrived: body.c). */
 void cp_conn_tick(HttpProtocol *c, double now)
 {
-    if (c->zc_body != NULL && c->zc_fill > 0 && c->state == CP_ST_BODY && c->cycle != NULL &&
-        cp_cycle_receiving(c->cycle)) {
-        if (c->zc_ticks++ > 0 && zc_give_partial(c) < 0 && conn_internal_error(c) == -2) {
-            PyErr_WriteUnraisable((PyObject *)c); /* a tick has no caller to tell */
-        }
-    }
+    cp_body_tick(c);
     check_deadline(c, now);
 }
 
@@ -1241,13 +1101,7 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
     Py_DECREF(ssl);
     s->stats.connections_total++;
     cp_server_link(s, c);
-    c->state = CP_ST_HEAD;
-    c->deadline = cp_monotonic() + s->timeout_request_header;
-    c->deadline_kind = CP_DL_HEADER;
-    if (s->shutting_down) {
-        /* accepted in the same loop iteration that closed the listener */
-        set_shutdown_grace(c);
-    }
+    cp_conn_enter(c, CP_ST_HEAD);
     Py_RETURN_NONE;
 fail:
     /* Not served: a connection outside the server's list would have no
@@ -1257,7 +1111,7 @@ fail:
     Py_XDECREF(ssl);
     {
         PyObject *exc = cp_err_take();
-        c->state = CP_ST_CLOSED;
+        cp_conn_enter(c, CP_ST_CLOSED);
         PyObject *r = PyObject_CallMethodNoArgs(transport, st->s_close);
         if (r == NULL) {
             PyErr_WriteUnraisable(transport);
@@ -1294,11 +1148,10 @@ static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
         return PyMemoryView_FromMemory(c->side + c->side_len,
                                        (Py_ssize_t)(c->side_cap - c->side_len), PyBUF_WRITE);
     }
-    if (c->zc_body != NULL && c->rlen == c->rpos && c->state == CP_ST_BODY) {
-        /* the kernel writes the rest of the body into its final object */
+    PyObject *body_view = cp_body_view(c);
+    if (body_view != NULL || PyErr_Occurred()) {
         c->read_into = CP_READ_BODY;
-        return PyMemoryView_FromMemory(PyBytes_AS_STRING(c->zc_body) + c->zc_fill,
-                                       (Py_ssize_t)c->body_remaining, PyBUF_WRITE);
+        return body_view;
     }
     if (c->rlen > c->rpos || s->scratch_busy) {
         if (buf_reserve(c, MIN_READ) < 0) {
@@ -1310,45 +1163,6 @@ static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
     }
     c->read_into = CP_READ_SCRATCH;
     return Py_NewRef(s->scratch_view);
-}
-
-/* buffer_updated() for a read into the zero-copy body object. */
-static PyObject *body_updated(HttpProtocol *c, size_t n)
-{
-    if (c->zc_body == NULL || n > c->body_remaining) {
-        PyErr_SetString(PyExc_ValueError, "buffer_updated: more bytes than the body holds");
-        return NULL;
-    }
-    ServerState *s = c->server;
-    c->zc_fill += n;
-    c->body_remaining -= n;
-    c->body_seen += n;
-    s->stats.body_bytes += n;
-    s->stats.body_bytes_zero_copy += n;
-    if (c->body_remaining > 0) {
-        update_body_deadline(c); /* progress: the silence starts again */
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(c);
-    PyObject *exc = NULL;
-    if (zc_deliver(c) < 0) {
-        if (conn_internal_error(c) == -2) {
-            exc = cp_err_take();
-        }
-    } else if (c->state == CP_ST_BODY) {
-        c->state = CP_ST_WAIT_RESPONSE;
-        update_body_deadline(c);
-        if (c->cycle != NULL && cp_cycle_body_done(c->cycle) < 0 &&
-            conn_internal_error(c) == -2) {
-            exc = cp_err_take();
-        }
-    }
-    update_reading(c);
-    Py_DECREF(c); /* the transport still holds c, and c holds s */
-    if (exc != NULL) {
-        return raise_from_loop(s, exc);
-    }
-    Py_RETURN_NONE;
 }
 
 static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
@@ -1372,11 +1186,21 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         }
         c->side_len += (size_t)n; /* the processing under way takes them in */
         Py_RETURN_NONE;
-    case CP_READ_BODY:
+    case CP_READ_BODY: {
         if (c->state >= CP_ST_CLOSED) {
             Py_RETURN_NONE;
         }
-        return body_updated(c, (size_t)n);
+        Py_INCREF(c);
+        int rc = cp_body_read(c, (size_t)n);
+        Py_DECREF(c); /* the transport still holds c, and c holds s */
+        if (rc == -1) {
+            return NULL;
+        }
+        if (rc == -2) {
+            return raise_from_loop(s, cp_err_take());
+        }
+        Py_RETURN_NONE;
+    }
     case CP_READ_SCRATCH:
         if ((size_t)n > s->scratch_cap) {
             break;
@@ -1465,8 +1289,7 @@ static PyObject *proto_eof_received(HttpProtocol *c, PyObject *unused)
 static void conn_lost_cleanup(HttpProtocol *c)
 {
     c->lost = 1;
-    c->state = CP_ST_CLOSED;
-    c->deadline = 0;
+    cp_conn_enter(c, CP_ST_CLOSED);
     RequestCycle *cy = c->cycle;
     c->cycle = NULL;
     if (cy != NULL) {
@@ -1475,7 +1298,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
     }
     Py_CLEAR(c->write);
     Py_CLEAR(c->transport);
-    zc_drop(c);
+    cp_body_drop(c);
     if (!c->processing) {
         buf_free(c); /* else conn_settle frees it as the processing ends */
         side_free(c);
@@ -1556,8 +1379,7 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
 
 static int proto_clear(HttpProtocol *c)
 {
-    zc_release(c);
-    Py_CLEAR(c->zc_body);
+    cp_body_drop(c);
     Py_CLEAR(c->transport);
     Py_CLEAR(c->write);
     Py_CLEAR(c->client);
