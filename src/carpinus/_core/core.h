@@ -341,7 +341,7 @@ enum cp_body_mode { CP_BODY_NONE = 0, CP_BODY_LENGTH, CP_BODY_CHUNKED };
 enum cp_read_into {
     CP_READ_NONE = 0, /* no buffer handed out */
     CP_READ_SCRATCH,  /* the server's shared scratch buffer */
-    CP_READ_OWN,      /* this connection's rbuf, after its unconsumed bytes */
+    CP_READ_OWN,      /* this connection's own buffer, after its unconsumed bytes */
     CP_READ_BODY,     /* the zero-copy body object */
     CP_READ_SIDE,     /* the side buffer (read while processing) */
     CP_READ_DISCARD   /* closing: the bytes are dropped */
@@ -374,15 +374,15 @@ typedef struct HttpProtocol {
     int in_scratch;     /* the bytes being processed live in server->scratch */
     enum cp_read_into read_into; /* where the last get_buffer() pointed */
 
-    /* receive buffer: unconsumed bytes are rbuf[rpos..rlen).  While bytes
-       are being processed they may instead live in the server's scratch
-       buffer (in_scratch); leftovers are moved here before returning. */
-    char *rbuf;
-    size_t rpos, rlen, rcap;
+    /* receive buffer: unconsumed bytes are own.data[rpos..rlen).  While
+       bytes are being processed they may instead live in the server's
+       scratch buffer (in_scratch); leftovers are moved here before
+       returning. */
+    cp_buf own;
+    size_t rpos, rlen;
     /* bytes read while processing (a transport that reads from inside one of
-       its calls); appended to rbuf once the processing ends */
-    char *side;
-    size_t side_len, side_cap;
+       its calls); appended to the own buffer once the processing ends */
+    cp_buf side;
     size_t head_checked; /* start of the incomplete head line (see try_head) */
     size_t head_line_max; /* how long that line may grow before it is an error */
     size_t head_scanned; /* bytes of the pending head known to hold no further
@@ -443,7 +443,7 @@ void cp_conn_update_reading(HttpProtocol *c);
    own, from rpos to rlen. */
 static inline char *cp_conn_data(HttpProtocol *c)
 {
-    return c->in_scratch ? c->server->scratch : c->rbuf;
+    return c->in_scratch ? c->server->scratch : c->own.data;
 }
 
 /* ---- body.c -------------------------------------------------------- */

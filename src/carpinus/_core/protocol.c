@@ -73,64 +73,29 @@ static PyObject *conn_settle(HttpProtocol *c, int process_rc);
 
 /* ---- buffer helpers ------------------------------------------------- */
 
+/* The connection's own buffer (c->own, a cp_buf) holds its unconsumed bytes
+   at [rpos, rlen) whenever they are not in the scratch buffer. */
 static void buf_free(HttpProtocol *c)
 {
-    PyMem_Free(c->rbuf);
-    c->rbuf = NULL;
-    c->rpos = c->rlen = c->rcap = 0;
+    cp_buf_release(&c->own);
+    c->rpos = c->rlen = 0;
 }
 
-/* Make room for at least `extra` more bytes after rlen.  Never called while
-   the connection is processing: it may move the bytes. */
+/* Make room for at least `extra` more bytes after rlen in the own buffer.
+   Never called while the connection is processing: it may move the bytes. */
 static int buf_reserve(HttpProtocol *c, size_t extra)
 {
-    if (c->rpos > 0 && (c->rpos == c->rlen || c->rcap - c->rlen < extra)) {
-        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-        c->rlen -= c->rpos;
+    c->own.len = c->rlen;
+    if (c->rpos > 0 && (c->rpos == c->rlen || c->own.cap - c->rlen < extra)) {
+        cp_buf_drop_front(&c->own, c->rpos);
+        c->rlen = c->own.len;
         c->rpos = 0;
     }
-    if (c->rcap - c->rlen >= extra) {
-        return 0;
-    }
-    size_t cap = c->rcap ? c->rcap : 4096;
-    while (cap - c->rlen < extra) {
-        cap *= 2;
-    }
-    char *p = PyMem_Realloc(c->rbuf, cap);
-    if (p == NULL) {
+    if (cp_buf_reserve(&c->own, extra) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    c->rbuf = p;
-    c->rcap = cap;
     return 0;
-}
-
-/* Room for `extra` more bytes in the side buffer. */
-static int side_reserve(HttpProtocol *c, size_t extra)
-{
-    if (c->side_cap - c->side_len >= extra) {
-        return 0;
-    }
-    size_t cap = c->side_cap ? c->side_cap : MIN_READ;
-    while (cap - c->side_len < extra) {
-        cap *= 2;
-    }
-    char *p = PyMem_Realloc(c->side, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    c->side = p;
-    c->side_cap = cap;
-    return 0;
-}
-
-static void side_free(HttpProtocol *c)
-{
-    PyMem_Free(c->side);
-    c->side = NULL;
-    c->side_len = c->side_cap = 0;
 }
 
 /* ---- transport calls ------------------------------------------------ */
@@ -872,7 +837,7 @@ static int keep_leftover(HttpProtocol *c)
     if (buf_reserve(c, left < MIN_READ ? MIN_READ : left) < 0) {
         return -1;
     }
-    memcpy(c->rbuf, c->server->scratch + from, left);
+    memcpy(c->own.data, c->server->scratch + from, left);
     c->rlen = left;
     return 0;
 }
@@ -880,13 +845,13 @@ static int keep_leftover(HttpProtocol *c)
 /* Bytes read while the connection was processing follow its own. */
 static int absorb_side(HttpProtocol *c)
 {
-    size_t n = c->side_len;
+    size_t n = c->side.len;
     if (buf_reserve(c, n) < 0) {
         return -1;
     }
-    memcpy(c->rbuf + c->rlen, c->side, n);
+    memcpy(c->own.data + c->rlen, c->side.data, n);
     c->rlen += n;
-    side_free(c);
+    cp_buf_release(&c->side);
     return 0;
 }
 
@@ -936,7 +901,7 @@ static PyObject *conn_settle(HttpProtocol *c, int process_rc)
             }
             break;
         }
-        if (c->side_len == 0 || c->state >= CP_ST_CLOSED || exc != NULL) {
+        if (c->side.len == 0 || c->state >= CP_ST_CLOSED || exc != NULL) {
             break;
         }
         if (absorb_side(c) < 0) {
@@ -950,7 +915,7 @@ static PyObject *conn_settle(HttpProtocol *c, int process_rc)
         }
     }
     if (c->state >= CP_ST_CLOSED) {
-        side_free(c);
+        cp_buf_release(&c->side);
     } else {
         update_reading(c);
         update_body_deadline(c);
@@ -1141,12 +1106,12 @@ static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
     if (c->processing) {
         /* A transport call made while we process this connection's bytes
            reads more: keep them aside, in order, until the processing ends. */
-        if (side_reserve(c, MIN_READ) < 0) {
-            return NULL;
+        if (cp_buf_reserve(&c->side, MIN_READ) < 0) {
+            return PyErr_NoMemory();
         }
         c->read_into = CP_READ_SIDE;
-        return PyMemoryView_FromMemory(c->side + c->side_len,
-                                       (Py_ssize_t)(c->side_cap - c->side_len), PyBUF_WRITE);
+        return PyMemoryView_FromMemory(c->side.data + c->side.len,
+                                       (Py_ssize_t)(c->side.cap - c->side.len), PyBUF_WRITE);
     }
     PyObject *body_view = cp_body_view(c);
     if (body_view != NULL || PyErr_Occurred()) {
@@ -1158,7 +1123,7 @@ static PyObject *proto_get_buffer(HttpProtocol *c, PyObject *sizehint)
             return NULL;
         }
         c->read_into = CP_READ_OWN;
-        return PyMemoryView_FromMemory(c->rbuf + c->rlen, (Py_ssize_t)(c->rcap - c->rlen),
+        return PyMemoryView_FromMemory(c->own.data + c->rlen, (Py_ssize_t)(c->own.cap - c->rlen),
                                        PyBUF_WRITE);
     }
     c->read_into = CP_READ_SCRATCH;
@@ -1181,10 +1146,10 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
     case CP_READ_DISCARD:
         Py_RETURN_NONE;
     case CP_READ_SIDE:
-        if ((size_t)n > c->side_cap - c->side_len) {
+        if ((size_t)n > c->side.cap - c->side.len) {
             break;
         }
-        c->side_len += (size_t)n; /* the processing under way takes them in */
+        c->side.len += (size_t)n; /* the processing under way takes them in */
         Py_RETURN_NONE;
     case CP_READ_BODY: {
         if (c->state >= CP_ST_CLOSED) {
@@ -1214,7 +1179,7 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         c->rlen = (size_t)n;
         return conn_settle(c, conn_process(c));
     case CP_READ_OWN:
-        if ((size_t)n > c->rcap - c->rlen) {
+        if ((size_t)n > c->own.cap - c->rlen) {
             break;
         }
         if (c->state >= CP_ST_CLOSED) {
@@ -1242,16 +1207,16 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
     if (c->state >= CP_ST_CLOSED) {
         res = Py_NewRef(Py_None); /* closing: dropped, as in get_buffer */
     } else if (c->processing) {
-        if (side_reserve(c, n) == 0) {
-            memcpy(c->side + c->side_len, view.buf, n);
-            c->side_len += n;
+        if (cp_buf_put(&c->side, view.buf, n) == 0) {
             res = Py_NewRef(Py_None);
+        } else {
+            PyErr_NoMemory();
         }
     } else {
         /* bytes held in scratch are moved out whenever processing ends, so
-           a connection that is not processing keeps its bytes in rbuf */
+           a connection that is not processing keeps its bytes in its own buffer */
         if (buf_reserve(c, n) == 0) {
-            memcpy(c->rbuf + c->rlen, view.buf, n);
+            memcpy(c->own.data + c->rlen, view.buf, n);
             c->rlen += n;
             PyBuffer_Release(&view);
             return conn_settle(c, conn_process(c));
@@ -1301,7 +1266,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
     cp_body_drop(c);
     if (!c->processing) {
         buf_free(c); /* else conn_settle frees it as the processing ends */
-        side_free(c);
+        cp_buf_release(&c->side);
     }
     head_forget(c);
     cp_server_unlink(c->server, c);
@@ -1344,7 +1309,7 @@ static PyObject *proto_get_state(HttpProtocol *c, void *closure)
 static PyObject *proto_get_buffered(HttpProtocol *c, void *closure)
 {
     (void)closure;
-    return PyLong_FromSize_t(c->rcap);
+    return PyLong_FromSize_t(c->own.cap);
 }
 
 /* ---- type ------------------------------------------------------------ */
@@ -1398,7 +1363,7 @@ static void proto_dealloc(HttpProtocol *c)
     PyObject_GC_UnTrack(c);
     proto_clear(c);
     buf_free(c);
-    side_free(c);
+    cp_buf_release(&c->side);
     head_forget(c);
     tp->tp_free((PyObject *)c);
     Py_DECREF(tp);
