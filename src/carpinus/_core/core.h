@@ -153,6 +153,23 @@ static inline int cp_err_must_propagate(void)
            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
 }
 
+/* ---- small shared helpers ------------------------------------------- */
+
+/* Monotonic seconds. */
+static inline double cp_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The module state of one of this module's own types (they are final, so
+   the type's module is ours: no PyType_GetModuleByDef walk needed). */
+static inline cp_state *cp_get_state_from_type(PyTypeObject *tp)
+{
+    return (cp_state *)PyType_GetModuleState(tp);
+}
+
 /* ---- ServerState (server.c) ---------------------------------------- */
 
 struct HttpProtocol;
@@ -316,9 +333,6 @@ typedef struct ServerState {
 } ServerState;
 
 extern PyType_Spec cp_server_state_spec;
-double cp_monotonic(void);
-void cp_server_link(ServerState *s, struct HttpProtocol *c);
-void cp_server_unlink(ServerState *s, struct HttpProtocol *c);
 
 /* ---- HttpProtocol (protocol.c) ------------------------------------- */
 
@@ -415,6 +429,9 @@ typedef struct HttpProtocol {
 
 extern PyType_Spec cp_protocol_spec;
 PyObject *cp_protocol_new(ServerState *s);
+/* Add to / remove from the server's connection list (strong references). */
+void cp_conn_link(ServerState *s, HttpProtocol *c);
+void cp_conn_unlink(ServerState *s, HttpProtocol *c);
 /* Called by the cycle when its response is complete. */
 void cp_conn_response_complete(HttpProtocol *c, int keep_alive);
 /* Write bytes (a new reference is NOT stolen).  Returns -1 on error. */
@@ -624,9 +641,7 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
 
-/* ---- module.c ------------------------------------------------------ */
-
-cp_state *cp_get_state_from_type(PyTypeObject *tp);
+/* ---- tuning -------------------------------------------------------- */
 
 /* Read-flow high-water mark: per connection, for queued body and for
    unprocessed pipelined bytes. */

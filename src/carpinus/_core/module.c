@@ -12,12 +12,6 @@
 #include <malloc.h>
 #endif
 
-/* tp must be one of this module's own (non-subclassable) types. */
-cp_state *cp_get_state_from_type(PyTypeObject *tp)
-{
-    return (cp_state *)PyType_GetModuleState(tp);
-}
-
 static inline cp_state *get_state(PyObject *module)
 {
     return (cp_state *)PyModule_GetState(module);

@@ -98,6 +98,45 @@ static int buf_reserve(HttpProtocol *c, size_t extra)
     return 0;
 }
 
+/* ---- the server's connection list ------------------------------------- */
+
+/* ServerState.conns is an intrusive doubly-linked list through each
+   connection's prev/next; it holds a strong reference to each. */
+void cp_conn_link(ServerState *s, HttpProtocol *c)
+{
+    if (c->linked) {
+        return;
+    }
+    Py_INCREF(c);
+    c->linked = 1;
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->n_conns++;
+}
+
+void cp_conn_unlink(ServerState *s, HttpProtocol *c)
+{
+    if (!c->linked) {
+        return;
+    }
+    c->linked = 0;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+    s->n_conns--;
+    Py_DECREF(c);
+}
+
 /* ---- transport calls ------------------------------------------------ */
 
 /* transport.write() raised (the exception is set).  An OSError means the
@@ -560,7 +599,7 @@ static int conn_upgrade(HttpProtocol *c, const char *base, size_t head_len,
     c->transport = NULL;
     Py_CLEAR(c->write);
     cp_body_drop(c);
-    cp_server_unlink(s, c); /* conn_process holds a reference to c */
+    cp_conn_unlink(s, c); /* conn_process holds a reference to c */
     int rc = 0;
     if (transport != NULL) {
         PyObject *args[3] = {transport, scope, rest};
@@ -1065,7 +1104,7 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
     Py_DECREF(sock);
     Py_DECREF(ssl);
     s->stats.connections_total++;
-    cp_server_link(s, c);
+    cp_conn_link(s, c);
     cp_conn_enter(c, CP_ST_HEAD);
     Py_RETURN_NONE;
 fail:
@@ -1269,7 +1308,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
         cp_buf_release(&c->side);
     }
     head_forget(c);
-    cp_server_unlink(c->server, c);
+    cp_conn_unlink(c->server, c);
 }
 
 static PyObject *proto_connection_lost(HttpProtocol *c, PyObject *exc)
@@ -1351,7 +1390,7 @@ static int proto_clear(HttpProtocol *c)
     Py_CLEAR(c->server_addr);
     Py_CLEAR(c->cycle);
     if (c->linked && c->server != NULL) {
-        cp_server_unlink(c->server, c);
+        cp_conn_unlink(c->server, c);
     }
     Py_CLEAR(c->server);
     return 0;

@@ -7,48 +7,6 @@
 
 #include <string.h>
 
-double cp_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void cp_server_link(ServerState *s, HttpProtocol *c)
-{
-    if (c->linked) {
-        return;
-    }
-    Py_INCREF(c);
-    c->linked = 1;
-    c->prev = NULL;
-    c->next = s->conns;
-    if (s->conns != NULL) {
-        s->conns->prev = c;
-    }
-    s->conns = c;
-    s->n_conns++;
-}
-
-void cp_server_unlink(ServerState *s, HttpProtocol *c)
-{
-    if (!c->linked) {
-        return;
-    }
-    c->linked = 0;
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        s->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    c->prev = c->next = NULL;
-    s->n_conns--;
-    Py_DECREF(c);
-}
-
 /* Call fn on every connection; safe if fn closes (but does not unlink). */
 static void for_each_conn(ServerState *s, void (*fn)(HttpProtocol *, double), double arg)
 {
@@ -565,7 +523,7 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
 static int server_clear(ServerState *s)
 {
     while (s->conns != NULL) {
-        cp_server_unlink(s, s->conns);
+        cp_conn_unlink(s, s->conns);
     }
     Py_CLEAR(s->app);
     Py_CLEAR(s->loop);
