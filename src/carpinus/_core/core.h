@@ -304,6 +304,8 @@ typedef struct ServerState {
     Py_ssize_t n_tasks;
     size_t zc_pending; /* bytes allocated for zero-copy bodies not yet full */
     int shutting_down;
+    double clock_offset; /* added to the monotonic clock for this server's
+                            deadlines: tests move time on (_advance_clock) */
 
     /* shared read buffer: all reads land here unless a connection has
        unconsumed bytes of its own (see protocol.c) */
@@ -333,6 +335,13 @@ typedef struct ServerState {
 } ServerState;
 
 extern PyType_Spec cp_server_state_spec;
+
+/* The server's clock for deadlines: monotonic seconds (plus what a test
+   moved it on by). */
+static inline double cp_server_now(const ServerState *s)
+{
+    return cp_monotonic() + s->clock_offset;
+}
 
 /* ---- HttpProtocol (protocol.c) ------------------------------------- */
 

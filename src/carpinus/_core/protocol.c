@@ -250,7 +250,7 @@ static void set_reading(HttpProtocol *c, int paused)
 static void update_body_deadline(HttpProtocol *c)
 {
     if ((c->state == CP_ST_BODY || c->state == CP_ST_DRAIN) && !c->reading_paused) {
-        c->deadline = cp_monotonic() + c->server->timeout_request_body;
+        c->deadline = cp_server_now(c->server) + c->server->timeout_request_body;
         c->deadline_kind = CP_DL_BODY;
     } else if (c->deadline_kind == CP_DL_BODY) {
         c->deadline = 0;
@@ -290,14 +290,14 @@ void cp_conn_update_reading(HttpProtocol *c)
 
 static void set_keep_alive_deadline(HttpProtocol *c)
 {
-    c->deadline = cp_monotonic() + c->server->timeout_keep_alive;
+    c->deadline = cp_server_now(c->server) + c->server->timeout_keep_alive;
     c->deadline_kind = CP_DL_KEEP_ALIVE;
 }
 
 /* Shorten a connection's request-header deadline to the shutdown grace. */
 static void set_shutdown_grace(HttpProtocol *c)
 {
-    double grace = cp_monotonic() + CP_SHUTDOWN_HEAD_GRACE;
+    double grace = cp_server_now(c->server) + CP_SHUTDOWN_HEAD_GRACE;
     if (c->deadline == 0 || grace < c->deadline) {
         c->deadline = grace;
     }
@@ -337,7 +337,7 @@ void cp_conn_enter(HttpProtocol *c, enum cp_conn_state next)
     switch (next) {
     case CP_ST_HEAD:
         if (prev == CP_ST_HEAD) { /* a new connection: its first head is due */
-            c->deadline = cp_monotonic() + s->timeout_request_header;
+            c->deadline = cp_server_now(s) + s->timeout_request_header;
             c->deadline_kind = CP_DL_HEADER;
             if (s->shutting_down) {
                 /* accepted in the same loop iteration that closed the listener */
@@ -709,7 +709,7 @@ static int try_head(HttpProtocol *c)
         c->head_line_max = req.incomplete_line_max;
         c->head_scanned = len > req.incomplete_line_start ? len : req.incomplete_line_start;
         if (c->deadline_kind != CP_DL_HEADER || c->deadline == 0) {
-            c->deadline = cp_monotonic() + s->timeout_request_header;
+            c->deadline = cp_server_now(s) + s->timeout_request_header;
             c->deadline_kind = CP_DL_HEADER;
         }
         return 0;

@@ -313,7 +313,7 @@ static PyObject *server_call(ServerState *s, PyObject *args, PyObject *kwds)
 static PyObject *server_tick(ServerState *s, PyObject *unused)
 {
     (void)unused;
-    for_each_conn(s, cp_conn_tick, cp_monotonic());
+    for_each_conn(s, cp_conn_tick, cp_server_now(s));
     Py_RETURN_NONE;
 }
 
@@ -337,6 +337,20 @@ static void close_one(HttpProtocol *c, double unused)
         }
         Py_XDECREF(r);
     }
+}
+
+static PyObject *server_advance_clock(ServerState *s, PyObject *arg)
+{
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (seconds < 0) {
+        PyErr_SetString(PyExc_ValueError, "the clock only moves forward");
+        return NULL;
+    }
+    s->clock_offset += seconds;
+    Py_RETURN_NONE;
 }
 
 static PyObject *server_shutdown(ServerState *s, PyObject *unused)
@@ -583,6 +597,9 @@ static PyMethodDef server_methods[] = {
      "Connections a graceful shutdown waits for: open ones, and closed ones whose "
      "transport still has bytes to send."},
     {"stats", (PyCFunction)server_stats, METH_NOARGS, "Counters, as a dict."},
+    {"_advance_clock", (PyCFunction)server_advance_clock, METH_O,
+     "For tests: move this server's deadline clock on by so many seconds (the "
+     "next tick() sees deadlines that would have come by then)."},
     {NULL, NULL, 0, NULL},
 };
 
