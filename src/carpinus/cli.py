@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 import carpinus
-from carpinus.config import LOG_LEVELS, Config, ConfigError
+from carpinus.config import Config, ConfigError
 from carpinus.launch import launch
-from carpinus.logging import ACCESS_LOG_ATOMS
+from carpinus.logging import ACCESS_LOG_ATOMS, LOG_LEVELS
 from carpinus.optimizations import parse_switch
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 

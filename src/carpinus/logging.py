@@ -16,6 +16,16 @@ from typing import Any
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
+# The names --log-level takes.
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE,
+}
+
 ERROR_LOGGER = "carpinus.error"
 ACCESS_LOGGER = "carpinus.access"
 
@@ -33,8 +43,6 @@ class LogConfigError(ValueError):
 
 
 def _resolve_level(level: str | int | None) -> int | None:
-    from carpinus.config import LOG_LEVELS
-
     if isinstance(level, str):
         try:
             return LOG_LEVELS[level.lower()]
