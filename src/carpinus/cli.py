@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 import carpinus
+from carpinus.access_log import ACCESS_LOG_ATOMS
 from carpinus.config import Config, ConfigError
 from carpinus.launch import launch
-from carpinus.logging import ACCESS_LOG_ATOMS, LOG_LEVELS
+from carpinus.logging import LOG_LEVELS
 from carpinus.optimizations import parse_switch
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 

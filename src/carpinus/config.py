@@ -327,7 +327,7 @@ class Config:
         """TLS, proxy headers, default headers and the access log format:
         built here once, so that a mistake is reported before serving."""
         from carpinus import _core
-        from carpinus.logging import AccessLogFormat
+        from carpinus.access_log import AccessLogFormat
         from carpinus.proxy_headers import TrustedHosts
         from carpinus.tls import TLSConfigError, create_ssl_context
 

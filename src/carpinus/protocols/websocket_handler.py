@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from carpinus import _core
+from carpinus.access_log import make_access_log, websocket_access_line
 from carpinus.config import Config
-from carpinus.logging import ACCESS_LOGGER
 
 if TYPE_CHECKING:
     from carpinus.protocols.websocket import WebSocketProtocol
-
-access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 class WebSocketHandler:
@@ -52,7 +49,8 @@ class WebSocketHandler:
                                                           config.server_header)
         self.default_headers = (server_lines or b"") + (other_lines or b"")
         self.date_header = config.date_header
-        self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._log_access = make_access_log(config.access_log, config.access_log_formatter,
+                                           websocket_access_line)
         self.protocol_class: type[WebSocketProtocol] | None = None
 
     def __call__(self, transport: asyncio.Transport, scope: dict[str, Any], rest: bytes) -> None:
@@ -95,6 +93,11 @@ class WebSocketHandler:
         if self.date_header:
             out += b"date: " + formatdate(usegmt=True).encode() + b"\r\n"
         return out
+
+    def log_access(self, scope: dict[str, Any], status: int) -> None:
+        """The access line of a WebSocket (or of its refusal) with this status."""
+        if self._log_access is not None:
+            self._log_access(scope, status, 0, 0.0)
 
     def shutdown(self) -> None:
         """Close every websocket with 1012; refuse handshakes still pending with 503."""
