@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
@@ -34,7 +34,9 @@ from carpinus._core import ClientDisconnected
 from carpinus.logging import ERROR_LOGGER
 from carpinus.protocols import websocket_handshake as hs
 from carpinus.protocols.websocket_frames import split_simple_frames
-from carpinus.protocols.websocket_handler import WebSocketHandler
+
+if TYPE_CHECKING:  # the handler imports this module (on the first upgrade), not the reverse
+    from carpinus.protocols.websocket_handler import WebSocketHandler
 
 logger = logging.getLogger(ERROR_LOGGER)
 
@@ -131,16 +133,16 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def start(self, rest: bytes) -> None:
         handler = self.handler
-        handler.connections.add(self)
+        handler.connection_opened(self)
         scope = self.scope
         try:
             self.request = hs.check_request(scope)
         except hs.HandshakeError as exc:
-            self.handler.log_access(self.scope, exc.status)
+            handler.log_access(scope, exc.status)
             self._reject(exc.status, exc.reason.encode() + b"\n", exc.headers)
             return
-        if handler.shutting_down or handler.over_limit():
-            self.handler.log_access(self.scope, 503)
+        if handler.refuses_new_websockets():
+            handler.log_access(scope, 503)
             self._reject(503, b"Service Unavailable\n")
             return
         del scope["method"]
@@ -151,9 +153,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if rest:
             self.pending += rest
         self.queue.append({"type": "websocket.connect"})
-        self.task = handler.create_task(self._run_app())
-        handler.tasks.add(self.task)
-        self.task.add_done_callback(handler.tasks.discard)
+        self.task = handler.start_app(self._run_app())
 
     async def _run_app(self) -> None:
         try:
@@ -200,7 +200,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self.handler.connections.discard(self)
+        self.handler.connection_closed(self)
         for timer in (self.ping_timer, self.pong_timer, self.close_timer):
             if timer is not None:
                 timer.cancel()
