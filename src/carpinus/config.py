@@ -224,7 +224,7 @@ class Config:
         self.env_file = env_file
         self.log_config = log_config
         self.access_log_format = access_log_format
-        # Process model (carpinus.launch): one server in this process, or a
+        # Process model (carpinus.main.launch): one server in this process, or a
         # supervisor with `workers` worker processes (docs/deployment.md).
         self.workers = _workers_from(workers)
         self.max_requests = max_requests

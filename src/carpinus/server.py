@@ -328,18 +328,3 @@ def tune_allocator() -> bool:
     from carpinus import _core
 
     return _core.tune_allocator(MALLOC_TRIM_THRESHOLD, MALLOC_MMAP_THRESHOLD)
-
-
-def run(app: Any, **kwargs: Any) -> None:
-    """Serve `app` (an ASGI callable or "module:attr") until SIGINT/SIGTERM.
-
-    Keyword arguments are the fields of Config (workers=, reload=, pid_file=
-    included).  Exits the process with a non-zero code if startup fails, like
-    the command line does.
-    """
-    from carpinus.launch import launch
-
-    config = Config(app, **kwargs)
-    code = launch(config)
-    if code:
-        sys.exit(code)
