@@ -24,12 +24,12 @@ import click
 import carpinus
 from carpinus.access_log import ACCESS_LOG_ATOMS
 from carpinus.config import Config, ConfigError
-from carpinus.listen import bind_sockets, close_sockets
 from carpinus.logging import LOG_LEVELS
 from carpinus.optimizations import parse_switch
 from carpinus.pidfile import PidFileError, pid_file
 from carpinus.reload import FileWatcher
-from carpinus.server import Server, log_listening
+from carpinus.server import Server
+from carpinus.sockets import bind_sockets, close_sockets, log_listening
 from carpinus.supervisor import Supervisor
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
@@ -285,7 +285,7 @@ def supervise(config: Config) -> int:
         return 1
     try:
         for sock in sockets:
-            log_listening(sock, tls=config.is_ssl)
+            log_listening(config, sock)
         return Supervisor(config, sockets, watcher).run()
     finally:
         close_sockets(config, sockets)
