@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 import carpinus
-from carpinus.cli import main as cli_main
 from carpinus.config import Config
+from carpinus.main import main as cli_main
 from tests.process_apps import SLEEP_MARKER
 from tests.process_utils import (
     CONSOLE_SCRIPT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from carpinus.config import Config
-from carpinus.server import Server, run
+from carpinus.main import run
+from carpinus.server import Server
 
 __all__ = ["Config", "Server", "run", "__version__"]

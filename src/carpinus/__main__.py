@@ -1,4 +1,4 @@
-from carpinus.cli import main
+from carpinus.main import main
 
 if __name__ == "__main__":
     main()

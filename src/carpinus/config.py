@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from carpinus.importer import ImportFromStringError, import_from_string
+from carpinus.logging import LogConfigError
+from carpinus.logging import configure_logging as apply_logging
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
@@ -20,15 +22,6 @@ LifespanChoice = Literal["auto", "on", "off"]
 WebSocketChoice = Literal["auto", "none", "wsproto"]
 
 DEMO_APP = "carpinus.demo:app"
-
-LOG_LEVELS: dict[str, int] = {
-    "critical": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": 5,
-}
 
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1"
 # The largest --limit-request-head the C core takes (64 MiB).
@@ -231,7 +224,7 @@ class Config:
         self.env_file = env_file
         self.log_config = log_config
         self.access_log_format = access_log_format
-        # Process model (carpinus.launch): one server in this process, or a
+        # Process model (carpinus.main.launch): one server in this process, or a
         # supervisor with `workers` worker processes (docs/deployment.md).
         self.workers = _workers_from(workers)
         self.max_requests = max_requests
@@ -253,11 +246,8 @@ class Config:
             forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
         self.forwarded_allow_ips: str | Sequence[str] = forwarded_allow_ips
         if configure_logging:
-            from carpinus.logging import LogConfigError
-            from carpinus.logging import configure_logging as _configure
-
             try:
-                _configure(self.log_level, self.log_config)
+                apply_logging(self.log_level, self.log_config)
             except LogConfigError as exc:
                 raise ConfigError(str(exc)) from None
         if env_file is not None:
@@ -337,7 +327,7 @@ class Config:
         """TLS, proxy headers, default headers and the access log format:
         built here once, so that a mistake is reported before serving."""
         from carpinus import _core
-        from carpinus.logging import AccessLogFormat
+        from carpinus.access_log import AccessLogFormat
         from carpinus.proxy_headers import TrustedHosts
         from carpinus.tls import TLSConfigError, create_ssl_context
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from carpinus.config import Config
 from carpinus.lifespan import Lifespan
+from carpinus.sockets import bind_sockets, close_sockets, log_listening
 
 logger = logging.getLogger("carpinus.error")
 
@@ -37,6 +38,7 @@ class Server:
         self.started = False
         self.exit_code = 0
         self.servers: list[asyncio.base_events.Server] = []
+        self.bound_sockets: list[socket.socket] = []  # the sockets this server bound itself
         self.state: Any = None  # carpinus._core.ServerState once started
         self.lifespan: Lifespan | None = None
         self._captured_signals: list[int] = []
@@ -109,6 +111,9 @@ class Server:
             await self._listen(loop, sockets)
         except OSError as exc:
             logger.error("%s", exc)
+            for server in self.servers:
+                server.close()
+            self._release_sockets()
             self.should_exit = True
             self.exit_code = 1
             if self.lifespan is not None:
@@ -127,52 +132,24 @@ class Server:
         self, loop: asyncio.AbstractEventLoop, sockets: list[socket.socket] | None
     ) -> None:
         config = self.config
-        factory = self.state
-        if sockets:
-            for sock in sockets:
-                server = await loop.create_server(
-                    factory, sock=sock, backlog=config.backlog, ssl=config.ssl
-                )
-                self.servers.append(server)
-            self._log_listening(sockets[0])
-            return
-        if config.fd is not None:
-            # Adopt the descriptor itself (not a dup) so that closing the server
-            # really stops listening on it during a graceful shutdown.
-            sock = socket.socket(fileno=config.fd)
+        if not sockets:
+            # bound here: closed (a Unix socket file removed) at shutdown
+            sockets = self.bound_sockets = bind_sockets(config)
+        for sock in sockets:
             server = await loop.create_server(
-                factory, sock=sock, backlog=config.backlog, ssl=config.ssl
+                self.state, sock=sock, backlog=config.backlog, ssl=config.ssl
             )
             self.servers.append(server)
-            logger.info(
-                "carpinus running on socket fd %d%s (Press CTRL+C to quit)",
-                config.fd,
-                " with TLS" if config.is_ssl else "",
-            )
-            return
-        if config.uds is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if os.path.exists(config.uds) and not os.path.isdir(config.uds):
-                    os.unlink(config.uds)
-            server = await loop.create_unix_server(
-                factory, path=config.uds, backlog=config.backlog, ssl=config.ssl
-            )
-            os.chmod(config.uds, 0o666)
-            self.servers.append(server)
-            logger.info(
-                "carpinus running on unix socket %s%s (Press CTRL+C to quit)",
-                config.uds,
-                " with TLS" if config.is_ssl else "",
-            )
-            return
-        server = await loop.create_server(
-            factory, host=config.host, port=config.port, backlog=config.backlog, ssl=config.ssl
-        )
-        self.servers.append(server)
-        self._log_listening(server.sockets[0])
+        for sock in sockets:
+            self._log_listening(sock)
 
     def _log_listening(self, sock: socket.socket) -> None:
-        log_listening(sock, tls=self.config.is_ssl)
+        log_listening(self.config, sock)
+
+    def _release_sockets(self) -> None:
+        if self.bound_sockets:
+            close_sockets(self.config, self.bound_sockets)
+            self.bound_sockets = []
 
     @property
     def port(self) -> int:
@@ -261,6 +238,7 @@ class Server:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._release_sockets()
 
         if self.lifespan is not None:
             if self.force_exit:
@@ -299,19 +277,6 @@ class Server:
             self.should_exit = True
 
 
-def log_listening(sock: socket.socket, tls: bool = False) -> None:
-    """The "carpinus running on ..." line (tests and people wait for it)."""
-    addr = sock.getsockname()
-    if sock.family == socket.AF_UNIX:
-        logger.info("carpinus running on unix socket %s%s (Press CTRL+C to quit)",
-                    addr, " with TLS" if tls else "")
-        return
-    host, port = addr[0], addr[1]
-    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    logger.info("carpinus running on %s://%s:%d (Press CTRL+C to quit)",
-                "https" if tls else "http", shown, port)
-
-
 # glibc keeps up to this much freed memory at the top of the heap instead of
 # giving it back after every burst, and serves allocations below the mmap
 # threshold from the heap (docs/architecture.md, "Memory allocator").
@@ -328,18 +293,3 @@ def tune_allocator() -> bool:
     from carpinus import _core
 
     return _core.tune_allocator(MALLOC_TRIM_THRESHOLD, MALLOC_MMAP_THRESHOLD)
-
-
-def run(app: Any, **kwargs: Any) -> None:
-    """Serve `app` (an ASGI callable or "module:attr") until SIGINT/SIGTERM.
-
-    Keyword arguments are the fields of Config (workers=, reload=, pid_file=
-    included).  Exits the process with a non-zero code if startup fails, like
-    the command line does.
-    """
-    from carpinus.launch import launch
-
-    config = Config(app, **kwargs)
-    code = launch(config)
-    if code:
-        sys.exit(code)

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The supervisor binds the sockets (carpinus.listen) and starts every worker
+The supervisor binds the sockets (carpinus.sockets) and starts every worker
 as a fresh interpreter that inherits them, plus one end of a status pipe
 (carpinus.supervised).  A fresh interpreter rather than a bare fork(): each
 worker imports the app itself, so SIGHUP and --reload run the code as it is

@@ -11,13 +11,13 @@ import time
 from typing import Any
 
 from carpinus import _core
+from carpinus.access_log import LogAccess, client_address, make_access_log
 from carpinus.config import Config
-from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER, AccessLogFormat, access_line
+from carpinus.logging import ERROR_LOGGER
 from carpinus.optimizations import bits as optimization_bits
 from carpinus.proxy_headers import ProxyHeaders
 
 logger = logging.getLogger(ERROR_LOGGER)
-access_logger = logging.getLogger(ACCESS_LOGGER)
 
 ClientDisconnected = _core.ClientDisconnected
 
@@ -35,27 +35,6 @@ def report_exception(exc: BaseException, scope: dict[str, Any], disconnected: bo
         logger.debug("Client went away during %s", where)
     else:
         logger.error("Exception in ASGI application\n", exc_info=exc)
-
-
-def _log_access(scope: dict[str, Any], status: int, size: int, seconds: float) -> None:
-    access_logger.info(access_line(scope, status))
-
-
-def _access_log_callable(config: Config) -> Any:
-    """What the C core calls once per finished response, or None: with the
-    access log off the core does no work for it at all."""
-    if not (config.access_log and access_logger.isEnabledFor(logging.INFO)):
-        return None
-    formatter: AccessLogFormat | None = config.access_log_formatter
-    if formatter is None:
-        return _log_access
-    info = access_logger.info
-    fmt = formatter.format
-
-    def log_access(scope: dict[str, Any], status: int, size: int, seconds: float) -> None:
-        info(fmt(scope, status, size, seconds))
-
-    return log_access
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop) -> tuple[Any, dict[str, Any] | None, bool]:
@@ -84,14 +63,14 @@ class RefusalLog:
     """Log the responses the server makes itself (400, 408, 413, 431, 503 ...)
     and write their access lines; called by the C core for each one."""
 
-    def __init__(self, access: Any) -> None:
-        self.access = access  # the access-log callable, or None
+    def __init__(self, access: LogAccess | None) -> None:
+        self.access = access
         self.window = 0
         self.logged = 0
         self.suppressed = 0
 
     def __call__(self, status: int, reason: str, client: Any, request: Any) -> None:
-        who = f"{client[0]}:{client[1]}" if client else "-"
+        who = client_address(client)
         if status == 408:
             logger.debug("Request from %s timed out: %s", who, reason)
         else:
@@ -145,7 +124,7 @@ def make_server_state(
         from carpinus.protocols.websocket_handler import WebSocketHandler
 
         websocket = WebSocketHandler(config, loop, app, base_context)
-    access_log = _access_log_callable(config)
+    access_log = make_access_log(config.access_log, config.access_log_formatter)
     state = _core.ServerState(
         app,
         loop,

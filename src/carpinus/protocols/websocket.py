@@ -26,18 +26,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
 from carpinus._core import ClientDisconnected
-from carpinus.logging import ACCESS_LOGGER, ERROR_LOGGER
+from carpinus.logging import ERROR_LOGGER
 from carpinus.protocols import websocket_handshake as hs
 from carpinus.protocols.websocket_frames import split_simple_frames
-from carpinus.protocols.websocket_handler import WebSocketHandler
+
+if TYPE_CHECKING:  # the handler imports this module (on the first upgrade), not the reverse
+    from carpinus.protocols.websocket_handler import WebSocketHandler
 
 logger = logging.getLogger(ERROR_LOGGER)
-access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # Connection phases.
 CONNECTING = 0  # handshake valid, waiting for the app's accept / close / denial
@@ -132,16 +133,16 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def start(self, rest: bytes) -> None:
         handler = self.handler
-        handler.connections.add(self)
+        handler.connection_opened(self)
         scope = self.scope
         try:
             self.request = hs.check_request(scope)
         except hs.HandshakeError as exc:
-            self._log_access(exc.status)
+            handler.log_access(scope, exc.status)
             self._reject(exc.status, exc.reason.encode() + b"\n", exc.headers)
             return
-        if handler.shutting_down or handler.over_limit():
-            self._log_access(503)
+        if handler.refuses_new_websockets():
+            handler.log_access(scope, 503)
             self._reject(503, b"Service Unavailable\n")
             return
         del scope["method"]
@@ -152,9 +153,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if rest:
             self.pending += rest
         self.queue.append({"type": "websocket.connect"})
-        self.task = handler.create_task(self._run_app())
-        handler.tasks.add(self.task)
-        self.task.add_done_callback(handler.tasks.discard)
+        self.task = handler.start_app(self._run_app())
 
     async def _run_app(self) -> None:
         try:
@@ -168,7 +167,7 @@ class WebSocketProtocol(asyncio.Protocol):
             else:
                 logger.error("Exception in ASGI application\n", exc_info=exc)
             if self.phase == CONNECTING:
-                self._log_access(500)
+                self.handler.log_access(self.scope, 500)
                 self._reject(500, b"Internal Server Error\n")
             elif self.phase == OPEN:
                 self._close(1011, "")
@@ -180,7 +179,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if self.phase == CONNECTING:
                 logger.error("ASGI callable returned without accepting or closing the "
                              "WebSocket (%s)", self.scope.get("path"))
-                self._log_access(500)
+                self.handler.log_access(self.scope, 500)
                 self._reject(500, b"Internal Server Error\n")
             elif self.phase == OPEN:
                 self._close(1000, "")
@@ -201,7 +200,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self.handler.connections.discard(self)
+        self.handler.connection_closed(self)
         for timer in (self.ping_timer, self.pong_timer, self.close_timer):
             if timer is not None:
                 timer.cancel()
@@ -366,7 +365,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._accept(message)
             elif kind == "websocket.close":
                 self.close_sent = True
-                self._log_access(403)
+                self.handler.log_access(self.scope, 403)
                 self._reject(403, b"Forbidden\n")
             elif kind == "websocket.http.response.start":
                 self._denial_start(message)
@@ -440,7 +439,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.deflate = True
         self._write(hs.accept_response(request.key, subprotocol, extension_header, extra,
                                        self.handler.standard_headers()))
-        self._log_access(101)
+        self.handler.log_access(self.scope, 101)
         self.proto = FrameProtocol(client=False, extensions=extensions)
         self.phase = OPEN
         self._schedule_ping()
@@ -461,7 +460,7 @@ class WebSocketProtocol(asyncio.Protocol):
         framing = b"transfer-encoding: chunked\r\n" if self.denial_chunked else b""
         self.phase = REJECTED
         self.denial_started = True
-        self._log_access(status)
+        self.handler.log_access(self.scope, status)
         self._write(hs.status_line(status) + head + framing + b"connection: close\r\n"
                     + self.handler.standard_headers() + b"\r\n")
 
@@ -520,7 +519,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._close(1012, "")
             self._disconnected(1012, "")
         elif self.phase == CONNECTING:
-            self._log_access(503)
+            self.handler.log_access(self.scope, 503)
             self._reject(503, b"Service Unavailable\n")
 
     def abort(self) -> None:
@@ -575,10 +574,3 @@ class WebSocketProtocol(asyncio.Protocol):
     def _close_transport(self) -> None:
         if not self.lost:
             self.transport.close()  # flushes what is buffered first
-
-    def _log_access(self, status: int) -> None:
-        if self.handler.access_log:
-            client = self.scope.get("client")
-            who = f"{client[0]}:{client[1]}" if client else "-"
-            path = self.scope.get("root_path", "") + self.scope.get("path", "")
-            access_logger.info('%s - "WebSocket %s" %d', who, path, status)

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from carpinus import _core
+from carpinus.access_log import make_access_log, websocket_access_line
 from carpinus.config import Config
-from carpinus.logging import ACCESS_LOGGER
 
 if TYPE_CHECKING:
     from carpinus.protocols.websocket import WebSocketProtocol
-
-access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 class WebSocketHandler:
@@ -52,7 +49,8 @@ class WebSocketHandler:
                                                           config.server_header)
         self.default_headers = (server_lines or b"") + (other_lines or b"")
         self.date_header = config.date_header
-        self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._log_access = make_access_log(config.access_log, config.access_log_formatter,
+                                           websocket_access_line)
         self.protocol_class: type[WebSocketProtocol] | None = None
 
     def __call__(self, transport: asyncio.Transport, scope: dict[str, Any], rest: bytes) -> None:
@@ -67,25 +65,37 @@ class WebSocketHandler:
         transport.set_protocol(protocol)
         protocol.start(rest)
 
-    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """A connection's app task, in its own copy of the base context (not in
-        the context of the HTTP request that asked for the upgrade)."""
-        context = self.base_context.copy()
-        if sys.version_info >= (3, 11):
-            return self.loop.create_task(coro, context=context)
-        return context.run(self.loop.create_task, coro)  # pragma: no cover - 3.10
+    # -- what a WebSocketProtocol tells and asks --------------------------------
 
-    @property
-    def busy(self) -> int:
-        """Connections and app tasks still alive (the graceful shutdown waits for 0)."""
-        return len(self.connections) + len(self.tasks)
+    def connection_opened(self, protocol: WebSocketProtocol) -> None:
+        self.connections.add(protocol)
 
-    def over_limit(self) -> bool:
+    def connection_closed(self, protocol: WebSocketProtocol) -> None:
+        self.connections.discard(protocol)
+
+    def refuses_new_websockets(self) -> bool:
+        """True while a new WebSocket gets 503: during shutdown, or when
+        --limit-concurrency requests and WebSocket apps are running."""
+        if self.shutting_down:
+            return True
         limit = self.config.limit_concurrency
         if limit is None:
             return False
         http = self.server_state.active_requests if self.server_state is not None else 0
         return len(self.tasks) + http >= limit
+
+    def start_app(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A connection's app task, in its own copy of the base context (not in
+        the context of the HTTP request that asked for the upgrade), counted
+        until it ends."""
+        context = self.base_context.copy()
+        if sys.version_info >= (3, 11):
+            task = self.loop.create_task(coro, context=context)
+        else:  # pragma: no cover - 3.10
+            task = context.run(self.loop.create_task, coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     def standard_headers(self) -> bytes:
         """`server`, `--header` and `date` lines for our HTTP answers, as configured."""
@@ -95,6 +105,18 @@ class WebSocketHandler:
         if self.date_header:
             out += b"date: " + formatdate(usegmt=True).encode() + b"\r\n"
         return out
+
+    def log_access(self, scope: dict[str, Any], status: int) -> None:
+        """The access line of a WebSocket (or of its refusal) with this status."""
+        if self._log_access is not None:
+            self._log_access(scope, status, 0, 0.0)
+
+    # -- what the Server asks -----------------------------------------------------
+
+    @property
+    def busy(self) -> int:
+        """Connections and app tasks still alive (the graceful shutdown waits for 0)."""
+        return len(self.connections) + len(self.tasks)
 
     def shutdown(self) -> None:
         """Close every websocket with 1012; refuse handshakes still pending with 503."""

@@ -1,4 +1,5 @@
-"""bind_sockets(): the sockets a supervisor binds once and shares with its workers."""
+"""carpinus.sockets: binding (--host/--port, --uds), adopting (--fd) and closing the
+listening sockets, for a single server and for a supervisor."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import socket
 from pathlib import Path
 
 from carpinus.config import Config
-from carpinus.listen import bind_sockets, close_sockets
+from carpinus.sockets import bind_sockets, close_sockets
 from tests.process_utils import Spawner, listening_socket
 
 
@@ -55,3 +56,20 @@ def test_port_in_use_exits_1(spawn: Spawner) -> None:
         assert server.wait(timeout=30) == 1, server.output
     assert "error while attempting to bind" in server.output
     assert "Started worker process" not in server.output
+
+
+def test_single_server_binds_the_same_way(spawn: Spawner, tmp_path: Path) -> None:
+    """Without a supervisor the server binds with the same code: a stale file at
+    --uds is replaced, and the socket file is removed when the server exits."""
+    path = tmp_path / "app.sock"
+    path.write_text("stale")
+    server = spawn.start("tests.process_apps:app", "--uds", str(path), tcp="none")
+    assert path.is_socket()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    assert server.stop() == 0
+    assert not path.exists()
+    assert server.output.count("carpinus running on unix socket") == 1

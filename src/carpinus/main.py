@@ -1,18 +1,42 @@
-"""The `carpinus` command line.  One option per Config field, named as in uvicorn."""
+"""The top floor: the `carpinus` command, carpinus.run(), and the process model.
+
+Both entry points build a Config and hand it to launch(), which picks:
+
+- one server in this process (the default: `--workers 1`, no `--reload`),
+  with no supervisor in between (carpinus.server);
+- a supervisor with worker processes (`--workers N`, N > 1, or `--reload`),
+  see carpinus.supervisor.
+
+`--pid PATH` names whichever process is the one to signal: the server in the
+first case, the supervisor in the second.  The command has one option per
+Config field, named as in uvicorn.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 from typing import Any
 
 import click
 
 import carpinus
-from carpinus.config import LOG_LEVELS, Config, ConfigError
-from carpinus.launch import launch
-from carpinus.logging import ACCESS_LOG_ATOMS
+from carpinus.access_log import ACCESS_LOG_ATOMS
+from carpinus.config import Config, ConfigError
+from carpinus.logging import LOG_LEVELS
 from carpinus.optimizations import parse_switch
+from carpinus.pidfile import PidFileError, pid_file
+from carpinus.reload import FileWatcher
+from carpinus.server import Server
+from carpinus.sockets import bind_sockets, close_sockets, log_listening
+from carpinus.supervisor import Supervisor
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
+
+logger = logging.getLogger("carpinus.error")
+
+
+# -- the command line -------------------------------------------------------------
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -218,5 +242,50 @@ def main(app: str | None, **options: Any) -> None:
         sys.exit(code)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+# -- the Python entry point -------------------------------------------------------
+
+
+def run(app: Any, **kwargs: Any) -> None:
+    """Serve `app` (an ASGI callable or "module:attr") until SIGINT/SIGTERM.
+
+    Keyword arguments are the fields of Config (workers=, reload=, pid_file=
+    included).  Exits the process with a non-zero code if startup fails, like
+    the command line does.
+    """
+    config = Config(app, **kwargs)
+    code = launch(config)
+    if code:
+        sys.exit(code)
+
+
+# -- the process model ------------------------------------------------------------
+
+
+def launch(config: Config) -> int:
+    """Serve until told to stop; returns the process exit code."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if config.pid_file is not None:
+                stack.enter_context(pid_file(config.pid_file))
+            if config.uses_supervisor:
+                return supervise(config)
+            return Server(config).run()
+    except (PidFileError, ConfigError) as exc:
+        logger.error("%s", exc)
+        return 1
+
+
+def supervise(config: Config) -> int:
+    """Bind the sockets once, then run the supervisor over worker processes."""
+    watcher = FileWatcher.from_config(config) if config.reload else None
+    try:
+        sockets = bind_sockets(config)
+    except OSError as exc:
+        logger.error("%s", exc)
+        return 1
+    try:
+        for sock in sockets:
+            log_listening(config, sock)
+        return Supervisor(config, sockets, watcher).run()
+    finally:
+        close_sockets(config, sockets)

@@ -1,19 +1,25 @@
-"""Bind the listening sockets that a supervisor shares with its worker processes.
+"""The listening sockets: bind them (--host/--port, --uds) or adopt one (--fd),
+say where carpinus listens, and close them.
 
-A single server lets asyncio bind (Server._listen).  With workers, the
-supervisor binds once, before any worker exists, and every worker inherits
-the same descriptors: the kernel keeps one accept queue per socket, so a
-connection waits there, never refused, while a worker is being replaced
-(docs/deployment.md explains why this is preferred to SO_REUSEPORT).
+A single server binds here itself (Server.startup) and hands the sockets to
+its event loop.  With workers, the supervisor binds once, before any worker
+exists, and every worker inherits the same descriptors: the kernel keeps
+one accept queue per socket, so a connection waits there, never refused,
+while a worker is being replaced (docs/deployment.md explains why this is
+preferred to SO_REUSEPORT).  The gunicorn worker gets its sockets from
+gunicorn's arbiter.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 
 from carpinus.config import Config
+
+logger = logging.getLogger("carpinus.error")
 
 
 def bind_sockets(config: Config) -> list[socket.socket]:
@@ -22,6 +28,8 @@ def bind_sockets(config: Config) -> list[socket.socket]:
     Raises OSError when an address cannot be bound.
     """
     if config.fd is not None:
+        # Adopt the descriptor itself (not a dup), so that closing the socket
+        # really stops listening on it during a graceful shutdown.
         sock = socket.socket(fileno=config.fd)
         sock.listen(config.backlog)
         return [sock]
@@ -78,8 +86,23 @@ def _bind_tcp(host: str, port: int, backlog: int) -> list[socket.socket]:
     return sockets
 
 
+def log_listening(config: Config, sock: socket.socket) -> None:
+    """The "carpinus running on ..." line (tests and people wait for it)."""
+    addr = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        where = f"unix socket {addr}{' with TLS' if config.is_ssl else ''}"
+    else:
+        host, port = addr[0], addr[1]
+        shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+        where = f"{'https' if config.is_ssl else 'http'}://{shown}:{port}"
+    if config.fd is not None:
+        where += f" from socket fd {config.fd}"
+    logger.info("carpinus running on %s (Press CTRL+C to quit)", where)
+
+
 def close_sockets(config: Config, sockets: list[socket.socket]) -> None:
-    """Close the supervisor's copies; remove the Unix socket file it created."""
+    """Close the sockets bind_sockets() returned (the event loop may have
+    closed them already); remove the Unix socket file it created."""
     for sock in sockets:
         sock.close()
     if config.uds is not None:
