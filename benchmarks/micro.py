@@ -28,7 +28,7 @@ from typing import Any
 
 from carpinus.config import Config
 from carpinus.optimizations import OPTIMIZATIONS
-from carpinus.protocols.http_c import make_server_state
+from carpinus.protocols.http.core import make_server_state
 
 BROWSER_HEADERS = (
     b"Host: localhost:8000\r\n"

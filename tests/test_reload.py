@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from carpinus.config import Config
-from carpinus.reload import ChangeFilter, watched_directories
+from carpinus.supervisors.reload import ChangeFilter, watched_directories
 from tests.process_utils import ServerProcess, Spawner, child_pids, http_get, wait_until
 from tests.utils import RawClient
 

@@ -5,7 +5,7 @@ Both entry points build a Config and hand it to launch(), which picks:
 - one server in this process (the default: `--workers 1`, no `--reload`),
   with no supervisor in between (carpinus.server);
 - a supervisor with worker processes (`--workers N`, N > 1, or `--reload`),
-  see carpinus.supervisor.
+  see carpinus.supervisors.multiprocess.
 
 `--pid PATH` names whichever process is the one to signal: the server in the
 first case, the supervisor in the second.  The command has one option per
@@ -27,10 +27,10 @@ from carpinus.config import Config, ConfigError
 from carpinus.logging import LOG_LEVELS
 from carpinus.optimizations import parse_switch
 from carpinus.pidfile import PidFileError, pid_file
-from carpinus.reload import FileWatcher
 from carpinus.server import Server
 from carpinus.sockets import bind_sockets, close_sockets, log_listening
-from carpinus.supervisor import Supervisor
+from carpinus.supervisors.multiprocess import Supervisor
+from carpinus.supervisors.reload import FileWatcher
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
 
 logger = logging.getLogger("carpinus.error")

@@ -91,7 +91,7 @@ class Server:
     # -- start --------------------------------------------------------------
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        from carpinus.protocols.http_c import make_server_state
+        from carpinus.protocols.http.core import make_server_state
 
         config = self.config
         assert config.loaded_app is not None

@@ -5,7 +5,7 @@ write(), tasks and waiters cancelled from outside, an app that never suspends
 on 3.12+ (eager start), a failed connection_made().
 
 The protocol, the request cycle, the app's receive()/send(), the Python glue
-(protocols/http_c.py) and the event loop are the real ones.  The socket-level
+(protocols/http/core.py) and the event loop are the real ones.  The socket-level
 twins of these tests are in test_http_c_seams.py.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from carpinus.config import Config
-from carpinus.protocols.http_c import make_server_state
+from carpinus.protocols.http.core import make_server_state
 from tests import apps
 from tests.support.fake_transport import Canceller, FakeTransport
 from tests.utils import build_request

@@ -446,7 +446,7 @@ def test_unfragmented_frames_match_wsproto(size):
     must be wsproto's, byte for byte, on both sides of every length encoding."""
     from wsproto.frame_protocol import FrameProtocol
 
-    from carpinus.protocols.websocket import unfragmented_frame
+    from carpinus.protocols.websocket.protocol import unfragmented_frame
 
     reference = FrameProtocol(client=False, extensions=[])
     assert unfragmented_frame(0x82, b"\x00" * size) == bytes(reference.send_data(b"\x00" * size))

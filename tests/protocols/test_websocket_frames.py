@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
-from carpinus.protocols.websocket_frames import split_simple_frames
+from carpinus.protocols.websocket.frames import split_simple_frames
 
 
 def wsproto_events(chunks: list[bytes]) -> list[tuple[object, ...]]:
@@ -85,7 +85,7 @@ def test_stops_at_what_it_does_not_handle() -> None:
 def test_wsproto_idle_sees_partial_frames_and_fragmented_messages() -> None:
     """The fast path runs only while wsproto holds nothing; if wsproto's internals
     change, wsproto_idle says False and wsproto decodes everything."""
-    from carpinus.protocols.websocket import wsproto_idle
+    from carpinus.protocols.websocket.protocol import wsproto_idle
 
     proto = FrameProtocol(client=False, extensions=[])
     assert wsproto_idle(proto)

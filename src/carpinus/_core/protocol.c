@@ -38,7 +38,7 @@
  *   any state ── error / timeout / Connection: close / connection_lost ──► CLOSED
  *
  *   HEAD ── head asks for Upgrade: websocket (and a handler is set) ──► UPGRADED
- *   The websocket handler (Python, protocols/websocket.py) takes the
+ *   The websocket handler (Python, protocols/websocket/handler.py) takes the
  *   transport; this object lets go of it and of the server (see conn_upgrade).
  *
  * Requests are served strictly one at a time: bytes of a pipelined request

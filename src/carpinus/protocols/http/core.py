@@ -121,7 +121,7 @@ def make_server_state(
     base_context = contextvars.copy_context()
     websocket = None
     if config.websocket_implementation() is not None:
-        from carpinus.protocols.websocket_handler import WebSocketHandler
+        from carpinus.protocols.websocket.handler import WebSocketHandler
 
         websocket = WebSocketHandler(config, loop, app, base_context)
     access_log = make_access_log(config.access_log, config.access_log_formatter)

@@ -6,7 +6,7 @@ lets go of the connection and calls the server's WebSocketHandler with
 (transport, scope, bytes after the head).  From there on the connection is
 a WebSocketProtocol, in Python, with wsproto's frame codec:
 
-    handshake checked (websocket_handshake.py) ── bad ──► 400 / 426, close
+    handshake checked (handshake.py) ── bad ──► 400 / 426, close
          │ ok: transport.set_protocol(WebSocketProtocol), the app's task starts
          ▼
     CONNECTING ── app: websocket.accept ──► OPEN ── close frames ──► CLOSED
@@ -32,11 +32,11 @@ from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
 from carpinus._core import ClientDisconnected
 from carpinus.logging import ERROR_LOGGER
-from carpinus.protocols import websocket_handshake as hs
-from carpinus.protocols.websocket_frames import split_simple_frames
+from carpinus.protocols.websocket import handshake as hs
+from carpinus.protocols.websocket.frames import split_simple_frames
 
 if TYPE_CHECKING:  # the handler imports this module (on the first upgrade), not the reverse
-    from carpinus.protocols.websocket_handler import WebSocketHandler
+    from carpinus.protocols.websocket.handler import WebSocketHandler
 
 logger = logging.getLogger(ERROR_LOGGER)
 
@@ -234,7 +234,7 @@ class WebSocketProtocol(asyncio.Protocol):
         proto = self.proto
         assert proto is not None
         if self.phase == OPEN and not self.deflate and wsproto_idle(proto):
-            # whole small messages without wsproto (websocket_frames.py)
+            # whole small messages without wsproto (frames.py)
             messages, used = split_simple_frames(data)
             for is_text, payload in messages:
                 self._on_data(Opcode.TEXT if is_text else Opcode.BINARY, payload, True)

@@ -4,10 +4,10 @@ Theory of operation
 -------------------
 The supervisor binds the sockets (carpinus.sockets) and starts every worker
 as a fresh interpreter that inherits them, plus one end of a status pipe
-(carpinus.supervised).  A fresh interpreter rather than a bare fork(): each
-worker imports the app itself, so SIGHUP and --reload run the code as it is
-on disk now, and the supervisor may hold threads (the file watcher) without
-fork's hazards.  The supervisor never imports the app.
+(carpinus.supervisors.supervised).  A fresh interpreter rather than a bare
+fork(): each worker imports the app itself, so SIGHUP and --reload run the
+code as it is on disk now, and the supervisor may hold threads (the file
+watcher) without fork's hazards.  The supervisor never imports the app.
 
 It sleeps in select() on three kinds of descriptors: a self-pipe that the
 signal handlers wake (signal.set_wakeup_fd), each worker's status pipe, and
@@ -53,9 +53,9 @@ import time
 from types import FrameType
 
 from carpinus.config import Config, ConfigError
-from carpinus.reload import FileWatcher
 from carpinus.server import STARTUP_FAILURE
-from carpinus.supervised import BOOTSTRAP, READY, STOPPING
+from carpinus.supervisors.reload import FileWatcher
+from carpinus.supervisors.supervised import BOOTSTRAP, READY, STOPPING
 
 logger = logging.getLogger("carpinus.error")
 

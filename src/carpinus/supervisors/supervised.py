@@ -1,9 +1,10 @@
 """The worker side of the supervisor: a Server that reports to the process that started it.
 
-carpinus.supervisor starts each worker as `python -c BOOTSTRAP CONFIG_FD STATUS_FD SOCKET_FD...`.
-The worker reads its options from CONFIG_FD (a pickle the supervisor writes
-once), serves on the inherited listening sockets, and writes one-byte
-messages on STATUS_FD, a pipe the supervisor reads:
+carpinus.supervisors.multiprocess starts each worker as
+`python -c BOOTSTRAP CONFIG_FD STATUS_FD SOCKET_FD...`.  The worker reads its
+options from CONFIG_FD (a pickle the supervisor writes once), serves on the
+inherited listening sockets, and writes one-byte messages on STATUS_FD, a
+pipe the supervisor reads:
 
     READY      startup finished (lifespan included); the worker is accepting
     HEARTBEAT  once a second from the event loop: the loop is not blocked
@@ -38,7 +39,7 @@ BOOTSTRAP = """\
 import os, pickle, sys
 with os.fdopen(int(sys.argv[1]), "rb") as f:
     sys.path[:], options = pickle.load(f)
-from carpinus.supervised import main
+from carpinus.supervisors.supervised import main
 sys.exit(main(options, sys.argv[2:]))
 """
 

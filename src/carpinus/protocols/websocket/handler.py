@@ -3,7 +3,7 @@
 It is what the C core calls for a request asking for `Upgrade: websocket`
 (ServerState(websocket=...)), and what the Server asks to shut WebSockets
 down.  It imports nothing from wsproto: the per-connection protocol
-(protocols/websocket.py), and wsproto with it, is loaded on the first
+(protocols/websocket/protocol.py), and wsproto with it, is loaded on the first
 upgrade, so a server that never sees a WebSocket pays nothing for them.
 """
 
@@ -20,7 +20,7 @@ from carpinus.access_log import make_access_log, websocket_access_line
 from carpinus.config import Config
 
 if TYPE_CHECKING:
-    from carpinus.protocols.websocket import WebSocketProtocol
+    from carpinus.protocols.websocket.protocol import WebSocketProtocol
 
 
 class WebSocketHandler:
@@ -36,7 +36,7 @@ class WebSocketHandler:
         self.config = config
         self.loop = loop
         self.app = app
-        # each connection's app task runs in a copy of it (see http_c.py)
+        # each connection's app task runs in a copy of it (see protocols/http/core.py)
         self.base_context = base_context if base_context is not None \
             else contextvars.copy_context()
         self.connections: set[WebSocketProtocol] = set()
@@ -58,7 +58,7 @@ class WebSocketHandler:
         if protocol_class is None:
             # wsproto is imported with the first WebSocket, not at start-up:
             # a server that never sees one keeps its process lean.
-            from carpinus.protocols.websocket import WebSocketProtocol
+            from carpinus.protocols.websocket.protocol import WebSocketProtocol
 
             protocol_class = self.protocol_class = WebSocketProtocol
         protocol = protocol_class(self, transport, scope)

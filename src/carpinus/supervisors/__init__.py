@@ -1,0 +1,12 @@
+"""Process management: more than one process serving the same sockets.
+
+multiprocess  Supervisor: binds the sockets, starts N worker processes on
+              them, replaces the ones that die, rolls them over on SIGHUP
+supervised    the worker side: a Server that reports READY, heartbeats and
+              STOPPING to the supervisor over a pipe
+reload        --reload: the file watcher whose changes make the supervisor
+              roll its workers over
+
+One process serving alone needs none of this (carpinus.main runs a Server
+directly); under gunicorn, carpinus.workers takes the worker's place.
+"""
