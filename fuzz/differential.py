@@ -7,7 +7,7 @@
 (from the project root, like every script of the fuzz package)
 
 The corpus is every request in the tables of
-tests/protocols/test_http_c_rejections.py and test_smuggling.py plus the seed
+tests/protocols/http/test_rejections.py and test_smuggling.py plus the seed
 corpus of the parser fuzz target (fuzz/corpus/parser/, minus the three bytes
 that pick limits: here every parser runs with its default limits).
 
@@ -26,7 +26,7 @@ libraries, fed the same bytes.  Where the verdicts differ (reject statuses are
 compared as "reject"), or where all accept but see different requests
 (method, target or body), the input is a disagreement; every one needs an
 entry in REASONS saying why ours is right, and the test
-tests/protocols/test_http_c_differential.py fails on any new one.
+tests/protocols/http/test_differential.py fails on any new one.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class Verdict:
 
 
 def corpus() -> Iterator[tuple[str, bytes]]:
-    from tests.protocols import test_http_c_rejections as rej
-    from tests.protocols import test_smuggling as smug
+    from tests.protocols.http import test_rejections as rej
+    from tests.protocols.http import test_smuggling as smug
 
     for name, raw, _status in rej.REJECTIONS:
         yield f"rejections/{name}", raw

@@ -21,7 +21,7 @@ CARPINUS_FUZZ_DISABLE=tls,cancel,... switches features or app behaviours off
     python -m fuzz.fuzz_protocol --replay FILE...   (no atheris needed)
 
 runs inputs once each and prints what they chose and what failed, the way
-tests/protocols/test_http_c_fuzz_regressions.py replays fuzz/regressions/.
+tests/protocols/http/test_fuzz_regressions.py replays fuzz/regressions/.
 
 Every run is checked by harness.check (responses well-formed and in order,
 nothing written after close, a rejection closes the connection, every app

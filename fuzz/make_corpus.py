@@ -7,7 +7,7 @@ Adds to fuzz/corpus/ (existing hand-made seeds are left alone):
   parser/real_*      requests as real clients send them: browsers, curl,
                      wget, HTTP libraries, load generators, CORS preflights
   parser/hostile_*   every request of the smuggling and rejection tables
-                     (tests/protocols/test_smuggling.py, test_http_c_rejections.py)
+                     (tests/protocols/http/test_smuggling.py, test_rejections.py)
   chunked/hostile_*  the chunked bodies among those
   protocol/stream_*  whole connections for the end-to-end target: several
                      requests pipelined, with bodies, HEAD, Expect, HTTP/1.0
@@ -153,8 +153,8 @@ def slug(name: str) -> str:
 
 
 def main() -> None:
-    from tests.protocols import test_http_c_rejections as rej
-    from tests.protocols import test_smuggling as smug
+    from tests.protocols.http import test_rejections as rej
+    from tests.protocols.http import test_smuggling as smug
 
     corpus = HERE / "corpus"
     for name, raw in REAL.items():

@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 cd "$root"
 xml=${VALGRIND_XML:-$root/valgrind-pytest.xml}
-tests=${VALGRIND_TESTS:-tests/protocols/test_http_c_basic.py tests/protocols/test_http_c_app.py tests/protocols/test_http_c_faults.py tests/protocols/test_smuggling.py}
+tests=${VALGRIND_TESTS:-tests/protocols/http/test_basic.py tests/protocols/http/test_app.py tests/protocols/http/test_faults.py tests/protocols/http/test_smuggling.py}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 export PYTHONMALLOC=malloc CARPINUS_TEST_LOOPS=asyncio
 status=0
@@ -29,7 +29,7 @@ valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
     --suppressions="$here/valgrind-python.supp" \
     --xml=yes --xml-file="$xml" \
     "$python" -m pytest -p no:cacheprovider -q --timeout=900 $tests \
-    --deselect "tests/protocols/test_http_c_basic.py::test_concurrent_sleeps_run_concurrently" \
+    --deselect "tests/protocols/http/test_basic.py::test_concurrent_sleeps_run_concurrently" \
     "$@" || status=$?
 "$python" "$here/valgrind_report.py" "$xml" || status=1
 exit $status

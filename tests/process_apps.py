@@ -1,4 +1,4 @@
-"""Raw-ASGI apps that the subprocess tests (test_cli, test_server) serve by import string.
+"""Raw-ASGI apps that the subprocess tests (test_main, test_server) serve by import string.
 
 They print a marker line to stderr when a slow request starts, so a test can
 wait for "the server is now running N requests" on the log instead of guessing

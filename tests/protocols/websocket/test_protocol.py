@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.process_utils import REPO
 from tests.utils import IO_TIMEOUT
 from tests.ws_apps import Recorder, connect_ws, echo, wait_for
 
@@ -347,9 +348,8 @@ with run_server(echo, ws="auto", configure_logging=True) as handle:
 
 
 def test_without_wsproto_auto_serves_http_and_says_so():
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-c", BLOCK_WSPROTO], capture_output=True,
-                          text=True, cwd=root, timeout=60, check=False)
+                          text=True, cwd=REPO, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "STATUS 200 plain http: /" in done.stdout
     assert "WebSocket support is off: wsproto is not installed" in done.stderr

@@ -1,4 +1,5 @@
-"""The `carpinus` command line, run as a real process (`python -m carpinus` and the script).
+"""carpinus.main: the `carpinus` command line, run as a real process (`python -m
+carpinus` and the script), and launch()'s choice of process model.
 
 Servers are started on a socket the test binds and passes with --fd (no port
 races) unless the test is about another way of listening.  Readiness is the
@@ -29,6 +30,7 @@ from tests.process_utils import (
     module_command,
     run_cli,
 )
+from tests.utils import RawClient
 
 PROCESS_APP = "tests.process_apps:app"
 
@@ -352,3 +354,19 @@ def test_env_file(spawn: Spawner, tmp_path: Path) -> None:
     body = json.loads(r.body)
     assert body["greeting"] == "hi from env"
     assert body["client"] == [local[0], local[1]]  # 127.0.0.1 is not trusted now
+
+
+# -- launch(): one process, no supervisor ----------------------------------------
+
+
+def test_max_requests_without_supervisor_exits_0(spawn: Spawner) -> None:
+    """A single server with --max-requests 3 stops gracefully after 3 requests and exits 0
+    (uvicorn's behaviour: a process manager is expected to start it again)."""
+    server = spawn.start(PROCESS_APP, "--max-requests", "3", "--lifespan", "on")
+    assert server.port is not None
+    for _ in range(3):
+        with RawClient("127.0.0.1", server.port, 30) as client:
+            assert client.request("GET", "/", headers=[("Connection", "close")]).status == 200
+    assert server.wait(timeout=30) == 0, server.output
+    assert "Maximum request limit of 3 reached" in server.output
+    assert "Application shutdown complete." in server.output

@@ -6,7 +6,7 @@ on 3.12+ (eager start), a failed connection_made().
 
 The protocol, the request cycle, the app's receive()/send(), the Python glue
 (protocols/http/core.py) and the event loop are the real ones.  The socket-level
-twins of these tests are in test_http_c_seams.py.
+twins of these tests are in test_seams.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Generator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 from carpinus.config import Config
 from carpinus.protocols.http.core import make_server_state
 from tests import apps
+from tests.process_utils import REPO
 from tests.support.fake_transport import Canceller, FakeTransport
 from tests.utils import build_request
 
@@ -375,7 +375,7 @@ def test_cancelling_an_awaitable_without_throw_finishes_the_request() -> None:
 
 SYS_EXIT_SCENARIO = """
 import asyncio, json, sys
-from tests.protocols.test_http_c_transport_seams import Conn, server
+from tests.protocols.http.test_transport_seams import Conn, server
 from tests.utils import build_request
 
 unraisable = []
@@ -412,7 +412,7 @@ def test_sys_exit_from_an_app_is_counted_once_and_raised_from_the_loop() -> None
     import subprocess
 
     done = subprocess.run([sys.executable, "-c", SYS_EXIT_SCENARIO], capture_output=True,
-                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+                          text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"code": 3, "active": 0, "responses": ["HTTP/1.1 500"], "violations": [],

@@ -5,13 +5,13 @@ is answered normally.  Faults that already had tests (docs/reliability.md
 has the whole table):
 
   app raises before / after start / mid-stream, returns without a response:
-      test_http_c_app.py (test_exception_*, test_app_returning_*)
+      test_app.py (test_exception_*, test_app_returning_*)
   messages in the wrong order, bad status, header injection, message not a
   dict, body longer or shorter than declared:
-      test_http_c_responses.py (test_message_order_error_*, test_invalid_*,
+      test_responses.py (test_message_order_error_*, test_invalid_*,
       test_non_dict_message_*, test_app_body_*)
   client resets mid-body (Content-Length):
-      test_http_c_app.py::test_disconnect_wakes_waiting_receive_and_send_raises_oserror
+      test_app.py::test_disconnect_wakes_waiting_receive_and_send_raises_oserror
 
 This file adds the rest: an app that never responds, wrong types in
 messages, client resets and half-closes at the other interesting points,

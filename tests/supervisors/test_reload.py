@@ -148,7 +148,7 @@ def test_watched_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_reload_does_not_kill_a_stopped_event_loop(spawn: Spawner, tmp_path: Path) -> None:
     """With --reload a blocked loop is a developer at a breakpoint: the worker is not
-    killed for missing heartbeats (with workers it would be, see test_supervisor)."""
+    killed for missing heartbeats (with workers it would be, see test_multiprocess)."""
     server = spawn.start("tests.process_apps:app", "--reload", "--reload-dir", str(tmp_path),
                          "--timeout-worker-healthcheck", "4")
     assert server.wait_for_output("ready.", timeout=BOOT), server.output

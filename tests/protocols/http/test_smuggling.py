@@ -12,7 +12,7 @@ expected sequence of responses and then close:
     so nothing leaked into the next request.
 
 Many vectors the campaign calls for already have a row in
-test_http_c_rejections.py (REJECTIONS, ACCEPTED, SMUGGLING); they are not
+test_rejections.py (REJECTIONS, ACCEPTED, SMUGGLING); they are not
 repeated here.  COVERED_ELSEWHERE names each one, and
 test_vectors_covered_elsewhere_exist keeps those names honest.
 """
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import LOOPS
-from tests.protocols import test_http_c_rejections as rejections
-from tests.protocols.test_http_c_rejections import RecordingEcho, assert_serves
+from tests.protocols.http import test_rejections as rejections
+from tests.protocols.http.test_rejections import RecordingEcho, assert_serves
 from tests.utils import RawClient, ServerHandle, run_server
 
 H = b"Host: a\r\n"
@@ -147,7 +147,7 @@ VECTORS: list[Vector] = [
            "nothing after a request with Connection: close is read"),
 ]
 
-# Vectors of the campaign that have a row in test_http_c_rejections.py:
+# Vectors of the campaign that have a row in test_rejections.py:
 # vector -> (table, row name).
 COVERED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "CL.TE": ("SMUGGLING", "cl-te"),
@@ -203,7 +203,7 @@ class Shared:
 
 @pytest.fixture(scope="module", params=LOOPS)
 def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
-    """One server per event loop for the whole table (as in test_http_c_rejections)."""
+    """One server per event loop for the whole table (as in test_rejections)."""
     if request.param == "uvloop":
         pytest.importorskip("uvloop")
     app = RecordingEcho()

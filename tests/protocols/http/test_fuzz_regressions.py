@@ -73,10 +73,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_utils import REPO
+
 pytest.importorskip("h11")  # fuzz_protocol's oracle
 
-ROOT = Path(__file__).resolve().parents[2]
-INPUTS = sorted((ROOT / "fuzz" / "regressions").iterdir())
+INPUTS = sorted((REPO / "fuzz" / "regressions").iterdir())
 
 # review findings whose regression input still fails against the core
 OPEN: set[str] = set()
@@ -96,5 +97,5 @@ def test_fuzzer_finding_stays_fixed(path: Path, request: pytest.FixtureRequest) 
         request.applymarker(pytest.mark.xfail(
             strict=True, reason=f"review finding {finding_of(path)} is not fixed yet"))
     done = subprocess.run([sys.executable, "-m", "fuzz.fuzz_protocol", "--replay", str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"exit status {done.returncode}\n{done.stdout}{done.stderr}"
