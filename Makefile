@@ -51,7 +51,7 @@ test-opts-off: $(VENV)/.built
 	CARPINUS_TEST_OPTIMIZATIONS=off $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # The behavioural suite again over HTTPS: servers the tests start get a trustme
-# certificate, their clients trust its CA (tests/tls_leg.py says which tests).
+# certificate, their clients trust its CA (tests/support/tls_leg.py says which tests).
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 

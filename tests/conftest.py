@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests import tls_leg
-from tests.process_utils import Spawner
-from tests.utils import ServerHandle, run_server
+from tests.support import tls_leg
+from tests.support.clients import ServerHandle, run_server
+from tests.support.processes import Spawner
 
 # uvloop and the stdlib loop use different transports: the C protocol must
 # behave the same on both.  CARPINUS_TEST_LOOPS narrows the list.
@@ -104,7 +104,7 @@ def _deselect(config: pytest.Config, items: list[pytest.Item],
 
 
 def keep_tls_leg_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With CARPINUS_TEST_TLS set (tests/tls_leg.py), run the tests that talk to a
+    """With CARPINUS_TEST_TLS set (tests/support/tls_leg.py), run the tests that talk to a
     server the suite starts for them: the `serve` fixture, tests/protocols and
     the process lifecycle tests in test_server.py.  test_tls.py is left out: it
     sets TLS up itself in every leg and checks the plain case too.  A test

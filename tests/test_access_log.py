@@ -19,7 +19,7 @@ from carpinus.access_log import (
     websocket_access_line,
 )
 from carpinus.config import Config, ConfigError
-from tests import apps, ws_apps
+from tests.support import apps, ws_apps
 
 SCOPE: dict[str, Any] = {
     "type": "http", "method": "POST", "http_version": "1.1", "scheme": "https",

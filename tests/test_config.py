@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from carpinus.config import DEMO_APP, Config, ConfigError
-from tests import apps
+from tests.support import apps
 
 
 def make(**options: Any) -> Config:
@@ -188,7 +188,7 @@ def test_load_app_object() -> None:
 
 def test_load_import_string() -> None:
     """'module:attribute' is imported."""
-    config = Config("tests.apps:echo_body", configure_logging=False)
+    config = Config("tests.support.apps:echo_body", configure_logging=False)
     config.load()
     assert config.loaded_app is apps.echo_body
     assert not config.is_demo
@@ -320,12 +320,12 @@ def test_process_model_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_workers_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     """$WEB_CONCURRENCY gives the worker count when `workers` is not set (as in uvicorn)."""
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
-    config = Config("tests.apps:hello", configure_logging=False)
+    config = Config("tests.support.apps:hello", configure_logging=False)
     assert config.workers == 4 and config.uses_supervisor
-    assert Config("tests.apps:hello", workers=2, configure_logging=False).workers == 2
+    assert Config("tests.support.apps:hello", workers=2, configure_logging=False).workers == 2
     monkeypatch.setenv("WEB_CONCURRENCY", "many")
     with pytest.raises(ConfigError, match="WEB_CONCURRENCY must be a number"):
-        Config("tests.apps:hello", configure_logging=False)
+        Config("tests.support.apps:hello", configure_logging=False)
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -336,7 +336,7 @@ def test_workers_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
 ])
 def test_bad_process_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Config("tests.apps:hello", configure_logging=False, **options)
+        Config("tests.support.apps:hello", configure_logging=False, **options)
 
 
 @pytest.mark.parametrize("options", [{"workers": 2}, {"reload": True}])
@@ -348,7 +348,7 @@ def test_supervisor_needs_an_import_string(options: dict[str, Any]) -> None:
 
 def test_arguments_rebuild_the_same_config() -> None:
     """Config.arguments is what a worker process rebuilds its Config from."""
-    config = Config("tests.apps:hello", workers=3, max_requests=7, reload_dirs="src",
+    config = Config("tests.support.apps:hello", workers=3, max_requests=7, reload_dirs="src",
                     root_path="/api", optimizations={"scope_cache": False},
                     configure_logging=False)
     again = Config(**config.arguments)

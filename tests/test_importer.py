@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from carpinus.importer import ImportFromStringError, import_from_string
-from tests import apps
+from tests.support import apps
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_non_string_passes_through() -> None:
 
 def test_module_attribute() -> None:
     """'package.module:attr' returns the attribute."""
-    assert import_from_string("tests.apps:hello") is apps.hello
+    assert import_from_string("tests.support.apps:hello") is apps.hello
 
 
 def test_dotted_attribute(modules: Path) -> None:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from carpinus.config import Config, ConfigError
-from tests import apps
-from tests.process_utils import Spawner, run_cli
+from tests.support import apps
+from tests.support.processes import Spawner, run_cli
 
 # -- --log-config in a real process ------------------------------------------------------
 
@@ -78,7 +78,7 @@ def test_log_config_file(tmp_path: Path, kind: str) -> None:
         # The ready line goes to the file, not to stderr: don't wait for it.  The
         # test bound the listening socket (--fd), so the request below simply
         # waits in the backlog until the server accepts it.
-        server = spawner.start("tests.process_apps:app", "--log-config", str(config_file),
+        server = spawner.start("tests.support.process_apps:app", "--log-config", str(config_file),
                                "--access-log-format", "%(m)s %(U)s %(s)s", wait=False)
         assert httpx.get(server.url + "/configured", timeout=10).status_code == 404
         assert server.stop() == 0
@@ -93,12 +93,12 @@ def test_log_config_file(tmp_path: Path, kind: str) -> None:
 def test_log_config_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    result = run_cli("tests.process_apps:app", "--log-config", str(broken))
+    result = run_cli("tests.support.process_apps:app", "--log-config", str(broken))
     assert result.returncode == 2
     assert "cannot apply log_config" in result.stderr
     missing_section = tmp_path / "empty.ini"
     missing_section.write_text("")
-    result = run_cli("tests.process_apps:app", "--log-config", str(missing_section))
+    result = run_cli("tests.support.process_apps:app", "--log-config", str(missing_section))
     assert result.returncode == 2 and "cannot apply log_config" in result.stderr
 
 

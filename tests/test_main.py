@@ -21,8 +21,9 @@ import pytest
 import carpinus
 from carpinus.config import Config
 from carpinus.main import main as cli_main
-from tests.process_apps import SLEEP_MARKER
-from tests.process_utils import (
+from tests.support.clients import RawClient
+from tests.support.process_apps import SLEEP_MARKER
+from tests.support.processes import (
     CONSOLE_SCRIPT,
     READY_LINE,
     Spawner,
@@ -30,9 +31,8 @@ from tests.process_utils import (
     module_command,
     run_cli,
 )
-from tests.utils import RawClient
 
-PROCESS_APP = "tests.process_apps:app"
+PROCESS_APP = "tests.support.process_apps:app"
 
 # Every option cli.py defines, spelled as on the command line.
 CLI_OPTIONS = [

@@ -16,8 +16,8 @@ import pytest
 from carpinus import _core
 from carpinus.config import Config, ConfigError
 from carpinus.optimizations import DEFAULTS, OPTIMIZATIONS, parse_switch, resolve
-from tests import apps
-from tests.utils import build_request
+from tests.support import apps
+from tests.support.clients import build_request
 
 ALL_ON = dict.fromkeys(OPTIMIZATIONS, True)
 ALL_OFF = dict.fromkeys(OPTIMIZATIONS, False)

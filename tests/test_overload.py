@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_apps import SLEEP_MARKER
-from tests.process_utils import REPO, ServerProcess, Spawner, child_env
-from tests.utils import RawClient, build_request, wait_for
+from tests.support.clients import RawClient, build_request, wait_for
+from tests.support.process_apps import SLEEP_MARKER
+from tests.support.processes import REPO, ServerProcess, Spawner, child_env
 
-PROCESS_APP = "tests.process_apps:app"
+PROCESS_APP = "tests.support.process_apps:app"
 # Under the ASan leg freed memory sits in ASan's quarantine (256 MiB by
 # default), which would read as RSS growth: keep it small for the server.
 SMALL_QUARANTINE = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from carpinus.pidfile import PidFileError, pid_file
-from tests.process_utils import Spawner, child_pids, wait_until
+from tests.support.processes import Spawner, child_pids, wait_until
 
-PROCESS_APP = "tests.process_apps:app"
+PROCESS_APP = "tests.support.process_apps:app"
 
 
 def test_pid_file_of_a_single_server(spawn: Spawner, tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ import pytest
 from carpinus.config import Config, ConfigError
 from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.proxy_headers import ProxyHeaders, TrustedHosts, parse_forwarded, split_node
-from tests import apps
-from tests.process_utils import Spawner
-from tests.utils import ServerHandle
+from tests.support import apps
+from tests.support.clients import ServerHandle
+from tests.support.processes import Spawner
 
 ALL_ON = dict.fromkeys(OPTIMIZATIONS, True)
 ALL_OFF = dict.fromkeys(OPTIMIZATIONS, False)
@@ -297,7 +297,7 @@ def test_keep_alive_mixes_proxied_and_plain_requests(serve: Callable[..., Server
 
 def test_pipelined_requests_keep_their_own_client(serve: Callable[..., ServerHandle]) -> None:
     handle = serve(apps.echo_scope)
-    from tests.utils import build_request
+    from tests.support.clients import build_request
 
     with handle.connect() as c:
         local = list(c.sock.getsockname())
@@ -362,9 +362,9 @@ def test_cli_proxy_options() -> None:
     """--forwarded-allow-ips / --no-proxy-headers in a real process."""
     spawner = Spawner()
     try:
-        trusted = spawner.start("tests.process_apps:app", "--forwarded-allow-ips",
+        trusted = spawner.start("tests.support.process_apps:app", "--forwarded-allow-ips",
                                 "10.0.0.0/8, 127.0.0.1")
-        off = spawner.start("tests.process_apps:app", "--no-proxy-headers")
+        off = spawner.start("tests.support.process_apps:app", "--no-proxy-headers")
         headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
         body = httpx.get(trusted.url + "/scope", headers=headers, timeout=10).json()
         assert (body["client"], body["scheme"]) == (["203.0.113.7", 0], "https")

@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.process_apps import LIFESPAN_GREETING, SLEEP_MARKER
-from tests.process_utils import ServerProcess, Spawner, listening_socket
-from tests.utils import Response, build_request
+from tests.support.clients import Response, build_request
+from tests.support.process_apps import LIFESPAN_GREETING, SLEEP_MARKER
+from tests.support.processes import ServerProcess, Spawner, listening_socket
 
-PROCESS_APP = "tests.process_apps:app"
+PROCESS_APP = "tests.support.process_apps:app"
 LOOPS = ["asyncio", "uvloop"]
 SHUTDOWN_COMPLETE = "Application shutdown complete."
 
@@ -193,7 +193,7 @@ def test_request_arriving_just_after_shutdown_began_is_served(spawn: Spawner) ->
 
 def test_lifespan_startup_failed(spawn: Spawner) -> None:
     """lifespan.startup.failed: the server never listens, logs why, and exits non-zero."""
-    server = spawn.start("tests.process_apps:startup_failed_app", "--lifespan", "on",
+    server = spawn.start("tests.support.process_apps:startup_failed_app", "--lifespan", "on",
                          wait=False)
     code = server.wait(timeout=10)
     assert code != 0
@@ -210,7 +210,7 @@ def test_lifespan_startup_raises(spawn: Spawner, mode: str) -> None:
     With --lifespan auto an exception before startup completes means "no
     lifespan support", so the server serves anyway (the uvicorn rule).
     """
-    server = spawn.start("tests.process_apps:startup_raises_app", "--lifespan", mode,
+    server = spawn.start("tests.support.process_apps:startup_raises_app", "--lifespan", mode,
                          wait=(mode == "auto"))
     if mode == "on":
         assert server.wait(timeout=10) != 0
@@ -228,7 +228,7 @@ def test_lifespan_startup_raises(spawn: Spawner, mode: str) -> None:
 
 def test_lifespan_auto_unsupported_app_still_serves(spawn: Spawner) -> None:
     """--lifespan auto with an HTTP-only app: logs 'unsupported', serves, exits 0."""
-    server = spawn.start("tests.process_apps:no_lifespan_app", "--lifespan", "auto")
+    server = spawn.start("tests.support.process_apps:no_lifespan_app", "--lifespan", "auto")
     assert "unsupported" in server.output
     assert "Application startup failed" not in server.output
     with server.connect() as client:
@@ -319,7 +319,7 @@ def test_carpinus_run_api(spawn: Spawner) -> None:
         fd = sock.fileno()
         server = spawn.popen(_script(f"""
             import carpinus
-            from tests.process_apps import app
+            from tests.support.process_apps import app
             carpinus.run(app, fd={fd}, lifespan="on", root_path="/embedded")
         """), pass_fds=[fd], port=sock.getsockname()[1])
     finally:
@@ -338,7 +338,7 @@ def test_carpinus_run_exits_non_zero_on_startup_failure(spawn: Spawner) -> None:
     """carpinus.run exits the process with a non-zero code when startup fails."""
     server = spawn.popen(_script("""
         import carpinus
-        carpinus.run("tests.process_apps:startup_failed_app", port=0, lifespan="on")
+        carpinus.run("tests.support.process_apps:startup_failed_app", port=0, lifespan="on")
         print("run() returned")
     """))
     assert server.wait(timeout=10) != 0
@@ -354,7 +354,7 @@ def test_config_server_pair_serve_coroutine(spawn: Spawner) -> None:
         server = spawn.popen(_script(f"""
             import asyncio
             from carpinus import Config, Server
-            from tests.process_apps import app
+            from tests.support.process_apps import app
 
             async def main():
                 server = Server(Config(app, fd={fd}, lifespan="off"))
@@ -395,8 +395,8 @@ def test_gc_freeze_moves_startup_objects_out_of_collections() -> None:
     collections while serving do not rescan modules and the app."""
     import gc
 
-    from tests import apps
-    from tests.utils import run_server
+    from tests.support import apps
+    from tests.support.clients import run_server
 
     gc.unfreeze()
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_utils import REPO, child_env
+from tests.support.processes import REPO, child_env
 
 
 @pytest.mark.timeout(180)

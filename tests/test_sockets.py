@@ -8,11 +8,11 @@ from pathlib import Path
 
 from carpinus.config import Config
 from carpinus.sockets import bind_sockets, close_sockets
-from tests.process_utils import Spawner, listening_socket
+from tests.support.processes import Spawner, listening_socket
 
 
 def config(**options: object) -> Config:
-    return Config("tests.process_apps:app", configure_logging=False, **options)  # type: ignore
+    return Config("tests.support.process_apps:app", configure_logging=False, **options)  # type: ignore
 
 
 def test_tcp_socket_is_bound_and_listening() -> None:
@@ -51,8 +51,8 @@ def test_port_in_use_exits_1(spawn: Spawner) -> None:
     """The supervisor cannot bind: a clear error and exit code 1, no worker started."""
     with listening_socket() as taken:
         port = taken.getsockname()[1]
-        server = spawn.start("tests.process_apps:app", "--workers", "2", "--port", str(port),
-                             tcp="none", wait=False)
+        server = spawn.start("tests.support.process_apps:app", "--workers", "2",
+                             "--port", str(port), tcp="none", wait=False)
         assert server.wait(timeout=30) == 1, server.output
     assert "error while attempting to bind" in server.output
     assert "Started worker process" not in server.output
@@ -63,7 +63,7 @@ def test_single_server_binds_the_same_way(spawn: Spawner, tmp_path: Path) -> Non
     --uds is replaced, and the socket file is removed when the server exits."""
     path = tmp_path / "app.sock"
     path.write_text("stale")
-    server = spawn.start("tests.process_apps:app", "--uds", str(path), tcp="none")
+    server = spawn.start("tests.support.process_apps:app", "--uds", str(path), tcp="none")
     assert path.is_socket()
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)

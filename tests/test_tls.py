@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from carpinus.config import Config, ConfigError
 from carpinus.optimizations import DEFAULTS
 from carpinus.tls import create_ssl_context
-from tests import apps
-from tests.process_utils import Spawner
-from tests.tls_leg import issue_certificates
-from tests.utils import RawClient, ServerHandle, build_request, wait_for
+from tests.support import apps
+from tests.support.clients import RawClient, ServerHandle, build_request, wait_for
+from tests.support.processes import Spawner
+from tests.support.tls_leg import issue_certificates
 
 
 @dataclass
@@ -380,7 +380,8 @@ def test_cli_serves_https(certs: Certs) -> None:
     a verified request with the trustme CA."""
     spawner = Spawner()
     try:
-        server = spawner.start("tests.process_apps:app", "--ssl-certfile", str(certs.certfile),
+        server = spawner.start("tests.support.process_apps:app",
+                               "--ssl-certfile", str(certs.certfile),
                                "--ssl-keyfile", str(certs.keyfile), tcp="port")
         assert f"https://127.0.0.1:{server.port}" in server.output
         with httpx.Client(verify=certs.client_ctx, timeout=10) as client:
@@ -392,17 +393,17 @@ def test_cli_serves_https(certs: Certs) -> None:
 
 
 def test_cli_rejects_unreadable_certificate(tmp_path: Path) -> None:
-    from tests.process_utils import run_cli
+    from tests.support.processes import run_cli
 
-    result = run_cli("tests.process_apps:app", "--ssl-certfile", str(tmp_path / "none.pem"))
+    result = run_cli("tests.support.process_apps:app", "--ssl-certfile", str(tmp_path / "none.pem"))
     assert result.returncode == 2
     assert "cannot read the certificate" in result.stderr
 
 
 def test_cli_rejects_cipher_string_that_selects_nothing(certs: Certs) -> None:
-    from tests.process_utils import run_cli
+    from tests.support.processes import run_cli
 
-    result = run_cli("tests.process_apps:app", "--ssl-certfile", str(certs.certfile),
+    result = run_cli("tests.support.process_apps:app", "--ssl-certfile", str(certs.certfile),
                      "--ssl-keyfile", str(certs.keyfile), "--ssl-ciphers", "NO-SUCH-CIPHER")
     assert result.returncode == 2
     assert "ssl_ciphers 'NO-SUCH-CIPHER' selects no cipher" in result.stderr

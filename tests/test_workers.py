@@ -21,8 +21,8 @@ from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger as GunicornLogger
 
 from carpinus.workers import CORE_MAX_LINE, CarpinusWorker
-from tests.process_apps import LIFESPAN_GREETING, SLEEP_MARKER, app
-from tests.process_utils import (
+from tests.support.process_apps import LIFESPAN_GREETING, SLEEP_MARKER, app
+from tests.support.processes import (
     ServerProcess,
     Spawner,
     child_pids,
@@ -64,7 +64,7 @@ def _answers(port: int) -> bool:
 
 def test_gunicorn_worker_serves_requests(spawn: Spawner) -> None:
     """Two carpinus workers under gunicorn answer requests, with lifespan state."""
-    server = gunicorn(spawn, "tests.process_apps:app", "--workers", "2")
+    server = gunicorn(spawn, "tests.support.process_apps:app", "--workers", "2")
     assert server.port is not None
     assert wait_until(lambda: len(child_pids(server.pid)) == 2, BOOT), server.output
     response = http_get(server.port, "/scope")
@@ -78,7 +78,7 @@ def test_gunicorn_worker_serves_requests(spawn: Spawner) -> None:
 
 def test_gunicorn_sigterm_drains_and_runs_lifespan_shutdown(spawn: Spawner) -> None:
     """SIGTERM to gunicorn: the request in flight completes, lifespan shutdown runs."""
-    server = gunicorn(spawn, "tests.process_apps:app", "--workers", "1",
+    server = gunicorn(spawn, "tests.support.process_apps:app", "--workers", "1",
                       "--graceful-timeout", "30")
     assert server.port is not None
     with ThreadPoolExecutor(1) as pool:
@@ -93,7 +93,8 @@ def test_gunicorn_sigterm_drains_and_runs_lifespan_shutdown(spawn: Spawner) -> N
 
 def test_gunicorn_max_requests_recycles_workers(spawn: Spawner) -> None:
     """gunicorn's --max-requests reaches carpinus: the worker stops and is replaced."""
-    server = gunicorn(spawn, "tests.process_apps:app", "--workers", "1", "--max-requests", "3")
+    server = gunicorn(spawn, "tests.support.process_apps:app", "--workers", "1",
+                      "--max-requests", "3")
     port = server.port
     assert port is not None
     pids: set[int] = set()
@@ -114,7 +115,7 @@ def test_gunicorn_max_requests_recycles_workers(spawn: Spawner) -> None:
 def test_gunicorn_timeout_kills_a_blocked_worker_only(spawn: Spawner) -> None:
     """The worker notifies the arbiter from its event loop: idle workers outlive
     --timeout, a worker whose loop is blocked is killed and replaced."""
-    server = gunicorn(spawn, "tests.process_apps:app", "--workers", "1", "--timeout", "3")
+    server = gunicorn(spawn, "tests.support.process_apps:app", "--workers", "1", "--timeout", "3")
     assert server.port is not None
     first = child_pids(server.pid)
     # Over several timeouts, the idle worker keeps notifying (a negative: it
@@ -132,14 +133,14 @@ def test_gunicorn_timeout_kills_a_blocked_worker_only(spawn: Spawner) -> None:
 
 def test_gunicorn_stops_when_lifespan_startup_fails(spawn: Spawner) -> None:
     """A worker whose startup fails exits with WORKER_BOOT_ERROR: gunicorn halts (exit 3)."""
-    server = gunicorn(spawn, "tests.process_apps:startup_failed_app", "--workers", "1",
+    server = gunicorn(spawn, "tests.support.process_apps:startup_failed_app", "--workers", "1",
                       wait=False)
     assert server.wait(timeout=BOOT) == 3, server.output
     assert "database unreachable" in server.output
 
 
 def test_gunicorn_stops_when_the_app_cannot_be_imported(spawn: Spawner) -> None:
-    server = gunicorn(spawn, "tests.process_apps:missing", "--workers", "1", wait=False)
+    server = gunicorn(spawn, "tests.support.process_apps:missing", "--workers", "1", wait=False)
     code = server.wait(timeout=BOOT)
     assert code == 4, server.output  # gunicorn's APP_LOAD_ERROR
     assert "missing" in server.output
@@ -246,7 +247,7 @@ def test_gunicorn_worker_serves_tls(spawn: Spawner, tmp_path: Path) -> None:
         blob.write_to_path(str(certfile), append=i > 0)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    server = gunicorn(spawn, "tests.process_apps:app", "--workers", "1",
+    server = gunicorn(spawn, "tests.support.process_apps:app", "--workers", "1",
                       "--certfile", str(certfile), "--keyfile", str(keyfile), wait=False)
     url = f"https://127.0.0.1:{server.port}/scope"
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_apps import SLEEP_MARKER
-from tests.process_utils import (
+from tests.support.clients import RawClient
+from tests.support.process_apps import SLEEP_MARKER
+from tests.support.processes import (
     Load,
     ServerProcess,
     Spawner,
@@ -29,9 +30,8 @@ from tests.process_utils import (
     http_get,
     wait_until,
 )
-from tests.utils import RawClient
 
-PROCESS_APP = "tests.process_apps:app"
+PROCESS_APP = "tests.support.process_apps:app"
 READY = "ready."
 BOOT = 60.0  # seconds a set of workers may take to start on a busy machine
 
@@ -306,7 +306,7 @@ def test_web_concurrency_sets_the_worker_count(spawn: Spawner) -> None:
 
 def test_workers_that_cannot_start_stop_the_supervisor(spawn: Spawner) -> None:
     """Lifespan startup failing in the workers: exit code 3 instead of a restart loop."""
-    server = spawn.start("tests.process_apps:startup_failed_app", "--workers", "2",
+    server = spawn.start("tests.support.process_apps:startup_failed_app", "--workers", "2",
                          "--lifespan", "on", wait=False)
     assert server.wait(timeout=BOOT) == 3, server.output
     assert "failed to start" in server.output
@@ -314,7 +314,7 @@ def test_workers_that_cannot_start_stop_the_supervisor(spawn: Spawner) -> None:
 
 
 def test_app_import_error_stops_the_supervisor(spawn: Spawner) -> None:
-    server = spawn.start("tests.process_apps:missing", "--workers", "2", wait=False)
+    server = spawn.start("tests.support.process_apps:missing", "--workers", "2", wait=False)
     assert server.wait(timeout=BOOT) == 3, server.output
     assert 'Attribute "missing" not found' in server.output
 

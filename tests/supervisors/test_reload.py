@@ -14,8 +14,8 @@ import pytest
 
 from carpinus.config import Config
 from carpinus.supervisors.reload import ChangeFilter, watched_directories
-from tests.process_utils import ServerProcess, Spawner, child_pids, http_get, wait_until
-from tests.utils import RawClient
+from tests.support.clients import RawClient
+from tests.support.processes import ServerProcess, Spawner, child_pids, http_get, wait_until
 
 BOOT = 60.0
 
@@ -149,8 +149,8 @@ def test_watched_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_reload_does_not_kill_a_stopped_event_loop(spawn: Spawner, tmp_path: Path) -> None:
     """With --reload a blocked loop is a developer at a breakpoint: the worker is not
     killed for missing heartbeats (with workers it would be, see test_multiprocess)."""
-    server = spawn.start("tests.process_apps:app", "--reload", "--reload-dir", str(tmp_path),
-                         "--timeout-worker-healthcheck", "4")
+    server = spawn.start("tests.support.process_apps:app", "--reload",
+                         "--reload-dir", str(tmp_path), "--timeout-worker-healthcheck", "4")
     assert server.wait_for_output("ready.", timeout=BOOT), server.output
     assert server.port is not None
     response = http_get(server.port, "/block?ms=10000", timeout=60)

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from tests import apps
-from tests.utils import build_request
+from tests.support import apps
+from tests.support.clients import build_request
 
 
 def wait_for(predicate, timeout=5.0):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests import apps
-from tests.utils import build_request, chunked
+from tests.support import apps
+from tests.support.clients import build_request, chunked
 
 
 def test_hello_over_httpx(serve):

@@ -7,8 +7,8 @@ import pytest
 
 from carpinus import _core
 from carpinus.config import Config, ConfigError
-from tests import apps
-from tests.process_utils import Spawner, run_cli
+from tests.support import apps
+from tests.support.processes import Spawner, run_cli
 
 EXTRA = [("X-Frame-Options", "DENY"), ("strict-transport-security", " max-age=63072000 ")]
 
@@ -119,8 +119,8 @@ def test_core_serializes_once() -> None:
 def test_cli_header_option() -> None:
     spawner = Spawner()
     try:
-        server = spawner.start("tests.process_apps:app", "--header", "X-Frame-Options: DENY",
-                               "--header", "server:edge")
+        server = spawner.start("tests.support.process_apps:app",
+                               "--header", "X-Frame-Options: DENY", "--header", "server:edge")
         with server.http_client() as client:
             r = client.get("/")
         assert r.headers["x-frame-options"] == "DENY"
@@ -135,6 +135,6 @@ def test_cli_header_option() -> None:
     ("content-length: 3", "cannot be a default header"),
 ])
 def test_cli_rejects_bad_header(value: str, message: str) -> None:
-    result = run_cli("tests.process_apps:app", "--header", value)
+    result = run_cli("tests.support.process_apps:app", "--header", value)
     assert result.returncode == 2
     assert message in result.stderr

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests import apps
-from tests.utils import RawClient, ServerHandle, build_request, wait_for
+from tests.support import apps
+from tests.support.clients import RawClient, ServerHandle, build_request, wait_for
 
 RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 

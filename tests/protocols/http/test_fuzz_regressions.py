@@ -73,7 +73,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_utils import REPO
+from tests.support.processes import REPO
 
 pytest.importorskip("h11")  # fuzz_protocol's oracle
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LOOPS
-from tests.utils import RawClient, ServerHandle, build_request, run_server
+from tests.support.clients import RawClient, ServerHandle, build_request, run_server
 
 # ---------------------------------------------------------------------------
 # The app and the checks every test shares

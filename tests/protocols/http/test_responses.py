@@ -30,9 +30,16 @@ from typing import Any
 
 import pytest
 
-from tests import apps
 from tests.conftest import LOOPS
-from tests.utils import IO_TIMEOUT, RawClient, Response, ServerHandle, build_request, run_server
+from tests.support import apps
+from tests.support.clients import (
+    IO_TIMEOUT,
+    RawClient,
+    Response,
+    ServerHandle,
+    build_request,
+    run_server,
+)
 
 App = Callable[..., Any]
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests import apps
-from tests.tls_leg import Certificates, session_certificates
-from tests.utils import RawClient, ServerHandle, build_request, chunked, wait_for
+from tests.support import apps
+from tests.support.clients import RawClient, ServerHandle, build_request, chunked, wait_for
+from tests.support.tls_leg import Certificates, session_certificates
 
 # ---------------------------------------------------------------------------
 # TLS: error responses over the stdlib / uvloop TLS transport
@@ -716,7 +716,7 @@ def test_app_sys_exit_stops_the_server_once(spawn):
     read, eager start): the client gets one 500, not two, and the exception
     is not swallowed -- the server process stops with the app's exit code,
     as it does on 3.11 where the app runs in its own loop step."""
-    server = spawn.start("tests.process_apps:app")
+    server = spawn.start("tests.support.process_apps:app")
     with server.connect() as c:
         c.send(build_request("GET", "/exit"))
         data = b""

@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Any
 
-from tests import apps
-from tests.utils import RawClient, build_request, wait_for
+from tests.support import apps
+from tests.support.clients import RawClient, build_request, wait_for
 
 TIMEOUT = 1.0
 

@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import LOOPS
 from tests.protocols.http import test_rejections as rejections
 from tests.protocols.http.test_rejections import RecordingEcho, assert_serves
-from tests.utils import RawClient, ServerHandle, run_server
+from tests.support.clients import RawClient, ServerHandle, run_server
 
 H = b"Host: a\r\n"
 POST = b"POST / HTTP/1.1\r\n" + H

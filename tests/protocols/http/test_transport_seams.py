@@ -20,10 +20,10 @@ import pytest
 
 from carpinus.config import Config
 from carpinus.protocols.http.core import make_server_state
-from tests import apps
-from tests.process_utils import REPO
+from tests.support import apps
+from tests.support.clients import build_request
 from tests.support.fake_transport import Canceller, FakeTransport
-from tests.utils import build_request
+from tests.support.processes import REPO
 
 eager_only = pytest.mark.skipif(sys.version_info < (3, 12),
                                 reason="eager task start exists from Python 3.12")
@@ -376,7 +376,7 @@ def test_cancelling_an_awaitable_without_throw_finishes_the_request() -> None:
 SYS_EXIT_SCENARIO = """
 import asyncio, json, sys
 from tests.protocols.http.test_transport_seams import Conn, server
-from tests.utils import build_request
+from tests.support.clients import build_request
 
 unraisable = []
 sys.unraisablehook = unraisable.append

@@ -16,9 +16,9 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.process_utils import REPO
-from tests.utils import IO_TIMEOUT
-from tests.ws_apps import Recorder, connect_ws, echo, wait_for
+from tests.support.clients import IO_TIMEOUT
+from tests.support.processes import REPO
+from tests.support.ws_apps import Recorder, connect_ws, echo, wait_for
 
 
 def test_echo_text_and_binary(serve):
@@ -338,8 +338,8 @@ BLOCK_WSPROTO = """
 import sys
 sys.modules["wsproto"] = None  # import wsproto now fails, as if not installed
 import threading, time
-from tests.utils import run_server
-from tests.ws_apps import echo
+from tests.support.clients import run_server
+from tests.support.ws_apps import echo
 with run_server(echo, ws="auto", configure_logging=True) as handle:
     assert handle.state.websocket is None
     r = handle.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})

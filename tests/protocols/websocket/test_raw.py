@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.utils import IO_TIMEOUT
-from tests.ws_apps import Recorder, echo, wait_for
-from tests.ws_raw import (
+from tests.support.clients import IO_TIMEOUT
+from tests.support.ws_apps import Recorder, echo, wait_for
+from tests.support.ws_clients import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from carpinus.config import Config
 from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.server import Server
-from tests import tls_leg
+from tests.support import tls_leg
 
 if TYPE_CHECKING:
     import httpx

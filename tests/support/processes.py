@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests import tls_leg
-from tests.utils import RawClient, Response, http_client
+from tests.support import tls_leg
+from tests.support.clients import RawClient, Response, http_client
 
 if TYPE_CHECKING:
     import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the project root
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 READY_LINE = "carpinus running on"

@@ -8,12 +8,12 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from websockets.sync.client import ClientConnection, connect
 
-from tests import apps
-from tests.utils import IO_TIMEOUT
+from tests.support import apps
+from tests.support.clients import IO_TIMEOUT
 
 
 def ws_url(handle: Any, path: str = "/") -> str:
@@ -27,16 +27,20 @@ def connect_ws(handle: Any, path: str = "/", **options: Any) -> ClientConnection
     handshake (trusting the TLS leg's CA), and a ws:// URL so that it does
     not wrap the socket again; the server still sees a TLS connection."""
     options.setdefault("open_timeout", IO_TIMEOUT)
+    client: ClientConnection
     if handle.tls is None:
-        return connect(ws_url(handle, path), **options)
+        client = connect(ws_url(handle, path), **options)
+        return client
     sock = socket.create_connection((handle.host, handle.port), timeout=options["open_timeout"])
     try:
         tls_sock = handle.tls.wrap_socket(sock, server_hostname=handle.host)
     except BaseException:
         sock.close()
         raise
-    return connect(f"ws://{handle.host}:{handle.port}{path}",
-                   sock=SerializedTLSSocket(tls_sock), **options)
+    # duck-typed: SerializedTLSSocket has what websockets uses of a socket
+    serialized = cast(socket.socket, SerializedTLSSocket(tls_sock))
+    client = connect(f"ws://{handle.host}:{handle.port}{path}", sock=serialized, **options)
+    return client
 
 
 class SerializedTLSSocket:

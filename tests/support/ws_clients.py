@@ -8,7 +8,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from tests.utils import IO_TIMEOUT, RawClient, Response
+from tests.support.clients import IO_TIMEOUT, RawClient, Response
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
