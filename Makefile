@@ -102,7 +102,7 @@ test-valgrind: $(VENV)/.built
 # Mixed load against one server process for SOAK_SECONDS (default 600),
 # sampling its RSS and open fds (docs/reliability.md).
 soak: $(VENV)/.built
-	$(VENV)/bin/python scripts/soak.py --seconds $(SOAK_SECONDS) --out soak-report.json
+	$(VENV)/bin/python -m scripts.soak --seconds $(SOAK_SECONDS) --out soak-report.json
 
 # The suite on a newer interpreter (eager tasks), if pyenv has one.
 test-next:

@@ -69,7 +69,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +76,7 @@ from typing import Any, NoReturn
 
 from carpinus import _core
 from tests.support.fake_transport import Canceller, FakeTransport
+from tests.support.response_parser import MalformedResponse, ParsedResponse, parse_response
 
 # The statuses the server itself answers with (parser.h, protocol.c).
 SERVER_STATUSES = {400, 408, 413, 414, 431, 500, 501, 503, 505}
@@ -594,116 +594,41 @@ class FuzzApp:
 # Response stream parsing
 # ---------------------------------------------------------------------------
 
-STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-5][0-9][0-9]) [\x20-\x7e]*\r\n")
-FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): ?([\t\x20-\x7e\x80-\xff]*)\r\n")
-
-
-@dataclass
-class ParsedResponse:
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    complete: bool
-
-    def header(self, name: bytes) -> bytes | None:
-        for n, v in self.headers:
-            if n.lower() == name:
-                return v
-        return None
+# The framing is the shared parser's (tests/support/response_parser.py, which
+# the tests' RawClient and the soak script use too); what the harness adds is
+# what it forbids on top: a field the server writes once written twice, an
+# interim response other than a bare 100, Transfer-Encoding on a 204/304.
+ONCE_PER_HEAD = (b"content-length", b"transfer-encoding", b"date", b"server")
 
 
 def parse_responses(data: bytes, methods: Callable[[int], str | None]) -> list[ParsedResponse]:
     """Parse a server's output strictly.  The last response may be incomplete
-    (complete=False); anything malformed raises Violation."""
+    (complete=False); anything malformed raises Violation.  `methods` gives
+    the method of the request an app response (x-app: N) answers."""
+
+    def answers_head(resp: ParsedResponse) -> bool:
+        app_index = resp.header(b"x-app")
+        return app_index is not None and methods(int(app_index)) == "HEAD"
+
     out: list[ParsedResponse] = []
     pos = 0
     while pos < len(data):
-        m = STATUS_LINE.match(data, pos)
-        if m is None:
-            if data.find(b"\r\n", pos) == -1 and len(data) - pos < 64:
-                out.append(ParsedResponse(0, [], b"", False))  # cut in the status line
-                return out
-            raise Violation(f"bad status line at {pos}: {data[pos:pos + 80]!r}")
-        status = int(m.group(1))
-        pos = m.end()
-        headers: list[tuple[bytes, bytes]] = []
-        while not data.startswith(b"\r\n", pos):
-            fm = FIELD_LINE.match(data, pos)
-            if fm is None:
-                if b"\r\n" not in data[pos:]:
-                    out.append(ParsedResponse(status, headers, b"", False))
-                    return out
-                raise Violation(f"bad field line: {data[pos:pos + 80]!r}")
-            headers.append((fm.group(1), fm.group(2)))
-            pos = fm.end()
-        pos += 2
-        resp = ParsedResponse(status, headers, b"", True)
+        try:
+            resp, pos = parse_response(data, pos, head_request=answers_head, at_eof=True)
+        except MalformedResponse as exc:
+            raise Violation(str(exc)) from None
         out.append(resp)
-        names = [n.lower() for n, _ in headers]
-        for once in (b"content-length", b"transfer-encoding", b"date", b"server"):
+        if not resp.head:  # cut before the end of the head
+            break
+        names = [n.lower() for n, _ in resp.headers]
+        for once in ONCE_PER_HEAD:
             if names.count(once) > 1:
                 raise Violation(f"{once!r} twice in a response head")
-        if status < 200:
-            if status != 100 or headers:
-                raise Violation(f"unexpected interim response {status}")
-            continue
-        cl = resp.header(b"content-length")
-        te = resp.header(b"transfer-encoding")
-        if cl is not None and te is not None:
-            raise Violation("content-length and transfer-encoding in one response")
-        app_index = resp.header(b"x-app")
-        method = methods(int(app_index)) if app_index is not None else None
-        if status in (204, 304) or method == "HEAD":
-            if te is not None and status in (204, 304):
-                raise Violation(f"transfer-encoding on a {status}")
-            continue
-        if te is not None:
-            if te != b"chunked":
-                raise Violation(f"transfer-encoding {te!r} in a response: the server frames "
-                                f"with chunked (an app's Transfer-Encoding must not pass)")
-            body = bytearray()
-            while True:
-                eol = data.find(b"\r\n", pos)
-                if eol == -1:
-                    resp.complete = False
-                    resp.body = bytes(body)
-                    return out
-                size_text = data[pos:eol]
-                if not re.fullmatch(rb"[0-9a-f]+", size_text):
-                    raise Violation(f"bad chunk size {size_text[:40]!r}")
-                size = int(size_text, 16)
-                pos = eol + 2
-                if size == 0:
-                    if data[pos:pos + 2] != b"\r\n":
-                        if len(data) - pos < 2:
-                            resp.complete = False
-                            return out
-                        raise Violation("trailers or garbage after the last chunk")
-                    pos += 2
-                    break
-                if len(data) < pos + size + 2:
-                    resp.complete = False
-                    resp.body = bytes(body + data[pos:pos + size])
-                    return out
-                body += data[pos:pos + size]
-                if data[pos + size:pos + size + 2] != b"\r\n":
-                    raise Violation("chunk data not followed by CRLF")
-                pos += size + 2
-            resp.body = bytes(body)
-        elif cl is not None:
-            if not cl.isdigit():
-                raise Violation(f"content-length {cl!r}")
-            n = int(cl)
-            resp.body = data[pos:pos + n]
-            if len(resp.body) < n:
-                resp.complete = False
-                return out
-            pos += n
-        else:  # close-delimited: the rest of the stream
-            resp.body = data[pos:]
-            pos = len(data)
+        if resp.status < 200 and (resp.status != 100 or resp.headers):
+            raise Violation(f"unexpected interim response {resp.status}")
+        if resp.status in (204, 304) and resp.header(b"transfer-encoding") is not None:
+            raise Violation(f"transfer-encoding on a {resp.status}")
     return out
-
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """Soak test: mixed load against one carpinus process, sampling its RSS and fds.
 
-    python scripts/soak.py --seconds 600 --out soak-report.json [--csv samples.csv]
+    python -m scripts.soak --seconds 600 --out soak-report.json [--csv samples.csv]
+
+(from the project root: responses are read with the tests' response parser,
+tests/support/response_parser.py).
 
 Starts `python -m carpinus soak_app:app` (scripts/soak_app.py) on a socket it
 binds itself (--fd), then runs --clients concurrent clients on 127.0.0.1 that
@@ -47,6 +50,8 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from tests.support.response_parser import MalformedResponse, parse_response
 
 HERE = Path(__file__).resolve().parent
 READY = "carpinus running on"
@@ -138,32 +143,34 @@ class Response:
     body: bytes
 
 
-async def read_response(reader: asyncio.StreamReader, head_only: bool = False) -> Response:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head[:-4].decode("latin-1").split("\r\n")
-    version, status, _ = lines[0].split(" ", 2)
-    if version != "HTTP/1.1":
-        raise WrongAnswer(f"status line {lines[0]!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.lower()] = value.strip()
-    if head_only:
-        return Response(int(status), headers, b"")
-    if headers.get("transfer-encoding") == "chunked":
-        body = bytearray()
+class Responses:
+    """Reads responses off one connection with the shared parser, keeping the
+    bytes that follow one (the next pipelined response) for the next."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.buf = b""
+
+    async def read_response(self, head_only: bool = False) -> Response:
+        at_eof = False
         while True:
-            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
-            if size == 0:
-                await reader.readexactly(2)
+            parsed, end = parse_response(self.buf, head_request=head_only, at_eof=at_eof)
+            if parsed.complete:
                 break
-            body += await reader.readexactly(size)
-            await reader.readexactly(2)
-        return Response(int(status), headers, bytes(body))
-    if "content-length" in headers:
-        return Response(int(status), headers,
-                        await reader.readexactly(int(headers["content-length"])))
-    return Response(int(status), headers, await reader.read())
+            if at_eof:
+                raise asyncio.IncompleteReadError(self.buf, None)
+            chunk = await self.reader.read(1 << 16)
+            at_eof = not chunk
+            self.buf += chunk
+        self.buf = self.buf[end:]
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1").strip()
+                   for name, value in parsed.headers}
+        return Response(parsed.status, headers, parsed.body)
+
+    async def rest(self) -> bytes:
+        """Whatever the server sends until it closes the connection."""
+        data, self.buf = self.buf + await self.reader.read(), b""
+        return data
 
 
 def request(method: str, path: str, headers: list[tuple[str, str]] | None = None,
@@ -217,9 +224,9 @@ class Load:
     async def run_one(self, name: str) -> None:
         reader, writer = await self.connect()
         try:
-            await asyncio.wait_for(getattr(self, name)(reader, writer), IO_TIMEOUT)
+            await asyncio.wait_for(getattr(self, name)(Responses(reader), writer), IO_TIMEOUT)
             self.done[name] += 1
-        except WrongAnswer as exc:
+        except (WrongAnswer, MalformedResponse) as exc:
             self.wrong.append(f"{name}: {exc}")
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
             self.wrong.append(f"{name}: {type(exc).__name__}: {exc}")
@@ -229,14 +236,14 @@ class Load:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def hello(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def hello(self, r: Responses, w: asyncio.StreamWriter) -> None:
         for _ in range(20):
             w.write(request("GET", "/"))
-            resp = await read_response(r)
+            resp = await r.read_response()
             expect(resp.status == 200 and resp.body == b"Hello, World!", f"{resp}")
             self.requests += 1
 
-    async def upload(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def upload(self, r: Responses, w: asyncio.StreamWriter) -> None:
         size = self.rng.choice([1024, 16 * 1024, 100_000, 1 << 20])
         body = os.urandom(64) * (size // 64)
         if self.rng.random() < 0.5:
@@ -244,82 +251,82 @@ class Load:
         else:
             w.write(request("POST", "/upload", [("Transfer-Encoding", "chunked")])
                     + chunked(body, self.rng.choice([100, 4096, 65536])))
-        resp = await read_response(r)
+        resp = await r.read_response()
         expect(resp.status == 200 and resp.body == b"%d" % len(body), f"upload {resp.status}")
         self.requests += 1
 
-    async def stream(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def stream(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(request("GET", "/stream?n=64"))
-        resp = await read_response(r)
+        resp = await r.read_response()
         expect(resp.status == 200 and len(resp.body) == 64 * 4096, f"stream {len(resp.body)}")
         self.requests += 1
 
-    async def pipelined(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def pipelined(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(b"".join(request("GET", f"/?i={i}") for i in range(10)))
         for _ in range(10):
-            resp = await read_response(r)
+            resp = await r.read_response()
             expect(resp.status == 200, f"pipelined {resp.status}")
             self.requests += 1
 
-    async def http10(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def http10(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(b"GET / HTTP/1.0\r\n\r\n")
-        resp = await read_response(r)
+        resp = await r.read_response()
         expect(resp.status == 200 and resp.headers.get("connection") == "close", f"{resp}")
-        expect(await r.read() == b"", "bytes after an HTTP/1.0 response")
+        expect(await r.rest() == b"", "bytes after an HTTP/1.0 response")
         self.requests += 1
 
-    async def error(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def error(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(request("GET", "/boom"))
-        resp = await read_response(r)
+        resp = await r.read_response()
         expect(resp.status == 500, f"boom gave {resp.status}")
         self.requests += 1
 
-    async def abort_head(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def abort_head(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(request("GET", "/")[:15])
         await w.drain()
         await asyncio.sleep(0.01)
         reset(w)
 
-    async def abort_body(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def abort_body(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(request("POST", "/upload", [("Content-Length", "100000")]) + b"x" * 50_000)
         await w.drain()
         await asyncio.sleep(0.01)
         reset(w)
 
-    async def abort_resp(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def abort_resp(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(request("GET", "/stream?n=512"))
-        resp = await read_response(r, head_only=True)
+        resp = await r.read_response(head_only=True)
         expect(resp.status == 200, f"abort_resp {resp.status}")
-        await r.read(10_000)
+        await r.reader.read(10_000)
         reset(w)
 
-    async def slow_head(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def slow_head(self, r: Responses, w: asyncio.StreamWriter) -> None:
         raw = request("GET", "/", [("X-Slow", "y" * 40)])
         step = max(1, len(raw) // 10)
         for i in range(0, len(raw), step):
             w.write(raw[i:i + step])
             await w.drain()
             await asyncio.sleep(0.1)
-        resp = await read_response(r)
+        resp = await r.read_response()
         expect(resp.status == 200, f"slow_head {resp.status}")
         self.requests += 1
 
-    async def slow_body(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def slow_body(self, r: Responses, w: asyncio.StreamWriter) -> None:
         body = b"z" * 1000
         w.write(request("POST", "/upload", [("Content-Length", str(len(body)))]))
         for i in range(0, len(body), 100):
             w.write(body[i:i + 100])
             await w.drain()
             await asyncio.sleep(0.1)
-        resp = await read_response(r)
+        resp = await r.read_response()
         expect(resp.status == 200 and resp.body == b"1000", f"slow_body {resp}")
         self.requests += 1
 
-    async def stalled(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def stalled(self, r: Responses, w: asyncio.StreamWriter) -> None:
         w.write(request("GET", "/")[:20])
-        resp = await read_response(r)  # --timeout-request-header 2
+        resp = await r.read_response()  # --timeout-request-header 2
         expect(resp.status == 408, f"stalled got {resp.status}")
-        expect(await r.read() == b"", "bytes after the 408")
+        expect(await r.rest() == b"", "bytes after the 408")
 
 
 async def client_loop(load: Load, until: float) -> None:

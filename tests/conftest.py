@@ -1,4 +1,6 @@
-"""Shared fixtures: a real carpinus server on a real socket, per test."""
+"""Shared fixtures: the event loops, a real carpinus server on a real socket per
+test, processes, and the leg selections of `make test` (tests/support has the
+helpers themselves)."""
 
 from __future__ import annotations
 
@@ -10,20 +12,27 @@ from typing import Any
 import pytest
 
 from tests.support import tls_leg
-from tests.support.clients import ServerHandle, run_server
 from tests.support.processes import Spawner
-
-# uvloop and the stdlib loop use different transports: the C protocol must
-# behave the same on both.  CARPINUS_TEST_LOOPS narrows the list.
-LOOPS = os.environ.get("CARPINUS_TEST_LOOPS", "asyncio,uvloop").split(",")
+from tests.support.servers import LOOPS, ServerHandle, run_server
 
 
-@pytest.fixture(params=LOOPS)
-def loop_name(request: pytest.FixtureRequest) -> str:
+def _loop(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "uvloop":
         pytest.importorskip("uvloop")
     return name
+
+
+@pytest.fixture(params=LOOPS)
+def loop_name(request: pytest.FixtureRequest) -> str:
+    """Each event loop of LOOPS (CARPINUS_TEST_LOOPS), for one test."""
+    return _loop(request)
+
+
+@pytest.fixture(scope="module", params=LOOPS)
+def module_loop_name(request: pytest.FixtureRequest) -> str:
+    """The same, for a module-scoped fixture: one server per loop shared by a table."""
+    return _loop(request)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from carpinus.access_log import (
 )
 from carpinus.config import Config, ConfigError
 from tests.support import apps, ws_apps
+from tests.support.ws_clients import connect_ws
 
 SCOPE: dict[str, Any] = {
     "type": "http", "method": "POST", "http_version": "1.1", "scheme": "https",
@@ -162,11 +163,11 @@ def test_websocket_lines_in_server(serve, caplog: pytest.LogCaptureFixture) -> N
     caplog.set_level(logging.INFO, logger="carpinus.access")
     plain = serve(ws_apps.echo, access_log=True, root_path="/m")
     formatted = serve(ws_apps.echo, access_log=True, access_log_format='%(h)s "%(r)s" %(s)s')
-    with ws_apps.connect_ws(plain, "/chat") as ws:  # the proxy took /m off
+    with connect_ws(plain, "/chat") as ws:  # the proxy took /m off
         ws.send("hi")
         assert ws.recv(timeout=10) == "hi"
         local = ws.socket.getsockname()
-    with ws_apps.connect_ws(formatted, "/chat?room=1") as ws:
+    with connect_ws(formatted, "/chat?room=1") as ws:
         ws.send("hi")
         assert ws.recv(timeout=10) == "hi"
     lines = access_lines(caplog, 2)

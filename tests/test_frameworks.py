@@ -31,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.clients import ServerHandle, build_request
+from tests.support.clients import build_request
+from tests.support.servers import ServerHandle
 
 WAIT = 5.0  # bound for every cross-thread wait in this file
 DISCONNECT_WAIT = 3.0  # how long the /disconnect handler polls is_disconnected()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from carpinus.config import Config, ConfigError
 from carpinus.optimizations import DEFAULTS, OPTIMIZATIONS, parse_switch, resolve
 from tests.support import apps
 from tests.support.clients import build_request
+from tests.support.waiting import wait_for
 
 ALL_ON = dict.fromkeys(OPTIMIZATIONS, True)
 ALL_OFF = dict.fromkeys(OPTIMIZATIONS, False)
@@ -146,20 +149,17 @@ def test_zero_copy_memory_is_bounded_per_server(serve) -> None:
     for c in conns:
         c.send(build_request("POST", "/", [("Content-Length", str(size))]))
 
-    def wait_for(check) -> dict:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            stats = handle.state.stats()
-            if check(stats):
-                return stats
-            time.sleep(0.02)
-        raise AssertionError(f"timed out; stats: {handle.state.stats()}")
+    def stats_once(check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """The server's counters, once `check` holds for them."""
+        return wait_for(lambda: check(stats := handle.state.stats()) and stats, interval=0.02,
+                        what=what, detail=handle.state.stats)
 
-    stats = wait_for(lambda s: s["requests_total"] == len(conns))
+    stats = stats_once(lambda s: s["requests_total"] == len(conns), "every head read")
     assert stats["zero_copy_pending"] == fits * size
     for c in conns:
         c.close()
-    wait_for(lambda s: s["zero_copy_pending"] == 0 and s["connections"] == 0)
+    stats_once(lambda s: s["zero_copy_pending"] == 0 and s["connections"] == 0,
+               "the reservations given back")
     body = b"q" * 100_000
     assert post_in_two_parts(handle, body).body == body
 

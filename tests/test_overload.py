@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.clients import RawClient, build_request, wait_for
+from tests.support.clients import RawClient, build_request
 from tests.support.process_apps import SLEEP_MARKER
 from tests.support.processes import REPO, ServerProcess, Spawner, child_env
+from tests.support.waiting import wait_for
 
 PROCESS_APP = "tests.support.process_apps:app"
 # Under the ASan leg freed memory sits in ASan's quarantine (256 MiB by
@@ -115,7 +116,8 @@ def test_ten_thousand_idle_keep_alive_connections(spawn: Spawner) -> None:
                 writer.close()
 
     asyncio.run(scenario())
-    wait_for(lambda: open_fds(server.pid) <= base_fds, 60, "fds back to the baseline")
+    wait_for(lambda: open_fds(server.pid) <= base_fds, 60, interval=0.05,
+             what="fds back to the baseline")
 
 
 def _get(port: int, path: str) -> int:

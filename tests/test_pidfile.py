@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from carpinus.pidfile import PidFileError, pid_file
-from tests.support.processes import Spawner, child_pids, wait_until
+from tests.support.processes import Spawner, child_pids
+from tests.support.waiting import wait_for
 
 PROCESS_APP = "tests.support.process_apps:app"
 
@@ -33,7 +34,7 @@ def test_pid_file_of_a_supervisor(spawn: Spawner, tmp_path: Path) -> None:
     assert server.wait_for_output("ready.", timeout=60, count=2), server.output
     pid = int(path.read_text())
     assert pid == server.pid
-    assert wait_until(lambda: len(child_pids(pid)) == 2, 10)
+    wait_for(lambda: len(child_pids(pid)) == 2, 10, interval=0.05)
     os.kill(pid, signal.SIGHUP)  # the pid works for every signal the supervisor takes
     assert server.wait_for_output("replaces worker", timeout=60, count=2), server.output
     os.kill(pid, signal.SIGTERM)

@@ -22,8 +22,8 @@ from carpinus.config import Config, ConfigError
 from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.proxy_headers import ProxyHeaders, TrustedHosts, parse_forwarded, split_node
 from tests.support import apps
-from tests.support.clients import ServerHandle
 from tests.support.processes import Spawner
+from tests.support.servers import ServerHandle
 
 ALL_ON = dict.fromkeys(OPTIMIZATIONS, True)
 ALL_OFF = dict.fromkeys(OPTIMIZATIONS, False)

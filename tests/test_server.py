@@ -25,16 +25,7 @@ from tests.support.process_apps import LIFESPAN_GREETING, SLEEP_MARKER
 from tests.support.processes import ServerProcess, Spawner, listening_socket
 
 PROCESS_APP = "tests.support.process_apps:app"
-LOOPS = ["asyncio", "uvloop"]
 SHUTDOWN_COMPLETE = "Application shutdown complete."
-
-
-@pytest.fixture(params=LOOPS)
-def loop(request: pytest.FixtureRequest) -> str:
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
-    name: str = request.param
-    return name
 
 
 def _get(server: ServerProcess, path: str) -> tuple[Response, bool]:
@@ -48,14 +39,14 @@ def _get(server: ServerProcess, path: str) -> tuple[Response, bool]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_drains_in_flight_requests(spawn: Spawner, loop: str, sig: int) -> None:
+def test_signal_drains_in_flight_requests(spawn: Spawner, loop_name: str, sig: int) -> None:
     """SIGTERM/SIGINT with 20 slow requests in flight: all 20 get 200, then a clean exit.
 
     The process exits 0, closes each connection after its response, and runs
     lifespan shutdown after the drain.
     """
     n = 20
-    server = spawn.start(PROCESS_APP, "--loop", loop, "--lifespan", "on")
+    server = spawn.start(PROCESS_APP, "--loop", loop_name, "--lifespan", "on")
     assert server.port is not None
     with ThreadPoolExecutor(n) as pool:
         futures = [pool.submit(_get, server, "/sleep?ms=500") for _ in range(n)]
@@ -396,7 +387,7 @@ def test_gc_freeze_moves_startup_objects_out_of_collections() -> None:
     import gc
 
     from tests.support import apps
-    from tests.support.clients import run_server
+    from tests.support.servers import run_server
 
     gc.unfreeze()
     try:

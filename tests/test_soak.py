@@ -23,12 +23,12 @@ from tests.support.processes import REPO, child_env
 def test_short_soak(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     proc = subprocess.run(
-        [sys.executable, str(Path(REPO) / "scripts" / "soak.py"), "--seconds", "20",
+        [sys.executable, "-m", "scripts.soak", "--seconds", "20",
          "--interval", "1", "--clients", "8", "--max-rss-growth-mib", "64", "--out", str(out)],
         # small ASan quarantine: under the ASan leg freed memory would read as growth
         env=child_env(ASAN_OPTIONS=":".join(
             filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4"]))),
-        capture_output=True, text=True, timeout=150)
+        cwd=REPO, capture_output=True, text=True, timeout=150)
     assert out.exists(), proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     assert report["wrong_answers"] == [], report["wrong_answers"]

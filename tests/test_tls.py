@@ -22,9 +22,11 @@ from carpinus.config import Config, ConfigError
 from carpinus.optimizations import DEFAULTS
 from carpinus.tls import create_ssl_context
 from tests.support import apps
-from tests.support.clients import RawClient, ServerHandle, build_request, wait_for
+from tests.support.clients import RawClient, build_request
 from tests.support.processes import Spawner
+from tests.support.servers import ServerHandle
 from tests.support.tls_leg import issue_certificates
+from tests.support.waiting import wait_for
 
 
 @dataclass

@@ -22,14 +22,8 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from carpinus.workers import CORE_MAX_LINE, CarpinusWorker
 from tests.support.process_apps import LIFESPAN_GREETING, SLEEP_MARKER, app
-from tests.support.processes import (
-    ServerProcess,
-    Spawner,
-    child_pids,
-    http_get,
-    listening_socket,
-    wait_until,
-)
+from tests.support.processes import ServerProcess, Spawner, child_pids, http_get, listening_socket
+from tests.support.waiting import wait_for
 
 WORKER_CLASS = "carpinus.workers.CarpinusWorker"
 BOOT = 60.0
@@ -51,7 +45,7 @@ def gunicorn(spawn: Spawner, app_name: str, *args: str, wait: bool = True) -> Se
         sock.close()
     if wait:
         assert server.port is not None
-        assert wait_until(lambda: _answers(server.port), BOOT, interval=0.2), server.output
+        wait_for(lambda: _answers(server.port), BOOT, interval=0.2, detail=lambda: server.output)
     return server
 
 
@@ -66,7 +60,8 @@ def test_gunicorn_worker_serves_requests(spawn: Spawner) -> None:
     """Two carpinus workers under gunicorn answer requests, with lifespan state."""
     server = gunicorn(spawn, "tests.support.process_apps:app", "--workers", "2")
     assert server.port is not None
-    assert wait_until(lambda: len(child_pids(server.pid)) == 2, BOOT), server.output
+    wait_for(lambda: len(child_pids(server.pid)) == 2, BOOT, interval=0.05,
+             detail=lambda: server.output)
     response = http_get(server.port, "/scope")
     assert response.status == 200
     assert json.loads(response.body)["greeting"] == LIFESPAN_GREETING
@@ -107,7 +102,7 @@ def test_gunicorn_max_requests_recycles_workers(spawn: Spawner) -> None:
         pids.add(int(response.body))
         return len(pids) >= 2
 
-    assert wait_until(request, BOOT), (pids, server.output)
+    wait_for(request, BOOT, interval=0.05, detail=lambda: (pids, server.output))
     assert "Maximum request limit of 3 reached" in server.output
     assert server.stop() == 0
 
@@ -127,7 +122,7 @@ def test_gunicorn_timeout_kills_a_blocked_worker_only(spawn: Spawner) -> None:
         assert server.wait_for_output("WORKER TIMEOUT", timeout=45), server.output
         with pytest.raises((OSError, EOFError)):
             blocked.result(timeout=45)
-    assert wait_until(lambda: _answers(server.port), BOOT, interval=0.2), server.output
+    wait_for(lambda: _answers(server.port), BOOT, interval=0.2, detail=lambda: server.output)
     assert child_pids(server.pid).isdisjoint(first)
 
 
@@ -257,7 +252,7 @@ def test_gunicorn_worker_serves_tls(spawn: Spawner, tmp_path: Path) -> None:
         except httpx.HTTPError:
             return None
 
-    assert wait_until(lambda: get() is not None, BOOT, interval=0.2), server.output
+    wait_for(lambda: get() is not None, BOOT, interval=0.2, detail=lambda: server.output)
     response = get()
     assert response is not None and response.status_code == 200
     assert json.loads(response.content)["scheme"] == "https"

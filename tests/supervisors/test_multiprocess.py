@@ -21,15 +21,8 @@ import pytest
 
 from tests.support.clients import RawClient
 from tests.support.process_apps import SLEEP_MARKER
-from tests.support.processes import (
-    Load,
-    ServerProcess,
-    Spawner,
-    child_env,
-    child_pids,
-    http_get,
-    wait_until,
-)
+from tests.support.processes import Load, ServerProcess, Spawner, child_env, child_pids, http_get
+from tests.support.waiting import wait_for
 
 PROCESS_APP = "tests.support.process_apps:app"
 READY = "ready."
@@ -46,7 +39,8 @@ def start_workers(spawn: Spawner, n: int, *args: str, env: dict[str, str] | None
     """A supervisor with `n` workers, returned once all of them have said they are ready."""
     server = spawn.start(PROCESS_APP, "--workers", str(n), *args, env=env)
     assert server.wait_for_output(READY, timeout=BOOT, count=n), server.output
-    assert wait_until(lambda: len(child_pids(server.pid)) == n, 10), server.output
+    wait_for(lambda: len(child_pids(server.pid)) == n, 10, interval=0.05,
+             detail=lambda: server.output)
     return server
 
 
@@ -72,18 +66,18 @@ def test_kill_9_worker_under_load(spawn: Spawner) -> None:
     workers = child_pids(server.pid)
     victim = min(workers)
     with Load(server.port, "/sleep?ms=100", clients=6) as load:
-        assert load.wait_successes_since(0, 30, timeout=60), load.failures()
+        load.wait_successes_since(0, 30, timeout=60)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         assert server.wait_for_output(f"Worker [{victim}] died (killed by SIGKILL)",
                                       timeout=15), server.output
-        assert wait_until(lambda: len(child_pids(server.pid) - workers) == 1, BOOT), \
-            server.output
+        wait_for(lambda: len(child_pids(server.pid) - workers) == 1, BOOT, interval=0.05,
+                 detail=lambda: server.output)
         replacement = (child_pids(server.pid) - workers).pop()
         assert server.wait_for_output(f"Worker [{replacement}] ready.", timeout=BOOT), \
             server.output
         replaced_at = time.monotonic()
-        assert load.wait_successes_since(replaced_at, 30, timeout=60), load.failures()
+        load.wait_successes_since(replaced_at, 30, timeout=60)
     failures = load.failures()
     assert all(f.started < killed_at for f in failures), failures
     assert len(failures) <= 6, failures
@@ -102,8 +96,9 @@ def test_blocked_worker_is_killed_and_replaced(spawn: Spawner) -> None:
         assert server.wait_for_output("sent no heartbeat for 5s", timeout=45), server.output
         with pytest.raises((OSError, EOFError)):
             blocked.result(timeout=45)
-    assert wait_until(lambda: len(child_pids(server.pid)) == 2
-                      and len(child_pids(server.pid) & workers) == 1, BOOT), server.output
+    wait_for(lambda: len(child_pids(server.pid)) == 2
+             and len(child_pids(server.pid) & workers) == 1,
+             BOOT, interval=0.05, detail=lambda: server.output)
     assert http_get(server.port, "/").status == 200
 
 
@@ -115,7 +110,7 @@ def test_workers_stop_when_the_supervisor_is_killed(spawn: Spawner) -> None:
     try:
         assert server.wait_for_output("is gone; stopping worker", timeout=30, count=2), \
             server.output
-        assert wait_until(lambda: not live(workers), 30), server.output
+        wait_for(lambda: not live(workers), 30, interval=0.05, detail=lambda: server.output)
     finally:
         for pid in live(workers):  # if the test failed: leave nothing running
             os.kill(pid, signal.SIGKILL)
@@ -197,7 +192,7 @@ def test_new_connections_refused_during_the_drain(spawn: Spawner) -> None:
         assert server.wait_for_output(SLEEP_MARKER, timeout=30), server.output
         server.send_signal(signal.SIGTERM)
         assert server.wait_for_output("Shutting down", timeout=30, count=2), server.output
-        assert wait_until(lambda: _refused(port), 10), server.output
+        wait_for(lambda: _refused(port), 10, interval=0.05, detail=lambda: server.output)
         assert not slow.done()
         assert slow.result(timeout=60).status == 200
     assert server.wait(timeout=30) == 0
@@ -220,13 +215,13 @@ def test_sighup_replaces_workers_without_refusing_connections(spawn: Spawner) ->
     assert server.port is not None
     old = child_pids(server.pid)
     with Load(server.port, "/pid", clients=4) as load:
-        assert load.wait_successes_since(0, 20, timeout=60), load.failures()
+        load.wait_successes_since(0, 20, timeout=60)
         server.send_signal(signal.SIGHUP)
         assert server.wait_for_output("replaces worker", timeout=BOOT, count=2), server.output
-        assert wait_until(lambda: len(child_pids(server.pid)) == 2
-                          and not child_pids(server.pid) & old, 30), server.output
+        wait_for(lambda: len(child_pids(server.pid)) == 2 and not child_pids(server.pid) & old, 30,
+                 interval=0.05, detail=lambda: server.output)
         done = time.monotonic()
-        assert load.wait_successes_since(done, 20, timeout=60), load.failures()
+        load.wait_successes_since(done, 20, timeout=60)
     assert load.failures() == []
     new = child_pids(server.pid)
     late = {int(o.body) for o in load.snapshot() if o.started > done + 1}
@@ -245,11 +240,12 @@ def test_sigttin_sigttou_change_the_worker_count(spawn: Spawner) -> None:
     server.send_signal(signal.SIGTTIN)
     assert server.wait_for_output("now 3 worker(s)", timeout=10), server.output
     assert server.wait_for_output(READY, timeout=BOOT, count=3), server.output
-    assert wait_until(lambda: count_is(3), 10), server.output
+    wait_for(lambda: count_is(3), 10, interval=0.05, detail=lambda: server.output)
     for expected in (2, 1):
         server.send_signal(signal.SIGTTOU)
         assert server.wait_for_output(f"now {expected} worker(s)", timeout=10), server.output
-        assert wait_until(lambda: count_is(expected), 30), server.output  # noqa: B023
+        wait_for(lambda: count_is(expected), 30,  # noqa: B023
+                 interval=0.05, detail=lambda: server.output)
         assert http_get(server.port, "/").status == 200
     server.send_signal(signal.SIGTTOU)
     assert server.wait_for_output("already at one worker", timeout=10), server.output
@@ -275,7 +271,7 @@ def test_max_requests_recycles_workers(spawn: Spawner, jitter: str) -> None:
 
     # The limit is checked on the server's tick (10 per second): go on until
     # a recycled worker shows, rather than for a fixed number of requests.
-    assert wait_until(request, 60), served
+    wait_for(request, 60, interval=0.05, detail=lambda: served)
     assert "Maximum request limit of" in server.output
     assert "is stopping by itself; starting a replacement" in server.output
     assert server.stop() == 0
@@ -286,9 +282,9 @@ def test_max_requests_with_load(spawn: Spawner) -> None:
     server = start_workers(spawn, 2, "--max-requests", "20")
     assert server.port is not None
     with Load(server.port, "/sleep?ms=20", clients=4) as load:
-        assert load.wait_successes_since(0, 120, timeout=120), load.failures()
+        load.wait_successes_since(0, 120, timeout=120)
     assert load.failures() == []
-    assert wait_until(lambda: len(child_pids(server.pid)) == 2, 30)
+    wait_for(lambda: len(child_pids(server.pid)) == 2, 30, interval=0.05)
     assert server.output.count("Maximum request limit of") >= 2
     assert server.stop() == 0
 
@@ -300,7 +296,7 @@ def test_web_concurrency_sets_the_worker_count(spawn: Spawner) -> None:
     """Without --workers, $WEB_CONCURRENCY gives the number of workers (as for uvicorn)."""
     server = spawn.start(PROCESS_APP, env=child_env(WEB_CONCURRENCY="3"))
     assert server.wait_for_output(READY, timeout=BOOT, count=3), server.output
-    assert wait_until(lambda: len(child_pids(server.pid)) == 3, 10)
+    wait_for(lambda: len(child_pids(server.pid)) == 3, 10, interval=0.05)
     assert server.stop() == 0
 
 

@@ -15,7 +15,8 @@ import pytest
 from carpinus.config import Config
 from carpinus.supervisors.reload import ChangeFilter, watched_directories
 from tests.support.clients import RawClient
-from tests.support.processes import ServerProcess, Spawner, child_pids, http_get, wait_until
+from tests.support.processes import ServerProcess, Spawner, child_pids, http_get
+from tests.support.waiting import wait_for
 
 BOOT = 60.0
 
@@ -61,10 +62,10 @@ def test_reload_picks_up_an_edited_file(spawn: Spawner, tmp_path: Path) -> None:
     # A different length too: a .pyc is reused when the source's size and
     # mtime (whole seconds) match, and both edits may fall in one second.
     write_app(tmp_path, "v2-new")
-    assert wait_until(lambda: body(server.port) == b"v2-new", BOOT, interval=0.2), \
-        server.output
+    wait_for(lambda: body(server.port) == b"v2-new", BOOT, interval=0.2,
+             detail=lambda: server.output)
     assert "versioned.py" in server.output and "Reloading" in server.output
-    assert wait_until(lambda: child_pids(server.pid).isdisjoint(first), 30)
+    wait_for(lambda: child_pids(server.pid).isdisjoint(first), 30, interval=0.05)
     assert server.stop() == 0
 
 
@@ -78,8 +79,8 @@ def test_reload_survives_a_broken_edit(spawn: Spawner, tmp_path: Path) -> None:
     assert server.wait_for_output("failed to start", timeout=BOOT), server.output
     assert body(server.port) == b"v1"
     write_app(tmp_path, "v3-fixed")
-    assert wait_until(lambda: body(server.port) == b"v3-fixed", BOOT, interval=0.2), \
-        server.output
+    wait_for(lambda: body(server.port) == b"v3-fixed", BOOT, interval=0.2,
+             detail=lambda: server.output)
     assert server.stop() == 0
 
 

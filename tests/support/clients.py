@@ -1,67 +1,27 @@
-"""Test helpers: run the real server in a thread, talk to it over real sockets.
+"""Clients for the servers the tests start: a strict raw HTTP/1.1 client over
+TCP or TLS, the requests it sends, and httpx set up for the TLS leg.
 
-In the TLS leg (tests/tls_leg.py) the server serves HTTPS and the clients
-here speak TLS to it; a test reads `handle.scheme` where the scheme matters.
+RawClient reads responses with the one response parser
+(tests/support/response_parser.py), which the fuzz harness and the soak
+script use too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import socket
 import ssl
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from carpinus.config import Config
-from carpinus.optimizations import OPTIMIZATIONS
-from carpinus.server import Server
-from tests.support import tls_leg
+from tests.support.response_parser import parse_response
 
 if TYPE_CHECKING:
     import httpx
 
-START_TIMEOUT = 10.0
 IO_TIMEOUT = 10.0
-
-
-@dataclass
-class ServerHandle:
-    server: Server
-    host: str
-    port: int
-    # The client side of the TLS leg's certificate when run_server made this
-    # server TLS; None when it serves plain HTTP (or the test set TLS up itself).
-    tls: ssl.SSLContext | None = None
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls else "http"
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
-
-    @property
-    def state(self) -> Any:
-        return self.server.state
-
-    def connect(self, timeout: float = IO_TIMEOUT) -> RawClient:
-        return RawClient(self.host, self.port, timeout, tls=self.tls)
-
-    def http_client(self, **options: Any) -> httpx.Client:
-        """An httpx client with base_url set to this server (over its Unix socket
-        when it listens on one), trusting the TLS leg's CA."""
-        return http_client(self.url, self.tls, uds=self.server.config.uds, **options)
-
-    def get(self, path: str, **options: Any) -> httpx.Response:
-        """One GET with a client of its own."""
-        with self.http_client() as client:
-            return client.get(path, **options)
 
 
 def http_client(base_url: str, tls: ssl.SSLContext | None, uds: str | None = None,
@@ -78,60 +38,11 @@ def http_client(base_url: str, tls: ssl.SSLContext | None, uds: str | None = Non
     return httpx.Client(base_url=base_url, verify=verify, **options)
 
 
-@contextlib.contextmanager
-def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
-    """Start carpinus on 127.0.0.1 and a free port, in a thread; stop it after."""
-    options.setdefault("port", 0)
-    options.setdefault("access_log", False)
-    options.setdefault("lifespan", "off")
-    options.setdefault("configure_logging", False)  # let pytest's caplog see records
-    options.setdefault("gc_freeze", False)  # the test process starts many servers
-    # CARPINUS_TEST_OPTIMIZATIONS=off runs the whole suite with every
-    # marshalling optimization switched off (=all: every one on).
-    mode = os.environ.get("CARPINUS_TEST_OPTIMIZATIONS")
-    if mode and "optimizations" not in options:
-        options["optimizations"] = dict.fromkeys(OPTIMIZATIONS, mode != "off")
-    # The TLS leg: HTTPS with the session's certificate, unless the test set
-    # TLS up itself.
-    leg = tls_leg.leg_certificates()
-    if leg is not None and "ssl_certfile" not in options:
-        options["ssl_certfile"], options["ssl_keyfile"] = leg.certfile, leg.keyfile
-    else:
-        leg = None
-    config = Config(app, **options)
-    server = Server(config)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            server.run()
-        except BaseException as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="carpinus-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started:
-        if errors or not thread.is_alive():
-            raise RuntimeError(f"server failed to start: {errors or server.exit_code}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start in time")
-        time.sleep(0.005)
-    try:
-        yield ServerHandle(server, "127.0.0.1", server.port,
-                           leg.client_context if leg is not None else None)
-    finally:
-        server.should_exit = True
-        thread.join(START_TIMEOUT)
-        if thread.is_alive():  # pragma: no cover
-            server.force_exit = True
-            thread.join(START_TIMEOUT)
-        if errors:
-            raise errors[0]
-
-
 @dataclass
 class Response:
+    """A response as RawClient read it: names and values as str (values stripped),
+    the head as sent without its final CRLF CRLF, the body de-chunked."""
+
     status: int
     reason: str
     headers: list[tuple[str, str]]
@@ -214,43 +125,23 @@ class RawClient:
         return data
 
     def read_response(self, head_request: bool = False) -> Response:
-        raw_head = self._read_until(b"\r\n\r\n")
-        lines = raw_head.split(b"\r\n")
-        version, status, reason = lines[0].decode("latin-1").split(" ", 2)
-        assert version == "HTTP/1.1", lines[0]
-        headers = []
-        for line in lines[1:]:
-            name, sep, value = line.decode("latin-1").partition(":")
-            assert sep and name == name.strip(), line
-            headers.append((name, value.strip()))
-        resp = Response(int(status), reason, headers, b"", raw_head)
-        if 100 <= resp.status < 200:
-            return resp
-        te = resp.header("transfer-encoding")
-        cl = resp.header("content-length")
-        if head_request or resp.status in (204, 304):
-            return resp
-        if te is not None:
-            assert te.lower() == "chunked", te
-            assert cl is None, "both Content-Length and Transfer-Encoding"
-            resp.chunked = True
-            body = b""
-            while True:
-                size_line = self._read_until(b"\r\n")
-                size = int(size_line, 16)
-                if size == 0:
-                    assert self._read_until(b"\r\n") == b""  # no trailers expected
-                    break
-                body += self._read_exact(size)
-                assert self._read_exact(2) == b"\r\n"
-            resp.body = body
-        elif cl is not None:
-            resp.body = self._read_exact(int(cl))
-        else:
-            while self._fill():
-                pass
-            resp.body, self.buf = self.buf, b""
-        return resp
+        """The next response (a 1xx too), read strictly; what follows it stays in buf.
+        EOFError if the server closes before the response is complete."""
+        at_eof = False
+        while True:
+            parsed, end = parse_response(self.buf, head_request=head_request, at_eof=at_eof)
+            if parsed.complete:
+                break
+            if at_eof:
+                raise EOFError(f"connection closed in the middle of a response; "
+                               f"got {self.buf[:200]!r}")
+            at_eof = not self._fill()
+        self.buf = self.buf[end:]
+        return Response(
+            parsed.status, parsed.reason.decode("latin-1"),
+            [(name.decode("latin-1"), value.decode("latin-1").strip())
+             for name, value in parsed.headers],
+            parsed.body, parsed.head[:-4], parsed.chunked)
 
     def request(self, method: str = "GET", path: str = "/",
                 headers: list[tuple[str, str]] | None = None,
@@ -288,17 +179,6 @@ def server_closed_as_broken_pipe() -> Iterator[None]:
     except (ssl.SSLZeroReturnError, ssl.SSLEOFError) as exc:
         raise BrokenPipeError(errno.EPIPE, f"the server closed the TLS connection: {exc}") \
             from exc
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0,
-             what: str = "condition") -> None:
-    """Poll a condition (set by the server's thread or process) until it holds,
-    with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.005)
 
 
 def build_request(method: str = "GET", path: str = "/",

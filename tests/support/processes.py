@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.support import tls_leg
 from tests.support.clients import RawClient, Response, http_client
+from tests.support.waiting import wait_for
 
 if TYPE_CHECKING:
     import httpx
@@ -253,17 +254,6 @@ def http_get(port: int, path: str, timeout: float = 30.0) -> Response:
         return client.request("GET", path, headers=[("Connection", "close")])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate` until it is true (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 @dataclass
 class Outcome:
     started: float  # time.monotonic() just before connecting
@@ -321,8 +311,10 @@ class Load:
     def successes_since(self, moment: float) -> int:
         return sum(1 for o in self.snapshot() if o.started >= moment and o.status == 200)
 
-    def wait_successes_since(self, moment: float, count: int, timeout: float) -> bool:
-        return wait_until(lambda: self.successes_since(moment) >= count, timeout)
+    def wait_successes_since(self, moment: float, count: int, timeout: float) -> None:
+        """Until `count` requests started at `moment` or later have succeeded."""
+        wait_for(lambda: self.successes_since(moment) >= count, timeout, interval=0.05,
+                 what=f"{count} successful requests", detail=self.failures)
 
     def failures(self) -> list[Outcome]:
         return [o for o in self.snapshot() if o.status != 200]

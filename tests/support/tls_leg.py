@@ -4,7 +4,7 @@ With the variable set, every server the behavioural tests start without TLS
 options of their own (run_server, and carpinus processes started by a
 Spawner) serves HTTPS with a certificate issued by a trustme CA made once per
 test session, and the clients those tests use (RawClient, httpx through
-ServerHandle.http_client, websockets through ws_apps.connect_ws) trust that
+ServerHandle.http_client, websockets through ws_clients.connect_ws) trust that
 CA.  The same tests then show that the C protocol behaves the same behind the
 event loop's TLS transport (asyncio's and uvloop's) as on a bare socket.
 

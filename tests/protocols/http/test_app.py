@@ -11,17 +11,7 @@ import pytest
 
 from tests.support import apps
 from tests.support.clients import build_request
-
-
-def wait_for(predicate, timeout=5.0):
-    """Poll a condition set by the server thread, with a deadline."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
+from tests.support.waiting import wait_for
 
 
 def test_exception_before_response_is_500_and_logged(serve, caplog):

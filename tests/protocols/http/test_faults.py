@@ -29,7 +29,9 @@ from typing import Any
 import pytest
 
 from tests.support import apps
-from tests.support.clients import RawClient, ServerHandle, build_request, wait_for
+from tests.support.clients import RawClient, build_request
+from tests.support.servers import ServerHandle
+from tests.support.waiting import wait_for
 
 RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 

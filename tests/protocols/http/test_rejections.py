@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LOOPS
-from tests.support.clients import RawClient, ServerHandle, build_request, run_server
+from tests.support.clients import RawClient, build_request
+from tests.support.servers import ServerHandle, run_server
 
 # ---------------------------------------------------------------------------
 # The app and the checks every test shares
@@ -73,19 +73,17 @@ class Shared:
     loop: str
 
 
-@pytest.fixture(scope="module", params=LOOPS)
-def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
+@pytest.fixture(scope="module")
+def shared(module_loop_name: str) -> Iterator[Shared]:
     """One default-config server per event loop for the whole table.
 
     Starting a server per row would cost a shutdown tick (~0.5 s) each; the
     rows only ever use fresh connections, so sharing one is sound -- and a
     rejection that damaged the server would show up in every later row.
     """
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
     app = RecordingEcho()
-    with run_server(app, loop=request.param) as handle:
-        yield Shared(handle, app, request.param)
+    with run_server(app, loop=module_loop_name) as handle:
+        yield Shared(handle, app, module_loop_name)
 
 
 def send_byte_by_byte(client: RawClient, raw: bytes) -> None:

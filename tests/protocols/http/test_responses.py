@@ -30,16 +30,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LOOPS
 from tests.support import apps
-from tests.support.clients import (
-    IO_TIMEOUT,
-    RawClient,
-    Response,
-    ServerHandle,
-    build_request,
-    run_server,
-)
+from tests.support.clients import IO_TIMEOUT, RawClient, Response, build_request
+from tests.support.servers import ServerHandle, run_server
 
 App = Callable[..., Any]
 
@@ -76,12 +69,11 @@ class Shared:
         return self.router.add(app)
 
 
-@pytest.fixture(scope="module", params=LOOPS)
-def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
+@pytest.fixture(scope="module")
+def shared(module_loop_name: str) -> Iterator[Shared]:
+    """One server per event loop for the whole module (as in test_rejections)."""
     router = Router()
-    with run_server(router, loop=request.param) as handle:
+    with run_server(router, loop=module_loop_name) as handle:
         yield Shared(handle, router)
 
 

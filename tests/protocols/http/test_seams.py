@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 
 from tests.support import apps
-from tests.support.clients import RawClient, ServerHandle, build_request, chunked, wait_for
+from tests.support.clients import RawClient, build_request, chunked
+from tests.support.servers import ServerHandle
 from tests.support.tls_leg import Certificates, session_certificates
+from tests.support.waiting import wait_for
 
 # ---------------------------------------------------------------------------
 # TLS: error responses over the stdlib / uvloop TLS transport

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from tests.support import apps
-from tests.support.clients import RawClient, build_request, wait_for
+from tests.support.clients import RawClient, build_request
+from tests.support.waiting import wait_for
 
 TIMEOUT = 1.0
 

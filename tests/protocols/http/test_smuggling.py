@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import LOOPS
 from tests.protocols.http import test_rejections as rejections
 from tests.protocols.http.test_rejections import RecordingEcho, assert_serves
-from tests.support.clients import RawClient, ServerHandle, run_server
+from tests.support.clients import RawClient
+from tests.support.servers import ServerHandle, run_server
 
 H = b"Host: a\r\n"
 POST = b"POST / HTTP/1.1\r\n" + H
@@ -201,13 +201,11 @@ class Shared:
     app: RecordingEcho
 
 
-@pytest.fixture(scope="module", params=LOOPS)
-def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
+@pytest.fixture(scope="module")
+def shared(module_loop_name: str) -> Iterator[Shared]:
     """One server per event loop for the whole table (as in test_rejections)."""
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
     app = RecordingEcho()
-    with run_server(app, loop=request.param) as handle:
+    with run_server(app, loop=module_loop_name) as handle:
         yield Shared(handle, app)
 
 

@@ -18,7 +18,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.clients import IO_TIMEOUT
 from tests.support.processes import REPO
-from tests.support.ws_apps import Recorder, connect_ws, echo, wait_for
+from tests.support.waiting import wait_for
+from tests.support.ws_apps import Recorder, echo
+from tests.support.ws_clients import connect_ws
 
 
 def test_echo_text_and_binary(serve):
@@ -338,7 +340,7 @@ BLOCK_WSPROTO = """
 import sys
 sys.modules["wsproto"] = None  # import wsproto now fails, as if not installed
 import threading, time
-from tests.support.clients import run_server
+from tests.support.servers import run_server
 from tests.support.ws_apps import echo
 with run_server(echo, ws="auto", configure_logging=True) as handle:
     assert handle.state.websocket is None

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.support.clients import IO_TIMEOUT
-from tests.support.ws_apps import Recorder, echo, wait_for
+from tests.support.waiting import wait_for
+from tests.support.ws_apps import Recorder, echo
 from tests.support.ws_clients import (
     OP_BINARY,
     OP_CLOSE,
