@@ -8,8 +8,8 @@ has the whole table):
       test_app.py (test_exception_*, test_app_returning_*)
   messages in the wrong order, bad status, header injection, message not a
   dict, body longer or shorter than declared:
-      test_responses.py (test_message_order_error_*, test_invalid_*,
-      test_non_dict_message_*, test_app_body_*)
+      test_responses.py (test_refused_send_before_any_byte_gives_a_clean_500,
+      test_invalid_*, test_app_body_*)
   client resets mid-body (Content-Length):
       test_app.py::test_disconnect_wakes_waiting_receive_and_send_raises_oserror
 

@@ -3,8 +3,8 @@
 Responses are read strictly with RawClient, often byte for byte: framing
 (Content-Length, chunked, close-delimited), bodies that must not be sent
 (HEAD, 204, 304), the server's own headers, header validation (no response
-splitting), message-order errors, Connection handling, Expect: 100-continue
-and write flow control.
+splitting), the send() calls refused before any byte (one table: a clean
+500), Connection handling, Expect: 100-continue and write flow control.
 
 A recurring check is "the next request on the same connection is answered
 normally": a stray or missing body byte would desynchronise the connection
@@ -337,25 +337,6 @@ def test_app_body_longer_than_content_length_raises_and_writes_nothing(shared, f
     assert len(errors) == 1, errors
 
 
-def test_app_body_too_long_then_gives_up_before_any_byte(shared):
-    """Too long in the first message and the app returns: nothing of the
-    response was written, so the client gets a clean 500."""
-
-    async def app(scope, receive, send):
-        await send(start(headers=[(b"content-length", b"5"), (b"x-app", b"1")]))
-        try:
-            await send(body(b"hello, world!"))
-        except RuntimeError:
-            return
-
-    path = shared.add(app)
-    with shared.handle.connect() as c:
-        r = c.request("GET", path)
-        assert_canned_500(r)
-        assert r.header("x-app") is None  # the app's head never went out
-        assert c.is_closed()
-
-
 def test_app_body_too_long_after_bytes_went_out_closes(shared):
     """Too long in a later message and the app gives up: the bytes already
     sent stay the only ones, and the connection is closed (the client can
@@ -391,22 +372,6 @@ def test_app_body_shorter_than_content_length_closes(shared):
         r = read_head(c)
         assert r.header("content-length") == "10"
         assert read_to_eof(c) == b"hello"
-
-
-@pytest.mark.parametrize("value", [b"abc", b"-1", b"+5", b"5, 6", b"", b"1e3"])
-def test_app_invalid_content_length_is_refused(shared, value):
-    errors: list[BaseException] = []
-
-    async def app(scope, receive, send):
-        try:
-            await send(start(headers=[(b"content-length", value)]))
-        except Exception as exc:
-            errors.append(exc)
-
-    path = shared.add(app)
-    with shared.handle.connect() as c:
-        assert_canned_500(c.request("GET", path))
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
 
 
 def test_app_content_length_with_transfer_encoding_frames_by_the_length(shared):
@@ -621,35 +586,6 @@ BAD_HEADERS = [
 ]
 
 
-@pytest.mark.parametrize("bad, exc_type",
-                         [pytest.param(b, e, id=i) for i, b, e in BAD_HEADERS])
-def test_invalid_header_raises_and_nothing_reaches_the_wire(shared, bad, exc_type):
-    """send() raises in the app; not one byte of that response head is
-    written (the valid header before the bad one is absent too); the app then
-    returns without a response and the client gets the server's clean 500."""
-    errors: list[BaseException] = []
-
-    async def app(scope, receive, send):
-        try:
-            await send(start(headers=[(b"x-before", b"1"), bad, (b"x-after", b"1")]))
-        except Exception as exc:
-            errors.append(exc)
-            return
-        await send(body(b"should not happen"))
-
-    path = shared.add(app)
-    with shared.handle.connect() as c:
-        get(c, path)
-        raw = read_to_eof(c)
-    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), raw
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    assert rest == b"Internal Server Error"
-    lowered = raw.lower()
-    for marker in (b"x-before", b"x-after", b"injected", b"should not", b"200 ok"):
-        assert marker not in lowered, raw
-    assert len(errors) == 1 and type(errors[0]) is exc_type, errors
-
-
 def test_invalid_header_exception_propagating_gives_500(shared):
     """Same, when the app does not catch the error."""
 
@@ -696,47 +632,10 @@ def test_rejected_start_leaves_no_state_behind(shared, rejected_headers):
 
 
 # ---------------------------------------------------------------------------
-# Invalid status and message-order errors
+# A send() refused before any byte went out: the app sees the error, the
+# client a clean 500 (bad headers above, bad Content-Length, bad status,
+# messages out of order, a body longer than declared)
 # ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("status", [99, 0, -200, 600, 1000, "200", b"200", 200.0, None, 2**70])
-def test_invalid_status_raises_and_client_gets_500(shared, status):
-    errors: list[BaseException] = []
-
-    async def app(scope, receive, send):
-        try:
-            await send({"type": "http.response.start", "status": status, "headers": []})
-        except Exception as exc:
-            errors.append(exc)
-            return
-        await send(body(b"should not happen"))
-
-    path = shared.add(app)
-    with shared.handle.connect() as c:
-        r = c.request("GET", path)
-        assert_canned_500(r)
-    assert len(errors) == 1, errors
-    if isinstance(status, int):  # out of range
-        assert isinstance(errors[0], (RuntimeError, OverflowError, ValueError)), errors
-    else:
-        assert isinstance(errors[0], TypeError), errors
-
-
-def test_missing_status_raises(shared):
-    errors: list[BaseException] = []
-
-    async def app(scope, receive, send):
-        try:
-            await send({"type": "http.response.start", "headers": []})
-        except Exception as exc:
-            errors.append(exc)
-
-    path = shared.add(app)
-    with shared.handle.connect() as c:
-        assert_canned_500(c.request("GET", path))
-    assert len(errors) == 1 and isinstance(errors[0], (RuntimeError, KeyError)), errors
-
 
 ORDER_ERRORS = [
     # (id, messages the app sends in order; the last one must raise)
@@ -747,12 +646,39 @@ ORDER_ERRORS = [
     ("websocket-type", [{"type": "websocket.send", "text": "x"}]),
     ("no-type", [{"status": 200}]),
 ]
+INVALID_CONTENT_LENGTHS = [b"abc", b"-1", b"+5", b"5, 6", b"", b"1e3"]
+INVALID_STATUSES = [99, 0, -200, 600, 1000, "200", b"200", 200.0, None, 2**70]
+OUT_OF_RANGE = (RuntimeError, OverflowError, ValueError)
+
+# (id, messages the app sends in order -- the last one must raise --, the
+# exception types it may raise).  No byte of a response went out before.
+BAD_SENDS = [
+    *[(f"header-{i}", [start(headers=[(b"x-before", b"1"), bad, (b"x-after", b"1")])], (exc,))
+      for i, bad, exc in BAD_HEADERS],
+    *[(f"content-length-{value.decode() or 'empty'}",
+       [start(headers=[(b"content-length", value)])], (RuntimeError,))
+      for value in INVALID_CONTENT_LENGTHS],
+    *[(f"status-{status!r}", [{"type": "http.response.start", "status": status, "headers": []}],
+       OUT_OF_RANGE if isinstance(status, int) else (TypeError,))
+      for status in INVALID_STATUSES],
+    ("status-missing", [{"type": "http.response.start", "headers": []}],
+     (RuntimeError, KeyError)),
+    *[(f"order-{i}", messages, (RuntimeError,)) for i, messages in ORDER_ERRORS],
+    ("message-not-a-dict", [[("type", "http.response.start")]], (TypeError,)),
+    ("body-longer-than-content-length",
+     [start(headers=[(b"content-length", b"5"), (b"x-app", b"1")]), body(b"hello, world!")],
+     (RuntimeError,)),
+]
 
 
-@pytest.mark.parametrize("messages", [pytest.param(m, id=i) for i, m in ORDER_ERRORS])
-def test_message_order_error_before_any_byte_gives_500(shared, messages):
-    """The out-of-order message raises RuntimeError; nothing had been written,
-    so when the app gives up the client gets a clean 500."""
+@pytest.mark.parametrize("messages, raises",
+                         [pytest.param(m, r, id=i) for i, m, r in BAD_SENDS])
+def test_refused_send_before_any_byte_gives_a_clean_500(shared, messages, raises):
+    """The last message raises in the app's send() (the ones before it are
+    accepted) and writes nothing.  The app gives up; no byte of its response
+    went out, so the client gets the server's own 500 and the connection is
+    closed after it: not one byte of the refused head -- not even the valid
+    fields before a bad one -- reaches the wire (no response splitting)."""
     errors: list[BaseException] = []
 
     async def app(scope, receive, send):
@@ -762,28 +688,19 @@ def test_message_order_error_before_any_byte_gives_500(shared, messages):
             await send(messages[-1])
         except Exception as exc:
             errors.append(exc)
+            return
+        await send(body(b"should not happen"))
 
     path = shared.add(app)
     with shared.handle.connect() as c:
         r = c.request("GET", path)
         assert_canned_500(r)
-        assert c.is_closed()
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
-
-
-def test_non_dict_message_raises_type_error(shared):
-    errors: list[BaseException] = []
-
-    async def app(scope, receive, send):
-        try:
-            await send([("type", "http.response.start")])
-        except Exception as exc:
-            errors.append(exc)
-
-    path = shared.add(app)
-    with shared.handle.connect() as c:
-        assert_canned_500(c.request("GET", path))
-    assert len(errors) == 1 and isinstance(errors[0], TypeError), errors
+        assert r.reason == "Internal Server Error"
+        assert c.is_closed()  # and nothing after the 500
+    wire = (r.raw_head + r.body).lower()
+    for marker in (b"x-before", b"x-after", b"x-app", b"injected", b"should not", b"200 ok"):
+        assert marker not in wire, wire
+    assert len(errors) == 1 and type(errors[0]) in raises, errors
 
 
 def test_body_after_final_body_raises_and_changes_nothing(shared):
