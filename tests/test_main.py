@@ -34,7 +34,7 @@ from tests.support.processes import (
 
 PROCESS_APP = "tests.support.process_apps:app"
 
-# Every option cli.py defines, spelled as on the command line.
+# Every option main.py defines, spelled as on the command line.
 CLI_OPTIONS = [
     "--host", "--port", "--uds", "--fd", "--backlog", "--loop", "--lifespan", "--factory",
     "--app-dir", "--root-path", "--log-level", "--access-log", "--no-access-log",
@@ -105,7 +105,7 @@ def test_version(command: list[str]) -> None:
 
 
 def test_help_lists_every_option() -> None:
-    """--help documents each option cli.py defines, and the APP argument."""
+    """--help documents each option main.py defines, and the APP argument."""
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
     for option in CLI_OPTIONS:
@@ -115,7 +115,7 @@ def test_help_lists_every_option() -> None:
 
 
 def test_help_list_matches_cli_definition() -> None:
-    """CLI_OPTIONS above is exactly what cli.py defines (so the --help test stays honest)."""
+    """CLI_OPTIONS above is exactly what main.py defines (so the --help test stays honest)."""
     defined = set()
     for param in cli_main.params:
         defined.update(param.opts)
