@@ -55,7 +55,8 @@ test-opts-off: $(VENV)/.built
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# The parser's own C tests (gcc, -Werror, ASan+UBSan).
+# The parser's own C tests (gcc, -Werror, ASan+UBSan), on the request spec
+# (tests/spec/, written out as a C header by fuzz/Makefile).
 test-c:
 	$(MAKE) -C fuzz test
 

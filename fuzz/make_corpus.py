@@ -1,13 +1,13 @@
 """Write the generated part of the committed seed corpus.
 
-    python -m fuzz.make_corpus      (from the project root)
+    python -m fuzz.make_corpus [DIR]      (from the project root)
 
-Adds to fuzz/corpus/ (existing hand-made seeds are left alone):
+Adds to fuzz/corpus/, or to DIR (existing hand-made seeds are left alone):
 
   parser/real_*      requests as real clients send them: browsers, curl,
                      wget, HTTP libraries, load generators, CORS preflights
-  parser/hostile_*   every request of the smuggling and rejection tables
-                     (tests/protocols/test_smuggling.py, test_http_c_rejections.py)
+  parser/hostile_*   every request of the request spec, tests/spec/ (the
+                     rejected, accepted and smuggling rows)
   chunked/hostile_*  the chunked bodies among those
   protocol/stream_*  whole connections for the end-to-end target: several
                      requests pipelined, with bodies, HEAD, Expect, HTTP/1.0
@@ -18,7 +18,10 @@ Parser seeds start with three 0xff bytes (default limits), chunked seeds with
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+from tests.spec import ACCEPTED, NEXT, REJECTED, SMUGGLING, VECTORS
 
 HERE = Path(__file__).resolve().parent
 
@@ -152,22 +155,19 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-def main() -> None:
-    from tests.protocols import test_http_c_rejections as rej
-    from tests.protocols import test_smuggling as smug
-
-    corpus = HERE / "corpus"
+def main(argv: list[str]) -> None:
+    corpus = Path(argv[0]) if argv else HERE / "corpus"
     for name, raw in REAL.items():
         write(corpus / "parser" / f"real_{name}", PARSER_PREFIX + raw)
     hostile: dict[str, bytes] = {}
-    for name, raw, _ in rej.REJECTIONS:
-        hostile[f"rej_{slug(name)}"] = raw
-    for name, raw, _ in rej.ACCEPTED:
-        hostile[f"acc_{slug(name)}"] = raw
-    for name, raw, _, _ in rej.SMUGGLING:
-        hostile[f"smug_{slug(name)}"] = raw
-    for vector in smug.VECTORS:
-        hostile[f"vec_{slug(vector.name)}"] = vector.raw + smug.NEXT
+    for row in REJECTED:
+        hostile[f"rej_{slug(row.name)}"] = row.raw
+    for accepted in ACCEPTED:
+        hostile[f"acc_{slug(accepted.name)}"] = accepted.raw
+    for row in SMUGGLING:
+        hostile[f"smug_{slug(row.name)}"] = row.raw
+    for vector in VECTORS:  # as the smuggling test sends them
+        hostile[f"vec_{slug(vector.name)}"] = vector.raw + NEXT
     for name, raw in hostile.items():
         write(corpus / "parser" / f"hostile_{name}", PARSER_PREFIX + raw)
         head, sep, body = raw.partition(b"\r\n\r\n")
@@ -179,4 +179,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,0 +1,352 @@
+"""Requests that must be refused: raw bytes, status, why.
+
+The server answers the status with `connection: close` and closes; the
+contract is src/carpinus/_core/parser.h (RFC 9112, strict).  Rows are for the
+default limits (8190-byte lines, 100 fields); the limits themselves, at and
+just past their values, are tested in tests/c/test_parser.c (the parser) and
+by the limit tests next to the rejection table (the server's options).
+"""
+
+from __future__ import annotations
+
+from tests.spec.rows import CHUNKED_POST, GET, POST, H, Rejected, reject, reject_chunks, section
+
+H11 = b" HTTP/1.1\r\n"
+END = H + b"\r\n"  # a Host line and the end of the head
+
+
+def chunks(name: str, body: bytes, why: str, *, data: bytes = b"") -> Rejected:
+    """A chunked POST whose body the decoder refuses with 400."""
+    return reject_chunks(name, CHUNKED_POST, body, 400, why, data=data)
+
+
+REJECTED: list[Rejected] = [
+    # -- 400: malformed request line -------------------------------------------
+    *section("RFC 9112 3", [
+        reject("line-method-only", b"GET\r\n" + END, 400, "no target, no version"),
+        reject("line-no-version", b"GET /\r\n" + END, 400,
+               "no version: an HTTP/0.9 request line, which we do not serve"),
+        reject("line-empty-version", b"GET / \r\n" + END, 400, "an empty version"),
+        reject("line-two-spaces-after-method", b"GET  /" + H11 + END, 400,
+               "exactly one SP between method and target"),
+        reject("line-two-spaces-before-version", b"GET /  HTTP/1.1\r\n" + END, 400,
+               "exactly one SP between target and version"),
+        reject("line-leading-space", b" GET /" + H11 + END, 400,
+               "the request line starts with the method"),
+        reject("line-tab-after-method", b"GET\t/" + H11 + END, 400,
+               "the separator is SP, not any whitespace"),
+        reject("line-tab-before-version", b"GET /\tHTTP/1.1\r\n" + END, 400, "likewise"),
+        reject("line-lowercase-http", b"GET / http/1.1\r\n" + END, 400,
+               "HTTP-name is case-sensitive", "RFC 9112 2.3"),
+        reject("line-trailing-space", b"GET / HTTP/1.1 \r\n" + END, 400,
+               "nothing between the version and CRLF"),
+        reject("line-extra-word", b"GET / HTTP/1.1 extra\r\n" + END, 400, "three words, no more"),
+        reject("version-no-minor", b"GET / HTTP/1\r\n" + END, 400,
+               "HTTP-version is DIGIT \".\" DIGIT", "RFC 9112 2.3"),
+        reject("version-two-digit-minor", b"GET / HTTP/1.10\r\n" + END, 400,
+               "one digit each side of the dot", "RFC 9112 2.3"),
+        reject("version-two-digit-major", b"GET / HTTP/11.1\r\n" + END, 400, "likewise",
+               "RFC 9112 2.3"),
+        reject("version-two-digits-no-dot", b"GET / HTTP/11\r\n" + END, 400,
+               "no dot", "RFC 9112 2.3"),
+        reject("version-letter", b"GET / HTTP/1.x\r\n" + END, 400, "DIGIT, not a letter",
+               "RFC 9112 2.3"),
+        reject("version-letter-major", b"GET / HTTP/a.1\r\n" + END, 400, "likewise",
+               "RFC 9112 2.3"),
+        reject("version-comma", b"GET / HTTP/1,1\r\n" + END, 400, "a dot, not a comma",
+               "RFC 9112 2.3"),
+        reject("version-bare-cr", b"GET / HTTP/1.\r1\r\n" + END, 400,
+               "a bare CR inside the version", "RFC 9112 2.2"),
+        reject("version-missing-slash", b"GET / HTTP1.1\r\n" + END, 400, "HTTP-name \"/\"",
+               "RFC 9112 2.3"),
+        reject("too-many-empty-lines-first", b"\r\n" * 9 + GET + END, 400,
+               "up to eight empty lines before the request line are skipped, not more",
+               "RFC 9112 2.2"),
+        reject("only-empty-lines", b"\r\n" * 13, 400,
+               "a stream of empty lines is not a request", "RFC 9112 2.2"),
+    ]),
+    # -- 400: bad method token -----------------------------------------------------
+    *section("RFC 9110 9.1", [
+        reject("method-paren", b"GE(T /" + H11 + END, 400, "'(' is not a tchar", "RFC 9110 5.6.2"),
+        reject("method-slash", b"GE/T /" + H11 + END, 400, "'/' is not a tchar",
+               "RFC 9110 5.6.2"),
+        reject("method-nul", b"GE\x00T /" + H11 + END, 400, "NUL in the method"),
+        reject("method-bare-cr", b"GE\rT /" + H11 + END, 400, "a bare CR in the method",
+               "RFC 9112 2.2"),
+        reject("method-obs-text", b"G\xc9T /" + H11 + END, 400, "obs-text is not a tchar",
+               "RFC 9110 5.6.2"),
+        reject("method-lower-case-connect", b"connect h:443" + H11 + END, 400,
+               "`connect` is not CONNECT, so an authority-form target is not allowed",
+               "RFC 9112 3.2.3"),
+    ]),
+    # -- 400: bad request-target -------------------------------------------------------
+    *section("RFC 9112 3.2", [
+        reject("target-nul", b"GET /a\x00b" + H11 + END, 400, "NUL in the target"),
+        reject("target-ctl-01", b"GET /a\x01b" + H11 + END, 400, "a control character"),
+        reject("target-del", b"GET /a\x7fb" + H11 + END, 400, "DEL"),
+        reject("target-space", b"GET /a b" + H11 + END, 400,
+               "SP in the target makes four words", "RFC 9112 3"),
+        reject("target-tab", b"GET /a\tb" + H11 + END, 400, "HTAB in the target"),
+        reject("target-not-slash", b"GET foo" + H11 + END, 400,
+               "a relative target is none of the four forms"),
+        reject("target-relative-one-byte", b"GET a" + H11 + END, 400, "likewise, one byte"),
+        reject("target-asterisk-with-get", b"GET *" + H11 + END, 400, "'*' is for OPTIONS only",
+               "RFC 9112 3.2.4"),
+        reject("target-asterisk-not-alone", b"OPTIONS */x" + H11 + END, 400,
+               "asterisk-form is '*' alone", "RFC 9112 3.2.4"),
+        reject("target-asterisk-then-letter", b"OPTIONS *x" + H11 + END, 400, "likewise",
+               "RFC 9112 3.2.4"),
+        reject("target-authority-form-with-get", b"GET example.com:80" + H11 + END, 400,
+               "authority-form is for CONNECT only", "RFC 9112 3.2.3"),
+        reject("target-absolute-no-authority", b"GET http:///x" + H11 + END, 400,
+               "an http URI with an empty host MUST be rejected", "RFC 9110 4.2.1"),
+        reject("target-absolute-scheme-only", b"GET http://" + H11 + END, 400, "likewise",
+               "RFC 9110 4.2.1"),
+        reject("target-absolute-empty-authority-query", b"GET http://?x" + H11 + END, 400,
+               "likewise, with a query", "RFC 9110 4.2.1"),
+        reject("target-absolute-no-slashes", b"GET http:h/" + H11 + END, 400,
+               "http: without // is not an absolute http URI", "RFC 9110 4.2.1"),
+        reject("target-absolute-userinfo", b"GET http://u@h/x" + H11 + END, 400,
+               "userinfo is deprecated in http URIs, and hides the real host from a "
+               "reader in a hurry", "RFC 9110 4.2.4"),
+        reject("target-other-scheme", b"GET ftp://h/x" + H11 + END, 400,
+               "absolute-form is http or https"),
+    ]),
+    # -- 400: malformed field lines ------------------------------------------------------
+    *section("RFC 9112 5", [
+        reject("obs-fold-space", GET + H + b"X-A: b\r\n c\r\n\r\n", 400,
+               "obs-fold: a server must reject it or unfold it, and proxies differ on "
+               "which", "RFC 9112 5.2"),
+        reject("obs-fold-tab", GET + H + b"X-A: b\r\n\tc\r\n\r\n", 400, "likewise, with HTAB",
+               "RFC 9112 5.2"),
+        reject("obs-fold-first-field", GET + b" Host: a\r\n\r\n", 400,
+               "whitespace between the request line and the first field", "RFC 9112 2.2"),
+        reject("space-before-colon", GET + H + b"X-A : b\r\n\r\n", 400,
+               "no whitespace between a field name and its colon: MUST be a 400",
+               "RFC 9112 5.1"),
+        reject("tab-before-colon", GET + H + b"X-A\t: b\r\n\r\n", 400, "likewise, HTAB",
+               "RFC 9112 5.1"),
+        reject("space-before-colon-host", GET + b"Host : a\r\n\r\n", 400,
+               "likewise, on a field the server reads", "RFC 9112 5.1"),
+        reject("empty-field-name", GET + H + b": b\r\n\r\n", 400, "a field name is a token",
+               "RFC 9110 5.1"),
+        reject("no-colon", GET + H + b"X-A b\r\n\r\n", 400, "a field line has a colon"),
+        reject("no-colon-at-all", GET + H + b"X-Foo\r\n\r\n", 400, "likewise, a bare name"),
+        reject("name-with-space", GET + H + b"X Foo: a\r\n\r\n", 400,
+               "SP is not a tchar", "RFC 9110 5.1"),
+        reject("name-not-token", GET + H + b"X(A): b\r\n\r\n", 400, "'(' is not a tchar",
+               "RFC 9110 5.1"),
+        reject("name-obs-text", GET + H + b"X-\xe9: b\r\n\r\n", 400, "obs-text is not a tchar",
+               "RFC 9110 5.1"),
+        reject("value-nul", GET + H + b"X-A: a\x00b\r\n\r\n", 400,
+               "NUL in a value MUST be rejected or replaced", "RFC 9110 5.5"),
+        reject("value-ctl-01", GET + H + b"X-A: a\x01b\r\n\r\n", 400,
+               "control characters are not field-vchars", "RFC 9110 5.5"),
+        reject("value-ctl-1f", GET + H + b"X-A: a\x1fb\r\n\r\n", 400, "likewise",
+               "RFC 9110 5.5"),
+        reject("value-esc", GET + H + b"X: \x1b[0m\r\n\r\n", 400,
+               "ESC: a terminal escape in a value", "RFC 9110 5.5"),
+        reject("value-vt", GET + H + b"X: a\x0bb\r\n\r\n", 400, "VT is not whitespace here",
+               "RFC 9110 5.5"),
+        reject("value-ff", GET + H + b"X: a\x0cb\r\n\r\n", 400, "nor is FF", "RFC 9110 5.5"),
+        reject("value-del", GET + H + b"X-A: a\x7fb\r\n\r\n", 400, "DEL", "RFC 9110 5.5"),
+    ]),
+    # -- 400: line endings ---------------------------------------------------------------
+    *section("RFC 9112 2.2", [
+        reject("bare-lf-everywhere", b"GET / HTTP/1.1\nHost: a\n\n", 400,
+               "lines end in CRLF: a bare LF MAY be accepted, but a server that does "
+               "while a proxy in front does not sees other lines in the same bytes"),
+        reject("bare-lf-request-line", b"GET / HTTP/1.1\n" + END, 400, "likewise"),
+        reject("bare-lf-field", GET + b"Host: a\n\r\n", 400, "likewise"),
+        reject("bare-lf-end-of-head", GET + H + b"\n", 400, "likewise"),
+        reject("bare-lf-in-name", GET + H + b"X-A\n: b\r\n\r\n", 400, "likewise"),
+        reject("bare-lf-leading", b"\n" + GET + END, 400,
+               "an empty line before the request line is CRLF too"),
+        reject("bare-cr-request-line", b"GET / HTTP/1.1\rHost: a\r\n\r\n", 400,
+               "a bare CR MUST be rejected or replaced with SP"),
+        reject("bare-cr-in-target", b"GET /\r HTTP/1.1\r\n" + END, 400, "likewise"),
+        reject("bare-cr-field", GET + b"Host: a\rX-A: b\r\n\r\n", 400, "likewise"),
+        reject("bare-cr-in-value", GET + H + b"X-A: a\rb\r\n\r\n", 400, "likewise"),
+        reject("bare-cr-in-name", GET + b"Ho\rst: a\r\n\r\n", 400, "likewise"),
+        reject("bare-cr-end-of-head", GET + H + b"\rX", 400, "likewise, where the empty line "
+               "should be"),
+        reject("cr-cr-lf", GET + H + b"\r\r\n", 400, "a CR before CRLF is a bare CR"),
+        reject("bare-cr-field-no-lf-yet", GET + b"Host: a\rbcd", 400,
+               "a bare CR is an error as soon as it is seen: no need to wait for a LF"),
+        reject("bare-cr-request-line-no-lf-yet", b"GET /\rx", 400, "likewise"),
+    ]),
+    # -- 400: Content-Length ------------------------------------------------------------------
+    *section("RFC 9112 6.3", [
+        reject("cl-and-te", POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"0\r\n\r\n", 400,
+               "Content-Length with Transfer-Encoding: the classic smuggling pair; a server "
+               "may reject it and MUST close after it"),
+        reject("te-and-cl", POST + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+               b"0\r\n\r\n", 400, "likewise, the other order"),
+        reject("cl-two-fields-differ", POST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n"
+               b"hello!", 400, "two lengths: which one frames the body?"),
+        reject("cl-second-field-empty", GET + H + b"Content-Length: 5\r\nContent-Length:\r\n"
+               b"\r\n", 400, "a second, empty length"),
+        reject("cl-list-differs", POST + b"Content-Length: 5, 6\r\n\r\nhello!", 400,
+               "a list of differing values"),
+        reject("cl-list-trailing-comma", POST + b"Content-Length: 5,\r\n\r\nhello", 400,
+               "a list element is 1*DIGIT: no empty ones"),
+        reject("cl-list-leading-comma", GET + H + b"Content-Length: ,5\r\n\r\n", 400,
+               "likewise"),
+        reject("cl-list-empty-element", GET + H + b"Content-Length: 5,,5\r\n\r\n", 400,
+               "likewise"),
+        reject("cl-abc", POST + b"Content-Length: abc\r\n\r\n", 400, "1*DIGIT",
+               "RFC 9110 8.6"),
+        reject("cl-plus", POST + b"Content-Length: +5\r\n\r\nhello", 400, "1*DIGIT: no sign",
+               "RFC 9110 8.6"),
+        reject("cl-hex", POST + b"Content-Length: 0x5\r\n\r\nhello", 400, "decimal only",
+               "RFC 9110 8.6"),
+        reject("cl-negative", POST + b"Content-Length: -1\r\n\r\n", 400, "1*DIGIT: no sign",
+               "RFC 9110 8.6"),
+        reject("cl-two-numbers", POST + b"Content-Length: 5 5\r\n\r\nhello", 400,
+               "SP inside the value", "RFC 9110 8.6"),
+        reject("cl-empty", POST + b"Content-Length:\r\n\r\n", 400, "an empty length",
+               "RFC 9110 8.6"),
+        reject("cl-decimal-point", POST + b"Content-Length: 5.0\r\n\r\nhello", 400, "1*DIGIT",
+               "RFC 9110 8.6"),
+        reject("cl-over-2-pow-62", GET + H + b"Content-Length: 4611686018427387905\r\n\r\n",
+               400, "over 2^62: a length no body can have"),
+        reject("cl-overflow", POST + b"Content-Length: 99999999999999999999999\r\n\r\n", 400,
+               "larger than any integer"),
+        reject("cl-2-pow-64-plus-5", POST + b"Content-Length: 18446744073709551621\r\n\r\nhello",
+               400, "wraps to 5 in a 64-bit accumulator"),
+    ]),
+    # -- 400: Host -------------------------------------------------------------------------
+    *section("RFC 9112 3.2", [
+        reject("host-missing-http11", b"GET / HTTP/1.1\r\n\r\n", 400,
+               "an HTTP/1.1 request without Host MUST get a 400"),
+        reject("host-missing-other-fields", GET + b"X-A: b\r\n\r\n", 400, "likewise"),
+        reject("host-twice", GET + b"Host: a\r\nHost: b\r\n\r\n", 400,
+               "more than one Host field MUST get a 400"),
+        reject("host-twice-same", GET + b"Host: a\r\nhost: a\r\n\r\n", 400,
+               "even with the same value"),
+        reject("host-twice-http10", b"GET / HTTP/1.0\r\n" + H + H + b"\r\n", 400,
+               "and in HTTP/1.0, where Host is optional"),
+        reject("host-with-space", GET + b"Host: a b\r\n\r\n", 400,
+               "an invalid Host value MUST get a 400: Host is uri-host [\":\" port]"),
+        reject("host-with-slash", GET + b"Host: a/b\r\n\r\n", 400, "likewise"),
+        reject("host-userinfo", GET + b"Host: user@a\r\n\r\n", 400, "likewise"),
+        reject("host-list", GET + b"Host: a, b\r\n\r\n", 400, "Host is not a list"),
+    ]),
+    # -- 400: Transfer-Encoding ---------------------------------------------------------------
+    *section("RFC 9112 6.1", [
+        reject("te-in-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"0\r\n\r\n", 400,
+               "HTTP/1.0 has no chunked coding: the framing MUST be treated as faulty"),
+        reject("te-chunked-twice-list", POST + b"Transfer-Encoding: chunked, chunked\r\n\r\n"
+               b"0\r\n\r\n", 400, "chunked MUST NOT be applied twice", "RFC 9112 7"),
+        reject("te-chunked-twice-fields", POST + b"Transfer-Encoding: chunked\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+               "likewise, over two fields", "RFC 9112 7"),
+        reject("te-chunked-with-params", POST + b"Transfer-Encoding: chunked;q=1\r\n\r\n"
+               b"0\r\n\r\n", 400, "chunked has no parameters", "RFC 9112 7"),
+        reject("te-chunked-empty-param", POST + b"Transfer-Encoding: chunked ;\r\n\r\n", 400,
+               "likewise, an empty one", "RFC 9112 7"),
+        reject("te-empty", POST + b"Transfer-Encoding:\r\n\r\n", 400, "no coding at all"),
+        reject("te-only-ows", POST + b"Transfer-Encoding:  \t \r\n\r\n", 400, "likewise"),
+        reject("te-only-commas", POST + b"Transfer-Encoding: , ,\r\n\r\n", 400, "likewise"),
+        reject("te-garbage", POST + b"Transfer-Encoding: chunked \"x\"\r\n\r\n", 400,
+               "not a list of tokens"),
+        reject("te-two-tokens-no-comma", POST + b"Transfer-Encoding: chunked chunked\r\n\r\n",
+               400, "two tokens without a comma"),
+    ]),
+    # -- 400: chunked framing (the head is fine; the body is not) ---------------------------
+    *section("RFC 9112 7.1", [
+        chunks("chunk-size-zz", b"zz\r\nhello\r\n0\r\n\r\n", "chunk-size is 1*HEXDIG"),
+        chunks("chunk-size-junk-after-digits", b"5g\r\nhello\r\n0\r\n\r\n",
+               "a non-hex byte after the digits"),
+        chunks("chunk-size-negative", b"-1\r\nhello\r\n0\r\n\r\n", "no sign"),
+        chunks("chunk-size-leading-space", b" 5\r\nhello\r\n0\r\n\r\n",
+               "nothing before the digits"),
+        chunks("chunk-size-0x", b"0x5\r\nhello\r\n0\r\n\r\n", "no 0x prefix"),
+        chunks("chunk-size-empty", b"\r\nhello\r\n0\r\n\r\n", "no digits at all"),
+        chunks("chunk-size-trailing-space", b"5 \r\nhello\r\n0\r\n\r\n",
+               "BWS only before an extension"),
+        chunks("chunk-size-17-digits", b"10000000000000005\r\nhello\r\n0\r\n\r\n",
+               "over 2^62 (and 5 in a 64-bit accumulator)"),
+        chunks("chunk-size-17-f", b"fffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+               "overflows 64 bits"),
+        chunks("chunk-size-over-2-pow-62", b"4000000000000001\r\nhello\r\n0\r\n\r\n",
+               "over 2^62: a size no body can have"),
+        chunks("chunk-data-no-crlf", b"5\r\nhello0\r\n\r\n",
+               "chunk data is followed by CRLF exactly (h11 CVE-2025-43859)", data=b"hello"),
+        chunks("chunk-data-xx-not-crlf", b"5\r\nhelloXX0\r\n\r\n", "likewise", data=b"hello"),
+        chunks("chunk-data-too-long", b"5\r\nhello!\r\n0\r\n\r\n",
+               "more data than the size said", data=b"hello"),
+        chunks("chunk-bare-lf-size", b"5\nhello\r\n0\r\n\r\n", "a bare LF after the size"),
+        chunks("chunk-bare-lf-after-data", b"5\r\nhello\n0\r\n\r\n", "a bare LF after the data",
+               data=b"hello"),
+        chunks("chunk-bare-lf-last", b"5\r\nhello\r\n0\n\r\n", "a bare LF after the last chunk",
+               data=b"hello"),
+        chunks("chunk-bare-lf-final", b"5\r\nhello\r\n0\r\n\n", "a bare LF as the final line",
+               data=b"hello"),
+        chunks("chunk-final-bare-cr", b"0\r\n\rX", "a bare CR where the final CRLF should be"),
+        chunks("chunk-bare-lf-in-ext", b"5;a\nhello\r\n0\r\n\r\n", "a bare LF in an extension"),
+        chunks("chunk-bare-cr-size", b"5\rhello\r\n0\r\n\r\n", "a bare CR after the size"),
+        chunks("chunk-ext-ctl", b"5;a=\x01\r\nhello\r\n0\r\n\r\n",
+               "a control character in an extension"),
+        chunks("trailer-obs-fold", b"0\r\nX-T: a\r\n b\r\n\r\n", "obs-fold in a trailer"),
+        chunks("trailer-no-colon", b"0\r\nX-T a\r\n\r\n", "a trailer line without colon"),
+        chunks("trailer-space-before-colon", b"0\r\nX-T : a\r\n\r\n",
+               "whitespace before a trailer's colon"),
+        chunks("trailer-empty-name", b"0\r\n: b\r\n\r\n", "a trailer without name"),
+        chunks("trailer-name-not-token", b"0\r\nA(b): c\r\n\r\n", "'(' in a trailer name"),
+        chunks("trailer-value-nul", b"0\r\nX-T: a\x00b\r\n\r\n", "NUL in a trailer value"),
+        chunks("trailer-bare-lf", b"0\r\nA: b\n\r\n", "a bare LF after a trailer"),
+    ]),
+    # -- 414 / 431 with the default limits (8190 bytes, 100 fields) --------------------------
+    *section("RFC 9112 3", [
+        reject("request-line-8300", b"GET /" + b"a" * 8300 + H11 + END, 414,
+               "a request line longer than limit_request_line"),
+        reject("request-line-8300-no-crlf", b"GET /" + b"a" * 8300, 414,
+               "known to be too long before its end arrives"),
+    ]),
+    *section("RFC 6585 5", [
+        reject("header-line-8300", GET + H + b"X-Long: " + b"a" * 8300 + b"\r\n\r\n", 431,
+               "a field line longer than limit_request_header_size"),
+        reject("header-line-8300-no-crlf", GET + H + b"X-Long: " + b"a" * 8300, 431,
+               "known to be too long before its end arrives"),
+        reject("header-fields-101", GET + H + b"".join(b"X-%d: v\r\n" % i for i in range(100))
+               + b"\r\n", 431, "more fields than limit_request_headers"),
+    ]),
+    # -- 501 -------------------------------------------------------------------------------
+    *section("RFC 9112 6.1", [
+        reject("te-gzip", POST + b"Transfer-Encoding: gzip\r\n\r\n", 501,
+               "a transfer coding we do not implement SHOULD get a 501"),
+        reject("te-gzip-chunked", POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+               501, "likewise, before chunked"),
+        reject("te-unknown-with-params", POST + b"Transfer-Encoding: gzip;level=1, chunked\r\n"
+               b"\r\n", 501, "likewise, with parameters"),
+        reject("te-xchunked", POST + b"Transfer-Encoding: xchunked\r\n\r\n", 501,
+               "a different token, not chunked"),
+        reject("te-identity", POST + b"Transfer-Encoding: identity\r\n\r\n", 501,
+               "identity is no transfer coding any more", "RFC 9112 7"),
+        # chunked not last: parser.h lists it under 400, but the parser judges unknown
+        # codings first (judge_head), so any coding after chunked -- the only way
+        # chunked can fail to be last -- is answered 501.
+        reject("te-chunked-gzip", POST + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+               501, "an unknown coding (after chunked, so chunked is not last)"),
+        reject("te-chunked-then-gzip-field", POST + b"Transfer-Encoding: chunked\r\n"
+               b"Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 501, "likewise, over two fields"),
+        reject("connect", b"CONNECT example.com:443" + H11 + b"Host: example.com:443\r\n\r\n",
+               501, "we are no proxy: CONNECT is not implemented", "RFC 9110 9.3.6"),
+        reject("connect-origin-form", b"CONNECT /" + H11 + END, 501,
+               "CONNECT whatever its target", "RFC 9110 9.3.6"),
+    ]),
+    # -- 505: well-formed versions other than 1.0 / 1.1 ------------------------------------
+    *section("RFC 9110 15.6.6", [
+        reject("http-2.0", b"GET / HTTP/2.0\r\n" + END, 505, "HTTP/2 is not spoken over this"),
+        reject("http-1.2", b"GET / HTTP/1.2\r\n" + END, 505,
+               "a minor version we do not know (RFC 9110 6.2 lets us serve it as 1.1; we "
+               "do not)"),
+        reject("http-1.9", b"GET / HTTP/1.9\r\n" + END, 505, "likewise"),
+        reject("http-0.9", b"GET / HTTP/0.9\r\n" + END, 505, "HTTP/0.9 is not served"),
+        reject("http-3.0", b"GET / HTTP/3.0\r\n" + END, 505, "a major version we do not speak"),
+        reject("http-9.9", b"GET / HTTP/9.9\r\n\r\n", 505, "likewise, and no Host"),
+    ]),
+]
