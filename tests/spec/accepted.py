@@ -8,10 +8,7 @@ the path and query of an absolute-form target.  Rows that spell out
 
 from __future__ import annotations
 
-from tests.spec.rows import CHUNKED_POST, GET, POST, Accepted, H, accept, section
-
-H11 = b" HTTP/1.1\r\n"
-HELLO = b"5\r\nhello\r\n0\r\n\r\n"  # one chunk, "hello"
+from tests.spec.rows import CHUNKED_POST, GET, H11, HELLO, POST, Accepted, H, accept, section
 
 ACCEPTED: list[Accepted] = [
     # -- as real clients send them -------------------------------------------

@@ -9,9 +9,18 @@ by the limit tests next to the rejection table (the server's options).
 
 from __future__ import annotations
 
-from tests.spec.rows import CHUNKED_POST, GET, POST, H, Rejected, reject, reject_chunks, section
+from tests.spec.rows import (
+    CHUNKED_POST,
+    GET,
+    H11,
+    POST,
+    H,
+    Rejected,
+    reject,
+    reject_chunks,
+    section,
+)
 
-H11 = b" HTTP/1.1\r\n"
 END = H + b"\r\n"  # a Host line and the end of the head
 
 

@@ -31,11 +31,13 @@ from typing import Any, overload
 Fields = tuple[tuple[bytes, bytes], ...]
 
 # Pieces the rows are built from.
+H11 = b" HTTP/1.1\r\n"  # the end of a request line
 H = b"Host: a\r\n"  # the shortest valid Host line, to keep rows short
 GET = b"GET / HTTP/1.1\r\n"
 POST = b"POST / HTTP/1.1\r\n" + H
 CHUNKED_POST = POST + b"Transfer-Encoding: chunked\r\n\r\n"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"  # hidden in a body: never served
+HELLO = b"5\r\nhello\r\n0\r\n\r\n"  # a chunked body: one chunk, "hello"
 
 # Connection semantics the parser reports for a head (parser.h, CP_F_*).  The
 # chunked framing is not among them: it is `framing="chunked"`.
@@ -71,19 +73,6 @@ class Accepted:
     server: str                 # non-empty: why the server-level tests leave the row out
 
     @property
-    def head(self) -> bytes:
-        return self.raw[:self.head_len]
-
-    @property
-    def body(self) -> bytes:
-        return self.raw[self.head_len:self.head_len + self.body_len]
-
-    @property
-    def after(self) -> bytes:
-        """What follows the request in raw: read as the next request."""
-        return self.raw[self.head_len + self.body_len:]
-
-    @property
     def body_complete(self) -> bool:
         return not isinstance(self.framing, int) or self.body_len == self.framing
 
@@ -105,10 +94,6 @@ class Rejected:
     in_body: bool = False       # the head is good; the chunked body after it is not
     head_len: int = 0           # in_body: the length of that head
     data: bytes = b""           # in_body: what the decoder hands out before the error
-
-    @property
-    def body(self) -> bytes:
-        return self.raw[self.head_len:] if self.in_body else b""
 
 
 Row = Accepted | Rejected

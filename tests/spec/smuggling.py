@@ -19,6 +19,7 @@ from __future__ import annotations
 from tests.spec.rows import (
     CHUNKED_POST,
     GET,
+    HELLO,
     POST,
     SMUGGLED,
     Accepted,
@@ -32,8 +33,6 @@ from tests.spec.rows import (
 
 # What the server-level test pipelines behind every vector.
 NEXT = b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-
-HELLO = b"5\r\nhello\r\n0\r\n\r\n"
 
 
 def _te_cl() -> bytes:
