@@ -33,8 +33,8 @@ Fields = tuple[tuple[bytes, bytes], ...]
 # Pieces the rows are built from.
 H11 = b" HTTP/1.1\r\n"  # the end of a request line
 H = b"Host: a\r\n"  # the shortest valid Host line, to keep rows short
-GET = b"GET / HTTP/1.1\r\n"
-POST = b"POST / HTTP/1.1\r\n" + H
+GET = b"GET / HTTP/1.1\r\n"  # a request line alone
+POST = b"POST / HTTP/1.1\r\n" + H  # a request line and its Host line
 CHUNKED_POST = POST + b"Transfer-Encoding: chunked\r\n\r\n"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"  # hidden in a body: never served
 HELLO = b"5\r\nhello\r\n0\r\n\r\n"  # a chunked body: one chunk, "hello"
