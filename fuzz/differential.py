@@ -246,11 +246,8 @@ WHY: list[tuple[str, list[str]]] = [
       "rejections/bare-lf-leading", "rejections/chunk-bare-lf-final",
       "rejections/trailer-bare-lf", "smuggling/cl-te-bare-lf", "corpus/bare_lf"]),
     ("Bare CR. RFC 9112 2.2: a recipient must reject it or replace it with SP; we reject, "
-     "and at once where h11 waits for more. The parser rejects a bare CR as soon as it sees "
-     "it, but the connection parses a head again only when a line ends (or grows past the "
-     "limit), so a bare CR in a line that never ends -- here, bytes arriving one at a "
-     "time and then the end of the stream -- is left incomplete, as h11 leaves it, and "
-     "answered by the request-header timeout.",
+     "and at once where h11 waits for more -- also when the bytes arrive one at a time: "
+     "the connection parses a partial head again as soon as a CR is followed by any byte.",
      ["rejections/cr-cr-lf", "rejections/chunk-final-bare-cr",
       "rejections/bare-cr-end-of-head", "rejections/bare-cr-field-no-lf-yet",
       "rejections/bare-cr-request-line-no-lf-yet"]),
