@@ -305,7 +305,9 @@ typedef struct ServerState {
     size_t zc_pending; /* bytes allocated for zero-copy bodies not yet full */
     int shutting_down;
     double clock_offset; /* added to the monotonic clock for this server's
-                            deadlines: tests move time on (_advance_clock) */
+                            deadlines: tests move time on (_advance_clock);
+                            once frozen, the clock's reading itself */
+    int clock_frozen;    /* tests: only _advance_clock moves the clock */
 
     /* shared read buffer: all reads land here unless a connection has
        unconsumed bytes of its own (see protocol.c) */
@@ -337,10 +339,11 @@ typedef struct ServerState {
 extern PyType_Spec cp_server_state_spec;
 
 /* The server's clock for deadlines: monotonic seconds (plus what a test
-   moved it on by). */
+   moved it on by); a test may freeze it, so that a deadline is exactly
+   where it moved the clock to (_freeze_clock). */
 static inline double cp_server_now(const ServerState *s)
 {
-    return cp_monotonic() + s->clock_offset;
+    return s->clock_frozen ? s->clock_offset : cp_monotonic() + s->clock_offset;
 }
 
 /* ---- HttpProtocol (protocol.c) ------------------------------------- */

@@ -5,6 +5,7 @@
  */
 #include "core.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Call fn on every connection; safe if fn closes (but does not unlink). */
@@ -345,11 +346,24 @@ static PyObject *server_advance_clock(ServerState *s, PyObject *arg)
     if (seconds == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (seconds < 0) {
-        PyErr_SetString(PyExc_ValueError, "the clock only moves forward");
+    if (!(seconds >= 0) || isinf(seconds)) {
+        PyErr_SetString(PyExc_ValueError, "the clock only moves forward, by a finite time");
         return NULL;
     }
     s->clock_offset += seconds;
+    Py_RETURN_NONE;
+}
+
+/* Stop the clock at its reading rounded up to a whole second: from then on
+   a deadline set at T with a timeout of d falls exactly at T + d, and moving
+   the clock by sums of binary fractions (0.5, 2**-10) lands on it exactly. */
+static PyObject *server_freeze_clock(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    if (!s->clock_frozen) {
+        s->clock_offset = ceil(cp_server_now(s));
+        s->clock_frozen = 1;
+    }
     Py_RETURN_NONE;
 }
 
@@ -600,6 +614,9 @@ static PyMethodDef server_methods[] = {
     {"_advance_clock", (PyCFunction)server_advance_clock, METH_O,
      "For tests: move this server's deadline clock on by so many seconds (the "
      "next tick() sees deadlines that would have come by then)."},
+    {"_freeze_clock", (PyCFunction)server_freeze_clock, METH_NOARGS,
+     "For tests: stop this server's deadline clock (at its reading rounded up to "
+     "a whole second); from then on only _advance_clock() moves it."},
     {NULL, NULL, 0, NULL},
 };
 
