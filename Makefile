@@ -55,7 +55,7 @@ test-opts-off: $(VENV)/.built
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# The parser's own C tests (gcc, -Werror, ASan+UBSan).
+# The wire floor's own C tests: parser, writer, WebSocket codec (gcc, -Werror, ASan+UBSan).
 test-c:
 	$(MAKE) -C fuzz test
 
