@@ -741,7 +741,8 @@ static void client_compress(client_deflater *c, const unsigned char *msg, size_t
         deflateReset(&c->z);
 }
 
-/* A compressed message as 1..3 frames (first with RSV1). */
+/* A compressed message as 1..3 frames (first with RSV1); with 3, a ping
+   "inside" between the first two. */
 static void put_compressed(bytes *stream, int opcode, const bytes *payload, int parts)
 {
     size_t n = payload->n, cut1 = n / 3, cut2 = parts == 3 ? 2 * n / 3 : cut1;
@@ -750,8 +751,10 @@ static void put_compressed(bytes *stream, int opcode, const bytes *payload, int 
         return;
     }
     put_frame(stream, (unsigned)(RSV1 | opcode), payload->p, cut1);
-    if (parts == 3)
+    if (parts == 3) {
+        put_frame(stream, PING, "inside", 6);
         put_frame(stream, CONT_PART, payload->p + cut1, cut2 - cut1);
+    }
     put_frame(stream, CONT, payload->p + cut2, n - cut2);
 }
 
@@ -802,12 +805,13 @@ static void test_deflate_decode(void)
             if (i == 1)
                 put_frame(&s, PING, "between", 7);
         }
-        msg mm[6] = {m[0], m[1], {CP_WS_PING, (unsigned char *)"between", 7}, m[2], m[3],
-                     m[4]};
+        /* message 2 comes in three fragments with a ping inside */
+        msg mm[7] = {m[0], m[1], {CP_WS_PING, (unsigned char *)"between", 7},
+                     {CP_WS_PING, (unsigned char *)"inside", 6}, m[2], m[3], m[4]};
         char name[96];
         snprintf(name, sizeof name, "deflate, %s context takeover",
                  reset ? "no" : "with");
-        run_messages(name, &o, &s, mm, 6, CP_WS_MORE, 0);
+        run_messages(name, &o, &s, mm, 7, CP_WS_MORE, 0);
         deflateEnd(&cd.z);
     }
 
@@ -880,6 +884,30 @@ static void test_deflate_decode(void)
         msg m[2] = {{CP_WS_TEXT, (unsigned char *)"final block", 11},
                     {CP_WS_TEXT, (unsigned char *)"final block", 11}};
         run_messages("deflate, final blocks", &o, &s, m, 2, CP_WS_MORE, 0);
+    }
+
+    /* the examples of RFC 7692 7.2.3: "Hello" twice with context takeover
+       (the second a back-reference), fragmented, in a stored block, and
+       in a final block followed by the start of an empty stored block */
+    {
+        static const struct {
+            unsigned b0;
+            const char *p;
+            size_t n;
+        } rfc[] = {
+            {TEXT | RSV1, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7},
+            {TEXT | RSV1, "\xf2\x00\x11\x00\x00", 5},
+            {TEXT_PART | RSV1, "\xf2\x48\xcd", 3},
+            {CONT, "\xc9\xc9\x07\x00", 4},
+            {TEXT | RSV1, "\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00", 11},
+            {TEXT | RSV1, "\xf3\x48\xcd\xc9\xc9\x07\x00\x00", 8},
+        };
+        s.n = 0;
+        for (size_t i = 0; i < sizeof rfc / sizeof rfc[0]; i++)
+            put_frame(&s, rfc[i].b0, rfc[i].p, rfc[i].n);
+        msg hello = {CP_WS_TEXT, (unsigned char *)"Hello", 5};
+        msg m[5] = {hello, hello, hello, hello, hello};
+        run_messages("deflate, the examples of RFC 7692", &o, &s, m, 5, CP_WS_MORE, 0);
     }
 
     /* broken compressed data */

@@ -217,7 +217,8 @@ void cp_ws_deflater_free(cp_ws_deflater *c);
  * *frame[0..*frame_len) in storage of the deflater's, valid until the next
  * call.  Control frames, empty messages and, with server_max_window_bits 8,
  * every message go out uncompressed.
- * Returns 0, or -1 when memory runs out or zlib fails.
+ * Returns 0, or -1 when memory runs out or zlib fails: the compressor's
+ * context is then lost, and the connection should be closed (1011).
  */
 int cp_ws_deflate_frame(cp_ws_deflater *c, int opcode, const unsigned char *payload,
                         size_t n, const unsigned char **frame, size_t *frame_len);
