@@ -62,8 +62,9 @@ test-lazy-headers: $(VENV)/.built
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# The parser's own C tests (gcc, -Werror, ASan+UBSan), on the request spec
-# (tests/spec/, written out as a C header by fuzz/Makefile).
+# The wire floor's own C tests: parser, writer, WebSocket codec (gcc, -Werror,
+# ASan+UBSan); the parser's cases are the request spec (tests/spec/, written out
+# as a C header by fuzz/Makefile).
 test-c:
 	$(MAKE) -C fuzz test
 

@@ -39,22 +39,9 @@
 #include <sys/mman.h>
 #endif
 
+#include "check.h"
+
 /* ---- mini harness ------------------------------------------------------- */
-
-static int n_checks, n_failures;
-static const char *current = "";
-
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        n_checks++;                                                            \
-        if (!(cond)) {                                                         \
-            n_failures++;                                                      \
-            fprintf(stderr, "%s:%d: [%s] CHECK(%s) failed: ", __FILE__,      \
-                    __LINE__, current, #cond);                                 \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-        }                                                                      \
-    } while (0)
 
 static const cp_limits default_limits = {8190, 8190, 100, 0};
 
