@@ -146,6 +146,7 @@ class Config:
     reload_dirs: list[str]
     reload_includes: list[str]
     reload_excludes: list[str]
+    reload_delay: float
     ws: Literal["auto", "none", "wsproto"]
     ws_max_size: int
     ws_max_queue: int
@@ -209,6 +210,7 @@ class Config:
         reload_dirs: Sequence[str] | str | None = None,
         reload_includes: Sequence[str] | str | None = None,
         reload_excludes: Sequence[str] | str | None = None,
+        reload_delay: float = 0.25,
         ws: Literal["auto", "none", "wsproto"] = "auto",
         ws_max_size: int = 16777216,
         ws_max_queue: int = 32,

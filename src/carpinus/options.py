@@ -407,6 +407,9 @@ OPTIONS: tuple[Option, ...] = (
            "(repeatable).", RELOAD, flags=("--reload-exclude",), multiple=True,
            metavar="PATTERN", default_text="'.*', '.py[cod]', '.sw.*', '~*'",
            annotation="Sequence[str] | str | None", attribute="list[str]"),
+    Option("reload_delay", float, 0.25,
+           "After a change, look for the next ones this many seconds later, so that files "
+           "saved together restart the worker once (as uvicorn's).", RELOAD, min=0),
     # -- WebSocket --
     Option("ws", str, "auto",
            "WebSocket implementation; auto uses wsproto when installed, none serves upgrade "
