@@ -76,6 +76,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from carpinus import _core
+from carpinus.options import core_defaults
 from tests.support.fake_transport import Canceller, FakeTransport
 
 # The statuses the server itself answers with (parser.h, protocol.c).
@@ -857,8 +858,8 @@ class Run:
         self.logged: list[str] = []
         self.state = _core.ServerState(
             self.app, loop, self._report, loop.create_task, None, self.logged.append,
-            optimizations=opts.optimizations, zero_copy_threshold=opts.zero_copy_threshold,
-            **opts.limits)
+            **core_defaults(optimizations=opts.optimizations,
+                            zero_copy_threshold=opts.zero_copy_threshold, **opts.limits))
         self.protocol = self.state()
         self.transport = FakeTransport(
             loop, self.protocol, buffered=opts.buffered, tls=opts.tls,
