@@ -2,7 +2,8 @@
 #
 #   make serve     build, then serve the bundled demo app on http://127.0.0.1:8000
 #   make test      build with -Werror and run every test: ruff + mypy, the suite on 3.11,
-#                  the behavioural suite with optimizations off and again over TLS,
+#                  the behavioural suite with optimizations off, with all of them on
+#                  (lazy_headers too) and over TLS,
 #                  the C parser tests, the suite again under ASan+UBSan, a short
 #                  fuzz run, and the suite on pyenv's 3.12/3.13 when present
 #
@@ -24,8 +25,8 @@ PORT ?= 8000
 
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
-.PHONY: serve tools test test-main test-opts-off test-tls test-c test-asan test-next fuzz fuzz-smoke \
-	test-valgrind soak differential bench lint clean
+.PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-c test-asan \
+	test-next fuzz fuzz-smoke test-valgrind soak differential bench lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -36,7 +37,7 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: tools lint test-main test-opts-off test-tls test-c test-asan fuzz-smoke test-next
+test: tools lint test-main test-opts-off test-lazy-headers test-tls test-c test-asan fuzz-smoke test-next
 	@echo "all test legs passed"
 
 tools:
@@ -50,12 +51,20 @@ test-main: $(VENV)/.built
 test-opts-off: $(VENV)/.built
 	CARPINUS_TEST_OPTIMIZATIONS=off $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+# The same tests again with every optimization switched on, lazy_headers (off
+# by default) included: its C code (headers_lazy.c) then serves every request
+# that has a header (tests/support/servers.py apply_optimizations_leg).
+test-lazy-headers: $(VENV)/.built
+	CARPINUS_TEST_OPTIMIZATIONS=all $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
 # The behavioural suite again over HTTPS: servers the tests start get a trustme
 # certificate, their clients trust its CA (tests/support/tls_leg.py says which tests).
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# The parser's own C tests (gcc, -Werror, ASan+UBSan).
+# The wire floor's own C tests: parser, writer, WebSocket codec (gcc, -Werror,
+# ASan+UBSan); the parser's cases are the request spec (tests/spec/, written out
+# as a C header by fuzz/Makefile).
 test-c:
 	$(MAKE) -C fuzz test
 

@@ -44,6 +44,7 @@ core = Extension(
     "carpinus._core",
     sources=sorted(glob("src/carpinus/_core/*.c")),
     depends=sorted(glob("src/carpinus/_core/*.h")),
+    libraries=["z"],  # zlib: permessage-deflate in wsframe.c
     extra_compile_args=compile_args,
     extra_link_args=link_args,
     undef_macros=undef_macros,

@@ -6,10 +6,10 @@
 
 (from the project root, like every script of the fuzz package)
 
-The corpus is every request in the tables of
-tests/protocols/http/test_rejections.py and test_smuggling.py plus the seed
-corpus of the parser fuzz target (fuzz/corpus/parser/, minus the three bytes
-that pick limits: here every parser runs with its default limits).
+The corpus is every request of the request spec (tests/spec/: the rejected,
+accepted and smuggling rows) plus the seed corpus of the parser fuzz target
+(fuzz/corpus/parser/, minus the three bytes that pick limits: here every
+parser runs with its default limits).
 
 Each parser gets the whole input as if it had arrived at once followed by the
 client's end of stream, and its verdict is written as one token per request:
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.harness import Options, parse_responses, run_stream
+from tests.spec import ACCEPTED, REJECTED, SMUGGLING, VECTORS
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,16 +71,13 @@ class Verdict:
 
 
 def corpus() -> Iterator[tuple[str, bytes]]:
-    from tests.protocols.http import test_rejections as rej
-    from tests.protocols.http import test_smuggling as smug
-
-    for name, raw, _status in rej.REJECTIONS:
-        yield f"rejections/{name}", raw
-    for name, raw, _expect in rej.ACCEPTED:
-        yield f"accepted/{name}", raw
-    for name, raw, _status, _n in rej.SMUGGLING:
-        yield f"smuggling/{name}", raw
-    for vector in smug.VECTORS:
+    for row in REJECTED:
+        yield f"rejections/{row.name}", row.raw
+    for accepted in ACCEPTED:
+        yield f"accepted/{accepted.name}", accepted.raw
+    for smuggling in SMUGGLING:
+        yield f"smuggling/{smuggling.name}", smuggling.raw
+    for vector in VECTORS:
         yield f"vectors/{vector.name}", vector.raw
     for path in sorted((HERE / "corpus" / "parser").iterdir()):
         if not path.name.startswith("hostile_"):  # those are the tables above again
@@ -125,13 +123,19 @@ def carpinus_verdict(data: bytes) -> Verdict:
 
 
 def origin_form(target: bytes) -> bytes:
-    """The path and query of a target (what carpinus hands the app as raw_path
-    and query_string): an absolute-form target loses its scheme and authority."""
+    """The path and query of a target as carpinus hands them to the app
+    (raw_path and query_string): an absolute-form target loses its scheme and
+    authority, and an empty path is "/" (RFC 9112 3.2.1); an empty query is no
+    query (ASGI cannot tell "/p?" from "/p")."""
     for scheme in (b"http://", b"https://"):
         if target[:len(scheme)].lower() == scheme:
-            slash = target.find(b"/", len(scheme))
-            return target[slash:] if slash >= 0 else b""
-    return target
+            rest = target[len(scheme):]
+            ends = [i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0]
+            target = rest[min(ends):] if ends else b""
+            if not target.startswith(b"/"):
+                target = b"/" + target
+            break
+    return target[:-1] if target.endswith(b"?") else target
 
 
 def h11_verdict(data: bytes) -> Verdict:
@@ -239,7 +243,14 @@ WHY: list[tuple[str, list[str]]] = [
      "request).",
      ["rejections/bare-lf-everywhere", "rejections/bare-lf-request-line",
       "rejections/bare-lf-field", "rejections/bare-lf-end-of-head",
-      "rejections/chunk-bare-lf-final", "smuggling/cl-te-bare-lf", "corpus/bare_lf"]),
+      "rejections/bare-lf-leading", "rejections/chunk-bare-lf-final",
+      "rejections/trailer-bare-lf", "smuggling/cl-te-bare-lf", "corpus/bare_lf"]),
+    ("Bare CR. RFC 9112 2.2: a recipient must reject it or replace it with SP; we reject, "
+     "and at once where h11 waits for more -- also when the bytes arrive one at a time: "
+     "the connection parses a partial head again as soon as a CR is followed by any byte.",
+     ["rejections/cr-cr-lf", "rejections/chunk-final-bare-cr",
+      "rejections/bare-cr-end-of-head", "rejections/bare-cr-field-no-lf-yet",
+      "rejections/bare-cr-request-line-no-lf-yet"]),
     ("obs-fold. RFC 9112 5.2: a server must reject it with 400 or replace it with SP; "
      "proxies differ on which, so a fold can hide a Transfer-Encoding or change a "
      "Content-Length. We reject (h11 unfolds).",
@@ -255,20 +266,39 @@ WHY: list[tuple[str, list[str]]] = [
     ("Control characters (NUL, CR, 0x01-0x1f, DEL) in a field value or chunk extension. "
      "RFC 9110 5.5: field values are visible characters, SP and HTAB; a CR or NUL passed "
      "on is a response-splitting or truncation hazard downstream. Rejected (h11 accepts).",
-     ["rejections/value-ctl-01", "rejections/value-ctl-1f", "rejections/value-del",
+     ["rejections/value-ctl-01", "rejections/value-ctl-1f", "rejections/value-esc",
+      "rejections/value-del",
       "rejections/chunk-ext-ctl", "vectors/chunk-ext-nul", "vectors/chunk-ext-bare-cr"]),
     ("Request targets. RFC 9112 3.2: origin-form, absolute-form (http or https with an "
-     "authority; no userinfo, RFC 9110 4.2.4) or `*` for OPTIONS only. Anything else has no "
-     "meaning for an origin server and may be read differently by a proxy.",
-     ["rejections/target-not-slash", "rejections/target-asterisk-with-get",
-      "rejections/target-asterisk-not-alone", "rejections/target-absolute-no-authority",
-      "rejections/target-absolute-userinfo", "rejections/target-other-scheme"]),
+     "authority, which must not be empty, RFC 9110 4.2.1; no userinfo, RFC 9110 4.2.4) or "
+     "`*` for OPTIONS only; authority-form is CONNECT's, which we do not serve (and "
+     "`connect` is not CONNECT: methods are case-sensitive). Anything else has no meaning "
+     "for an origin server and may be read differently by a proxy.",
+     ["rejections/target-not-slash", "rejections/target-relative-one-byte",
+      "rejections/target-asterisk-with-get", "rejections/target-asterisk-not-alone",
+      "rejections/target-asterisk-then-letter", "rejections/target-authority-form-with-get",
+      "rejections/method-lower-case-connect", "rejections/target-absolute-no-authority",
+      "rejections/target-absolute-scheme-only",
+      "rejections/target-absolute-empty-authority-query",
+      "rejections/target-absolute-no-slashes", "rejections/target-absolute-userinfo",
+      "rejections/target-other-scheme"]),
+    ("Bytes in a target that RFC 3986 wants percent-encoded (obs-text, `\"`, `{`, `|`, "
+     "`\\`, `^`). We check only what reading the request line depends on -- no SP, no "
+     "control character, no DEL -- and hand the app the bytes as they came (`raw_path`); "
+     "h11 and httptools reject them.",
+     ["accepted/target-obs-text-and-punctuation"]),
+    ("Methods are tokens, and case-sensitive (RFC 9110 9.1): any token is a method, "
+     "handed to the app as it is. httptools (llhttp) knows a fixed list of methods and "
+     "rejects the others.",
+     ["accepted/method-lower-case-get", "accepted/method-every-tchar",
+      "accepted/method-connects", "accepted/method-gets"]),
     ("Host. RFC 9112 3.2: a server must answer 400 to an HTTP/1.1 request with no Host, "
-     "more than one, or an invalid one (httptools does not check; h11 does not check the "
-     "value).",
+     "and to any request with more than one or an invalid one (httptools does not check; "
+     "h11 does not check the value).",
      ["rejections/host-missing-http11", "rejections/host-missing-other-fields",
-      "rejections/host-twice", "rejections/host-twice-same", "rejections/host-with-space",
-      "rejections/host-with-slash", "corpus/host_duplicate"]),
+      "rejections/host-twice", "rejections/host-twice-same", "rejections/host-twice-http10",
+      "rejections/host-with-space", "rejections/host-with-slash", "rejections/host-userinfo",
+      "rejections/host-list", "corpus/host_duplicate"]),
     ("Request-line syntax. RFC 9112 3: exactly one SP between method, target and version, "
      "and a version is required (HTTP/0.9 is not supported). Lenient splitting on runs of "
      "whitespace is a known source of disagreement between servers (httptools accepts).",
@@ -280,7 +310,7 @@ WHY: list[tuple[str, list[str]]] = [
      "httptools has no bound.",
      ["accepted/leading-empty-line", "accepted/eight-leading-empty-lines",
       "corpus/leading_crlf", "rejections/too-many-empty-lines-first",
-      "corpus/nine_empty_lines"]),
+      "rejections/only-empty-lines", "corpus/nine_empty_lines"]),
     ("Transfer-Encoding in HTTP/1.0. RFC 9112 6.1: the framing is faulty and the "
      "connection must close; we answer 400 (h11 and httptools decode it as chunked).",
      ["rejections/te-in-http10", "corpus/te_http10"]),
@@ -293,9 +323,9 @@ WHY: list[tuple[str, list[str]]] = [
     ("Whitespace after a chunk size with no extension. RFC 9112 7.1 allows BWS only before "
      "the `;` of an extension (h11 accepts trailing spaces).",
      ["rejections/chunk-size-trailing-space"]),
-    ("Content-Length beyond 2^62 (here 2^64 + 5, which a 64-bit parser wraps to 5). "
-     "Rejected at once; h11 has no bound and waits for the body.",
-     ["rejections/cl-2-pow-64-plus-5", "corpus/cl_overflow"]),
+    ("Content-Length beyond 2^62 (2^62 + 1, and 2^64 + 5, which a 64-bit parser wraps to "
+     "5). Rejected at once; h11 has no bound and waits for the body.",
+     ["rejections/cl-over-2-pow-62", "rejections/cl-2-pow-64-plus-5", "corpus/cl_overflow"]),
     ("Limits: lines of at most 8190 bytes and at most 100 fields by default "
      "(`--limit-request-line`, `--limit-request-header-size`, `--limit-request-headers`, "
      "as in uvicorn and gunicorn), answered 414 or 431 as soon as the excess is certain. "
@@ -310,33 +340,40 @@ WHY: list[tuple[str, list[str]]] = [
     ("Transfer codings other than chunked are not implemented: RFC 9112 6.1 says 501. "
      "httptools treats `gzip, chunked` and `identity, chunked` as chunked and would hand "
      "the app coded bytes.",
-     ["rejections/te-gzip-chunked", "vectors/te-identity-chunked"]),
+     ["rejections/te-gzip-chunked", "rejections/te-unknown-with-params",
+      "vectors/te-identity-chunked"]),
     ("Empty list elements in Transfer-Encoding (`, chunked,`). RFC 9110 5.6.1: a recipient "
-     "must accept and ignore them; h11 and httptools require the exact value `chunked`.",
-     ["accepted/te-empty-list-elements", "corpus/delete_te_trailing_comma"]),
+     "must accept and ignore them; h11 requires the exact value `chunked`, and so does "
+     "httptools within one field.",
+     ["accepted/te-empty-list-elements", "accepted/te-upper-ows-empty-elements",
+      "accepted/te-two-fields-first-only-comma", "corpus/delete_te_trailing_comma"]),
     ("Trailing HTAB after `chunked` is OWS and not part of the value (RFC 9110 5.5); "
      "httptools rejects it.",
      ["vectors/te-trailing-tab-value"]),
     ("A list of identical Content-Length values, or the same field twice (what a proxy "
      "merging fields produces). RFC 9110 8.6 allows taking it as that one value; "
-     "differing values are rejected. httptools rejects all of them.",
+     "differing values are rejected. httptools rejects all of them; h11 compares the "
+     "values as text, so 5 and 005 differ for it.",
      ["accepted/cl-list-of-equal", "accepted/cl-list-of-equal-ows",
-      "accepted/cl-two-equal-fields", "corpus/cl_list_same"]),
+      "accepted/cl-list-of-four-equal", "accepted/cl-two-equal-fields",
+      "accepted/cl-equal-fields-spelled-differently", "corpus/cl_list_same"]),
     ("Chunk extensions are ignored (RFC 9112 7.1.1: unrecognized ones must be); we check "
      "only what framing depends on -- no control characters, the line ends in CRLF. h11 "
      "and httptools parse their grammar strictly (h11 rejects the BWS before `;` that RFC "
      "9112 7.1.1 allows; httptools an empty extension).",
-     ["accepted/chunk-ext-quoted-bws", "vectors/chunk-ext-empty-name"]),
+     ["accepted/chunk-ext-quoted-bws", "accepted/chunk-ext-bws-quoted-pair",
+      "vectors/chunk-ext-empty-name"]),
     ("A Content-Length field in the trailer section never frames the message (RFC 9112 "
      "7.1.2); it is dropped with the other trailers. httptools rejects it.",
      ["vectors/cl-in-trailer-ignored"]),
     ("CONNECT (tunnels) is not something an ASGI HTTP app can serve: 501.",
-     ["rejections/connect", "corpus/connect"]),
+     ["rejections/connect", "rejections/connect-origin-form", "corpus/connect"]),
     ("HTTP versions other than 1.0 and 1.1: 505 (RFC 9110 15.6.6). h11 accepts any "
      "HTTP/x.y as HTTP/1.1, httptools some of them; the HTTP/2 connection preface "
      "(`PRI * HTTP/2.0`) gets a 505 instead of being served as an HTTP/1 request.",
      ["rejections/http-2.0", "rejections/http-1.2", "rejections/http-1.9",
-      "rejections/http-0.9", "rejections/http-3.0", "corpus/http2_preface"]),
+      "rejections/http-0.9", "rejections/http-3.0", "rejections/http-9.9",
+      "corpus/http2_preface"]),
 ]
 
 REASONS: dict[str, str] = {name: why for why, names in WHY for name in names}

@@ -22,14 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__,       \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "require.h"
 
 typedef struct {
     int outcome; /* CP_CHUNK_DONE, CP_CHUNK_MORE or CP_CHUNK_ERROR */

@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from carpinus import _core
+from carpinus.options import core_defaults
 from tests.support.fake_transport import Canceller, FakeTransport
 from tests.support.response_parser import MalformedResponse, ParsedResponse, parse_response
 
@@ -782,8 +783,8 @@ class Run:
         self.logged: list[str] = []
         self.state = _core.ServerState(
             self.app, loop, self._report, loop.create_task, None, self.logged.append,
-            optimizations=opts.optimizations, zero_copy_threshold=opts.zero_copy_threshold,
-            **opts.limits)
+            **core_defaults(optimizations=opts.optimizations,
+                            zero_copy_threshold=opts.zero_copy_threshold, **opts.limits))
         self.protocol = self.state()
         self.transport = FakeTransport(
             loop, self.protocol, buffered=opts.buffered, tls=opts.tls,

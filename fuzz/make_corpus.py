@@ -1,24 +1,35 @@
 """Write the generated part of the committed seed corpus.
 
-    python -m fuzz.make_corpus      (from the project root)
+    python -m fuzz.make_corpus [DIR]      (from the project root)
 
-Adds to fuzz/corpus/ (existing hand-made seeds are left alone):
+Adds to fuzz/corpus/, or to DIR (existing hand-made seeds are left alone):
 
   parser/real_*      requests as real clients send them: browsers, curl,
                      wget, HTTP libraries, load generators, CORS preflights
-  parser/hostile_*   every request of the smuggling and rejection tables
-                     (tests/protocols/http/test_smuggling.py, test_rejections.py)
+  parser/hostile_*   every request of the request spec, tests/spec/ (the
+                     rejected, accepted and smuggling rows)
   chunked/hostile_*  the chunked bodies among those
   protocol/stream_*  whole connections for the end-to-end target: several
                      requests pipelined, with bodies, HEAD, Expect, HTTP/1.0
+  wsframe/*          WebSocket client streams: messages, fragments with
+                     control frames between them, every length form, close
+                     codes, UTF-8 edges, protocol errors, and compressed
+                     messages (made with zlib here) with and without context
+                     takeover, at several window sizes
 
 Parser seeds start with three 0xff bytes (default limits), chunked seeds with
-0xff 0xff and a split point, protocol seeds with three seed bytes.
+0xff 0xff and a split point, protocol seeds with three seed bytes, wsframe
+seeds with an options byte (fuzz/fuzz_wsframe.c) and a split point.
 """
 
 from __future__ import annotations
 
+import struct
+import sys
+import zlib
 from pathlib import Path
+
+from tests.spec import ACCEPTED, NEXT, REJECTED, SMUGGLING, VECTORS
 
 HERE = Path(__file__).resolve().parent
 
@@ -142,6 +153,88 @@ PROTOCOL_STREAMS: dict[str, bytes] = {
 }
 
 
+# ---- WebSocket client streams (fuzz/fuzz_wsframe.c) ----------------------
+
+WS_FIN, WS_RSV1 = 0x80, 0x40
+WS_CONT, WS_TEXT, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def ws_frame(first: int, payload: bytes, key: bytes = b"\x37\xfa\x21\x3d",
+             form: int = 0) -> bytes:
+    """A masked client frame; form 126/127 forces a longer length form."""
+    n = len(payload)
+    if form == 0 and n <= 125:
+        head = bytes([first, 0x80 | n])
+    elif form == 126 or (form == 0 and n <= 0xFFFF):
+        head = bytes([first, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([first, 0x80 | 127]) + struct.pack("!Q", n)
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + masked
+
+
+def ws_options(deflate: bool = False, no_context: bool = False, bits: int = 15,
+               max_index: int = 7) -> bytes:
+    """fuzz_wsframe's options byte and a split point in the middle."""
+    first = (1 if deflate else 0) | (2 if no_context else 0) | ((bits - 8) << 2) | (max_index << 5)
+    return bytes([first, 0, 7])
+
+
+def ws_compressed(messages: list[bytes], bits: int = 15, no_context: bool = False) -> list[bytes]:
+    """Payloads as a zlib-based client compresses them (tail cut)."""
+    out = []
+    comp = zlib.compressobj(6, zlib.DEFLATED, -max(bits, 9))
+    for message in messages:
+        data = comp.compress(message) + comp.flush(zlib.Z_SYNC_FLUSH)
+        out.append(data[:-4] if data.endswith(b"\x00\x00\xff\xff") else data)
+        if no_context:
+            comp = zlib.compressobj(6, zlib.DEFLATED, -max(bits, 9))
+    return out
+
+
+def ws_seeds() -> dict[str, bytes]:
+    f = ws_frame
+    plain = ws_options()
+    text = WS_FIN | WS_TEXT
+    seeds = {
+        "hello": plain + f(text, b"Hello"),
+        "binary": plain + f(WS_FIN | WS_BINARY, bytes(range(256))),
+        "fragments_with_controls": plain + f(WS_TEXT, b"frag") + f(WS_FIN | WS_PING, b"p")
+        + f(WS_CONT, b"men") + f(WS_FIN | WS_PONG, b"") + f(WS_FIN | WS_CONT, b"ted"),
+        # the 64-bit length form needs 65536 bytes: its frame is cut short
+        "lengths": plain + f(text, b"a" * 125) + f(text, b"b" * 126)
+        + f(WS_FIN | WS_BINARY, b"c" * 65536)[:300],
+        "non_minimal_length": plain + f(text, b"Hello", form=126),
+        "utf8_split": plain + f(WS_TEXT, "κό".encode()[:3])
+        + f(WS_FIN | WS_CONT, "κό".encode()[3:]),
+        "utf8_invalid": plain + f(text, b"\xed\xa0\x80"),
+        "close_reason": plain + f(WS_FIN | WS_CLOSE, struct.pack("!H", 1001) + "bye κ".encode()),
+        "close_bad_code": plain + f(WS_FIN | WS_CLOSE, struct.pack("!H", 1005)),
+        "close_then_more": plain + f(WS_FIN | WS_CLOSE, b"") + f(text, b"late"),
+        "ping_too_long": plain + f(WS_FIN | WS_PING, b"x" * 126),
+        "unmasked": plain + bytes([text, 5]) + b"Hello",
+        "rsv1_without_deflate": plain + f(text | WS_RSV1, b"x"),
+        "too_big": ws_options(max_index=4) + f(WS_FIN | WS_BINARY, b"x" * 1001),
+    }
+    messages = [b"Hello, hornbeam! " * 4, b"Hello, hornbeam! " * 4, bytes(3000), "κόσμε".encode()]
+    for bits in (8, 9, 12, 15):
+        for no_context in (False, True):
+            stream = b""
+            for i, payload in enumerate(ws_compressed(messages, bits, no_context)):
+                opcode = WS_TEXT if i % 2 == 0 else WS_BINARY
+                if i == 2 and len(payload) > 2:
+                    half = len(payload) // 2
+                    stream += f(WS_RSV1 | opcode, payload[:half]) + f(WS_FIN | WS_PING, b"")
+                    stream += f(WS_FIN | WS_CONT, payload[half:])
+                else:
+                    stream += f(WS_FIN | WS_RSV1 | opcode, payload)
+            name = f"deflate_w{bits}_{'reset' if no_context else 'takeover'}"
+            seeds[name] = ws_options(True, no_context, bits) + stream
+    bomb = ws_compressed([bytes(1 << 20)])[0]
+    seeds["deflate_bomb"] = ws_options(True, max_index=4) + f(WS_FIN | WS_RSV1 | WS_BINARY, bomb)
+    return seeds
+
+
 def write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_bytes() != data:
@@ -152,22 +245,19 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-def main() -> None:
-    from tests.protocols.http import test_rejections as rej
-    from tests.protocols.http import test_smuggling as smug
-
-    corpus = HERE / "corpus"
+def main(argv: list[str]) -> None:
+    corpus = Path(argv[0]) if argv else HERE / "corpus"
     for name, raw in REAL.items():
         write(corpus / "parser" / f"real_{name}", PARSER_PREFIX + raw)
     hostile: dict[str, bytes] = {}
-    for name, raw, _ in rej.REJECTIONS:
-        hostile[f"rej_{slug(name)}"] = raw
-    for name, raw, _ in rej.ACCEPTED:
-        hostile[f"acc_{slug(name)}"] = raw
-    for name, raw, _, _ in rej.SMUGGLING:
-        hostile[f"smug_{slug(name)}"] = raw
-    for vector in smug.VECTORS:
-        hostile[f"vec_{slug(vector.name)}"] = vector.raw + smug.NEXT
+    for row in REJECTED:
+        hostile[f"rej_{slug(row.name)}"] = row.raw
+    for accepted in ACCEPTED:
+        hostile[f"acc_{slug(accepted.name)}"] = accepted.raw
+    for row in SMUGGLING:
+        hostile[f"smug_{slug(row.name)}"] = row.raw
+    for vector in VECTORS:  # as the smuggling test sends them
+        hostile[f"vec_{slug(vector.name)}"] = vector.raw + NEXT
     for name, raw in hostile.items():
         write(corpus / "parser" / f"hostile_{name}", PARSER_PREFIX + raw)
         head, sep, body = raw.partition(b"\r\n\r\n")
@@ -175,8 +265,12 @@ def main() -> None:
             write(corpus / "chunked" / f"hostile_{name}", b"\xff\xff\x00\x03" + body)
     for i, (name, raw) in enumerate(PROTOCOL_STREAMS.items()):
         write(corpus / "protocol" / f"stream_{name}", bytes([i * 37 % 256, 1, 2]) + raw)
-    print(f"{len(REAL)} real, {len(hostile)} hostile, {len(PROTOCOL_STREAMS)} stream seeds")
+    ws = ws_seeds()
+    for name, raw in ws.items():
+        write(corpus / "wsframe" / name, raw)
+    print(f"{len(REAL)} real, {len(hostile)} hostile, {len(PROTOCOL_STREAMS)} stream, "
+          f"{len(ws)} wsframe seeds")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Debian tools the test legs use: clang (libFuzzer) for the fuzz targets and
-# wrk for the benchmark smoke test.  Installed when missing and we are root
+# Debian tools the test legs use: clang (libFuzzer) for the fuzz targets,
+# zlib's headers (the extension links zlib for permessage-deflate) and wrk
+# for the benchmark smoke test.  Installed when missing and we are root
 # (as in CI); otherwise the command to run is printed and the fuzz leg fails
 # (the smoke test skips itself, saying why).
 set -euo pipefail
@@ -10,6 +11,7 @@ if ! (command -v clang >/dev/null 2>&1 && \
       clang -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1); then
     need+=(clang libclang-rt-14-dev)
 fi
+echo '#include <zlib.h>' | cc -E -x c - >/dev/null 2>&1 || need+=(zlib1g-dev)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

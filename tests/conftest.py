@@ -138,9 +138,10 @@ def keep_tls_leg_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 
 def keep_in_process_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With CARPINUS_TEST_OPTIMIZATIONS set (the `make test` leg that reruns the
-    suite with every optimization off), run only the tests whose in-process
-    server takes that setting: the `serve` fixture, tests/protocols and
+    """With CARPINUS_TEST_OPTIMIZATIONS set (the `make test` legs that rerun the
+    suite with every optimization off, and with every one on), run only the
+    tests whose in-process server takes that setting (tests/support/servers.py
+    apply_optimizations_leg): the `serve` fixture, tests/protocols and
     tests/_core.  The rest (processes started with default options, the CLI,
     config parsing, benchmarks) would only repeat the main leg word for word."""
     if not os.environ.get("CARPINUS_TEST_OPTIMIZATIONS"):

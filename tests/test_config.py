@@ -105,19 +105,25 @@ def test_positive_timeouts_accepted() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"limit_request_line": 15}, "limit_request_line must be at least 16"),
-    ({"limit_request_line": 0}, "limit_request_line must be at least 16"),
-    ({"limit_request_header_size": 15}, "limit_request_header_size must be at least 16"),
-    ({"limit_request_headers": 0}, "limit_request_headers must be at least 1"),
-    ({"limit_request_body": -1}, "limit_request_body must be >= 0"),
-    ({"limit_concurrency": 0}, "limit_concurrency must be >= 1"),
-    ({"limit_concurrency": -5}, "limit_concurrency must be >= 1"),
-    ({"backlog": 0}, "backlog must be >= 1"),
+    ({"limit_request_line": 15}, "limit_request_line must be between 16 and 16777216, got 15"),
+    ({"limit_request_line": 0}, "limit_request_line must be between 16 and 16777216, got 0"),
+    ({"limit_request_line": 1 << 24 | 1},
+     "limit_request_line must be between 16 and 16777216, got 16777217"),
+    ({"limit_request_header_size": 15},
+     "limit_request_header_size must be between 16 and 16777216, got 15"),
+    ({"limit_request_headers": 0}, "limit_request_headers must be between 1 and 100000, got 0"),
+    ({"limit_request_head": 255}, "limit_request_head must be between 256 and 67108864, got 255"),
+    ({"limit_request_body": -1}, "limit_request_body must be >= 0, got -1"),
+    ({"limit_concurrency": 0}, "limit_concurrency must be >= 1, got 0"),
+    ({"limit_concurrency": -5}, "limit_concurrency must be >= 1, got -5"),
+    ({"backlog": 0}, "backlog must be >= 1, got 0"),
 ])
 def test_bad_limits(options: dict[str, Any], message: str) -> None:
-    """Each limit has a floor, and the error names the limit and the floor."""
-    with pytest.raises(ConfigError, match=message):
+    """Each limit has a floor (and the C core's ceiling), and the error names the
+    limit, the value and what is allowed."""
+    with pytest.raises(ConfigError, match=message) as info:
         make(**options)
+    assert info.value.option == next(iter(options))
 
 
 def test_limits_at_their_floor() -> None:

@@ -29,10 +29,10 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("one server", ("carpinus.server", "carpinus.sockets", "carpinus.lifespan",
                     "carpinus.pidfile")),
     ("protocols", ("carpinus.protocols.*",)),
-    ("configuration and services", ("carpinus.config", "carpinus.logging", "carpinus.tls",
-                                    "carpinus.access_log", "carpinus.proxy_headers",
-                                    "carpinus.optimizations", "carpinus.importer",
-                                    "carpinus.demo")),
+    ("configuration and services", ("carpinus.config", "carpinus.options", "carpinus.logging",
+                                    "carpinus.tls", "carpinus.access_log",
+                                    "carpinus.proxy_headers", "carpinus.optimizations",
+                                    "carpinus.importer", "carpinus.demo")),
     ("the C core", ("carpinus._core",)),
 )
 

@@ -365,16 +365,21 @@ def test_lazy_headers_counted_when_materialized(serve) -> None:
 
 
 def test_core_defaults_are_the_documented_ones() -> None:
-    """A ServerState made directly (tests, embedders) has the optimizations
-    Config has by default: one source of truth, lazy_headers off."""
+    """The C core has no defaults of its own: a ServerState made directly (tests,
+    embedders) takes the option table's, which have the optimizations Config has by
+    default: one source of truth, lazy_headers off."""
     import asyncio
 
     from carpinus.optimizations import bits
+    from carpinus.options import core_defaults
 
     loop = asyncio.new_event_loop()
     try:
-        state = _core.ServerState(apps.hello, loop, print, loop.create_task, None, print)
-        assert state.stats()["optimizations"] == _core.OPT_DEFAULT == bits(DEFAULTS)
+        with pytest.raises(TypeError, match="missing required keyword argument"):
+            _core.ServerState(apps.hello, loop, print, loop.create_task, None, print)
+        state = _core.ServerState(apps.hello, loop, print, loop.create_task, None, print,
+                                  **core_defaults())
+        assert state.stats()["optimizations"] == bits(DEFAULTS)
         assert not DEFAULTS["lazy_headers"]
     finally:
         loop.close()

@@ -55,9 +55,12 @@ def _bind_unix(path: str, backlog: int) -> socket.socket:
 
 def _bind_tcp(host: str, port: int, backlog: int) -> list[socket.socket]:
     """One socket per address `host` resolves to, as loop.create_server does."""
-    infos = socket.getaddrinfo(
-        host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    )
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise OSError(exc.errno, f"cannot bind to host {host!r}: {exc.strerror}") from None
     sockets: list[socket.socket] = []
     seen: set[tuple[int, object]] = set()
     try:

@@ -1,8 +1,8 @@
 """The C core's layout: which file calls which, and that the calls point down.
 
 docs/architecture.md draws the layers.  The wire floor -- the request
-parser, the chunked decoder, the byte classes and the response writer -- is
-pure C without Python.h; above it the scope and header builders, the
+parser, the chunked decoder, the byte classes, the response writer and the
+WebSocket frame codec -- is pure C without Python.h; above it the scope and header builders, the
 response reader, then the connection and the request cycle, then the server
 state and the module.  The one circle is the designed one: the connection
 (protocol.c, with its body half, body.c) and the request (cycle.c, with
@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "src" / "carpinus" / "_core"
-WIRE_FLOOR = {"parser.c", "chunked.c", "chars.c", "writer.c"}
+WIRE_FLOOR = {"parser.c", "chunked.c", "chars.c", "writer.c", "wsframe.c"}
 DESIGNED_CIRCLE = {"protocol.c", "body.c", "cycle.c", "runner.c"}
 
 DEFINITION = re.compile(r"^(?:[A-Za-z_][\w \*]*?\s\**)(cp_\w+)\s*\(", re.M)
@@ -80,5 +80,5 @@ def test_the_wire_floor_needs_no_python_and_calls_only_itself() -> None:
         text = (CORE / name).read_text()
         assert "Python.h" not in text and '"core.h"' not in text, name
         assert graph[name] <= WIRE_FLOOR, (name, graph[name])
-    for header in ("parser.h", "chars.h", "writer.h"):
+    for header in ("parser.h", "chars.h", "writer.h", "wsframe.h"):
         assert "Python.h" not in (CORE / header).read_text(), header

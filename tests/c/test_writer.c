@@ -23,22 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- mini harness ------------------------------------------------------- */
-
-static int n_checks, n_failures;
-static const char *current = "";
-
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        n_checks++;                                                            \
-        if (!(cond)) {                                                         \
-            n_failures++;                                                      \
-            fprintf(stderr, "%s:%d: [%s] CHECK(%s) failed: ", __FILE__,      \
-                    __LINE__, current, #cond);                                 \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 /* ---- a strict response reader ------------------------------------------- */
 

@@ -7,13 +7,15 @@ directly on ChangeFilter, which is a plain function of a path.
 
 from __future__ import annotations
 
+import select
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from carpinus.config import Config
-from carpinus.supervisors.reload import ChangeFilter, watched_directories
+from carpinus.supervisors.reload import ChangeFilter, FileWatcher, watched_directories
 from tests.support.clients import RawClient
 from tests.support.processes import ServerProcess, Spawner, child_pids, http_get
 from tests.support.waiting import wait_for
@@ -145,6 +147,35 @@ def test_watched_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert watched_directories(Config(None, reload=True, configure_logging=False)) == [
         inner.resolve()
     ]
+
+
+def test_reload_delay_makes_one_batch_of_nearby_changes(tmp_path: Path) -> None:
+    """--reload-delay: after a batch of changes the watcher looks again only that
+    much later, so two edits half a second apart come as one batch (one restart);
+    without the delay watchfiles would hand them over one by one."""
+    config = Config("tests.support.apps:hello", reload=True, reload_dirs=[str(tmp_path)],
+                    reload_delay=2.0, configure_logging=False)
+    watcher = FileWatcher.from_config(config)
+    assert watcher.delay == 2.0
+
+    def batch(timeout: float) -> list[str]:
+        readable, _, _ = select.select([watcher], [], [], timeout)
+        return [path.name for path in watcher.take_changes()] if readable else []
+
+    watcher.start()
+    try:
+        # the first change is seen as soon as the watcher runs (it may start late)
+        deadline = time.monotonic() + BOOT
+        while not batch(0.2):
+            assert time.monotonic() < deadline, "the watcher saw no change"
+            (tmp_path / "first.py").write_text(str(time.monotonic()))
+        (tmp_path / "second.py").write_text("2")
+        time.sleep(0.5)  # longer than watchfiles' own grouping (50 ms steps)
+        (tmp_path / "third.py").write_text("3")
+        changes = batch(BOOT)
+        assert {"second.py", "third.py"} <= set(changes), changes
+    finally:
+        watcher.stop()
 
 
 def test_reload_does_not_kill_a_stopped_event_loop(spawn: Spawner, tmp_path: Path) -> None:

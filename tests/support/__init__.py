@@ -2,7 +2,8 @@
 soak script (scripts/soak.py) share.  Nothing here is a test.
 
 servers          run_server / ServerHandle: carpinus in a thread on a free port;
-                 LOOPS, the event loops the suite runs on (CARPINUS_TEST_LOOPS)
+                 LOOPS, the event loops the suite runs on (CARPINUS_TEST_LOOPS);
+                 apply_optimizations_leg (CARPINUS_TEST_OPTIMIZATIONS=off|all)
 processes        Spawner / ServerProcess: carpinus (or gunicorn) as a real
                  process, its log read as it is written; /proc helpers, Load
 clients          RawClient (strict raw HTTP/1.1 over TCP or TLS), build_request,
@@ -17,4 +18,7 @@ tls_leg          the TLS leg (CARPINUS_TEST_TLS=1): a session CA and certificate
 fake_transport   the one fake asyncio transport: reads, writes, flow control,
                  close and TLS behaviour under the caller's control, plus
                  cancellation from outside (timeouts, cancel scopes)
+fake_server      a real ServerState (made as the server makes it) with its
+                 connections over the fake transport and its deadline clock
+                 frozen, moved on by the test (timeouts without sleeping)
 """

@@ -4,7 +4,7 @@ process, on 127.0.0.1 and a free port (run_server; the `serve` fixture).
 In the TLS leg (tests/support/tls_leg.py) it serves HTTPS with the session's
 certificate and its handle gives clients that trust it; a test reads
 `handle.scheme` where the scheme matters.  With CARPINUS_TEST_OPTIMIZATIONS
-set it runs with every optimization off (or on).
+set it runs with every optimization off (or all of them on).
 """
 
 from __future__ import annotations
@@ -71,6 +71,25 @@ class ServerHandle:
             return client.get(path, **options)
 
 
+def apply_optimizations_leg(options: dict[str, Any]) -> None:
+    """The optimization legs of `make test`: CARPINUS_TEST_OPTIMIZATIONS=off
+    runs the behavioural suite with every marshalling optimization switched
+    off, =all with every one on -- lazy_headers, off by default, included,
+    and for every request that has a header (lazy_headers_min 1, not 4), so
+    that its C code serves every request of the suite.  A test that chose
+    its own switches keeps them.  Every server a test makes in-process goes
+    through here: run_server, and tests/support/fake_server.py."""
+    mode = os.environ.get("CARPINUS_TEST_OPTIMIZATIONS")
+    if not mode:
+        return
+    if mode not in ("off", "all"):
+        raise ValueError(f"CARPINUS_TEST_OPTIMIZATIONS={mode!r}: expected 'off' or 'all'")
+    if "optimizations" not in options:
+        options["optimizations"] = dict.fromkeys(OPTIMIZATIONS, mode == "all")
+        if mode == "all":
+            options.setdefault("lazy_headers_min", 1)
+
+
 @contextlib.contextmanager
 def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
     """Start carpinus on 127.0.0.1 and a free port, in a thread; stop it after."""
@@ -79,11 +98,7 @@ def run_server(app: Any, **options: Any) -> Iterator[ServerHandle]:
     options.setdefault("lifespan", "off")
     options.setdefault("configure_logging", False)  # let pytest's caplog see records
     options.setdefault("gc_freeze", False)  # the test process starts many servers
-    # CARPINUS_TEST_OPTIMIZATIONS=off runs the whole suite with every
-    # marshalling optimization switched off (=all: every one on).
-    mode = os.environ.get("CARPINUS_TEST_OPTIMIZATIONS")
-    if mode and "optimizations" not in options:
-        options["optimizations"] = dict.fromkeys(OPTIMIZATIONS, mode != "off")
+    apply_optimizations_leg(options)
     # The TLS leg: HTTPS with the session's certificate, unless the test set
     # TLS up itself.
     leg = tls_leg.leg_certificates()

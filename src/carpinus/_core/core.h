@@ -184,10 +184,6 @@ struct RequestCycle;
 #define CP_OPT_LAZY_HEADERS 0x10    /* headers built on first access */
 #define CP_OPT_STATUS_CACHE 0x20    /* cached status lines and Date */
 #define CP_OPT_ALL 0x3f
-/* The optimizations that are on unless asked otherwise (lazy_headers costs
-   apps that read every header more than it saves: docs/optimizations.md);
-   carpinus/optimizations.py says the same. */
-#define CP_OPT_DEFAULT (CP_OPT_ALL & ~CP_OPT_LAZY_HEADERS)
 
 /* Bodies at or above the threshold are read straight into their bytes
    object only up to this size; larger ones stream in chunks as usual. */
@@ -243,7 +239,11 @@ typedef struct ServerState {
     PyObject *module; /* strong: keeps `mod` alive */
     cp_state *mod;
 
-    /* configuration (immutable after construction) */
+    /* configuration (immutable after construction).  The fields named in
+       the option table (src/carpinus/options.py, core=) are filled from the
+       keyword arguments of the same option names by the table generated
+       from it (server_options.h): adding such an option is a row there and
+       a field here.  The others are run-time arguments, or derived. */
     PyObject *app;
     PyObject *loop;
     PyObject *create_future; /* loop.create_future */
@@ -261,6 +261,8 @@ typedef struct ServerState {
        entered around the factory call (3.10, a loop's own task factory). */
     PyObject *base_context;
     int context_kwarg;
+    int server_header;       /* send "server: carpinus" (read at construction:
+                                see server_line) */
     PyObject *root_path;     /* str */
     PyObject *raw_root_path; /* root_path as the bytes of a raw path
                                 (percent-encoded UTF-8); b"" when none */
@@ -296,7 +298,7 @@ typedef struct ServerState {
     double timeout_keep_alive;    /* seconds */
     double timeout_request_header;
     double timeout_request_body;  /* longest silence while awaiting body bytes */
-    Py_ssize_t limit_concurrency; /* -1: none */
+    int64_t limit_concurrency;    /* -1: none */
 
     /* runtime */
     struct HttpProtocol *conns; /* intrusive doubly-linked list (strong refs) */
@@ -305,7 +307,9 @@ typedef struct ServerState {
     size_t zc_pending; /* bytes allocated for zero-copy bodies not yet full */
     int shutting_down;
     double clock_offset; /* added to the monotonic clock for this server's
-                            deadlines: tests move time on (_advance_clock) */
+                            deadlines: tests move time on (_advance_clock);
+                            once frozen, the clock's reading itself */
+    int clock_frozen;    /* tests: only _advance_clock moves the clock */
 
     /* shared read buffer: all reads land here unless a connection has
        unconsumed bytes of its own (see protocol.c) */
@@ -337,10 +341,11 @@ typedef struct ServerState {
 extern PyType_Spec cp_server_state_spec;
 
 /* The server's clock for deadlines: monotonic seconds (plus what a test
-   moved it on by). */
+   moved it on by); a test may freeze it, so that a deadline is exactly
+   where it moved the clock to (_freeze_clock). */
 static inline double cp_server_now(const ServerState *s)
 {
-    return cp_monotonic() + s->clock_offset;
+    return s->clock_frozen ? s->clock_offset : cp_monotonic() + s->clock_offset;
 }
 
 /* ---- HttpProtocol (protocol.c) ------------------------------------- */
@@ -666,8 +671,5 @@ PyObject *cp_error_response(ServerState *s, int status);
 /* A streaming app whose send() never has to wait gives the loop a turn
    after this many body bytes (send() returns a bare yield). */
 #define CP_YIELD_BYTES (256 * 1024)
-/* The whole request head (--limit-request-head): below CP_HIGH_WATER, so
-   that a head in progress never looks like a backlog to pause. */
-#define CP_DEFAULT_MAX_HEAD (64 * 1024)
 
 #endif /* CARPINUS_CORE_H */

@@ -219,7 +219,6 @@ static int core_exec(PyObject *module)
         PyModule_AddIntConstant(module, "OPT_HEADER_NAMES", CP_OPT_HEADER_NAMES) < 0 ||
         PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
         PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
-        PyModule_AddIntConstant(module, "OPT_DEFAULT", CP_OPT_DEFAULT) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0) {
         goto fail;

@@ -692,11 +692,15 @@ static int try_head(HttpProtocol *c)
     size_t len = c->rlen - c->rpos;
 
     /* A partial head was seen before: parse again only once a line may have
-       completed or the partial line may have outgrown every limit.  Bytes
-       up to head_scanned are known to hold no '\n'. */
+       completed, a CR is followed by a byte (it can only be a bare CR, a 400
+       the client should hear now rather than at the header timeout), or the
+       partial line may have outgrown every limit.  Bytes up to head_scanned
+       are known to hold no '\n', and no CR except possibly the last one. */
     if (c->head_scanned > 0 && c->head_scanned <= len) {
+        size_t from = c->head_scanned - 1;
         const char *nl = memchr(base + c->head_scanned, '\n', len - c->head_scanned);
-        if (nl == NULL && len - c->head_checked <= c->head_line_max &&
+        if (nl == NULL && memchr(base + from, '\r', len - 1 - from) == NULL &&
+            len - c->head_checked <= c->head_line_max &&
             (s->limits.max_head_size == 0 || len <= s->limits.max_head_size)) {
             c->head_scanned = len;
             return 0;

@@ -5,6 +5,7 @@
  */
 #include "core.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Call fn on every connection; safe if fn closes (but does not unlink). */
@@ -25,17 +26,130 @@ static void for_each_conn(ServerState *s, void (*fn)(HttpProtocol *, double), do
 
 /* ---- construction --------------------------------------------------- */
 
-static int get_size(PyObject *obj, const char *what, Py_ssize_t min, Py_ssize_t *out)
+/* How a core option is read into its ServerState field. */
+typedef enum {
+    CP_KW_BOOL,     /* int: the value's truth */
+    CP_KW_SIZE,     /* size_t: an int in [min, max] */
+    CP_KW_LIMIT,    /* int64_t: an int in [min, max], or None for no limit (-1) */
+    CP_KW_SECONDS,  /* double: a number in [min, max] (or (min, max]) */
+    CP_KW_STR,      /* PyObject *: a str (a strong reference) */
+    CP_KW_OPT_BITS, /* unsigned: CP_OPT_* bits */
+} cp_kw_kind;
+
+/* A core option: one row of the table in server_options.h, which
+   scripts/gen_options.py generates from the option table
+   (src/carpinus/options.py), where the option's default is too. */
+typedef struct {
+    const char *name; /* the keyword argument (and Config field) */
+    cp_kw_kind kind;
+    size_t offset; /* of its field in ServerState */
+    double min, max;
+    int min_open;        /* min itself is not allowed ("positive") */
+    const char *allowed; /* min and max in words, for the error */
+} cp_core_option;
+
+#define CP_CORE_FIELD(field, type)                                                    \
+    _Static_assert(_Generic(((ServerState *)0)->field, type: 1, default: 0),           \
+                   "ServerState." #field " must be a " #type)
+
+#include "server_options.h"
+
+static PyObject **core_object(ServerState *s, const cp_core_option *o)
 {
-    Py_ssize_t v = PyLong_AsSsize_t(obj);
-    if (v == -1 && PyErr_Occurred()) {
+    return (PyObject **)((char *)s + o->offset);
+}
+
+/* Read one core option into its field.  The values allowed are the option
+   table's, which Python checked already: this is the core keeping itself
+   safe from any other caller. */
+static int set_core_option(ServerState *s, const cp_core_option *o, PyObject *value)
+{
+    char *field = (char *)s + o->offset;
+    double number;
+    if (o->kind == CP_KW_BOOL) {
+        int truth = PyObject_IsTrue(value);
+        if (truth < 0) {
+            return -1;
+        }
+        *(int *)field = truth;
+        return 0;
+    }
+    if (o->kind == CP_KW_STR) {
+        if (!PyUnicode_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "%s must be a str, got %R", o->name, value);
+            return -1;
+        }
+        Py_XSETREF(*core_object(s, o), Py_NewRef(value));
+        return 0;
+    }
+    if (o->kind == CP_KW_OPT_BITS) {
+        unsigned long bits = PyLong_AsUnsignedLong(value);
+        if (bits == (unsigned long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if ((bits & ~(unsigned long)CP_OPT_ALL) != 0) {
+            PyErr_Format(PyExc_ValueError, "%s has unknown bits: %R", o->name, value);
+            return -1;
+        }
+        *(unsigned *)field = (unsigned)bits;
+        return 0;
+    }
+    if (o->kind == CP_KW_LIMIT && value == Py_None) {
+        *(int64_t *)field = -1;
+        return 0;
+    }
+    if (o->kind == CP_KW_SECONDS) {
+        number = PyFloat_AsDouble(value);
+        if (number == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+    } else {
+        Py_ssize_t n = PyLong_AsSsize_t(value);
+        if (n == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        number = (double)n;
+    }
+    /* (NaN fails both comparisons) */
+    if (!(o->min_open ? number > o->min : number >= o->min) || !(number <= o->max)) {
+        PyErr_Format(PyExc_ValueError, "%s must be %s, got %R", o->name, o->allowed, value);
         return -1;
     }
-    if (v < min) {
-        PyErr_Format(PyExc_ValueError, "%s must be >= %zd", what, min);
-        return -1;
+    switch (o->kind) {
+    case CP_KW_SECONDS:
+        *(double *)field = number;
+        break;
+    case CP_KW_SIZE:
+        *(size_t *)field = (size_t)number;
+        break;
+    case CP_KW_LIMIT:
+        *(int64_t *)field = (int64_t)number;
+        break;
+    default:
+        break;
     }
-    *out = v;
+    return 0;
+}
+
+/* Every core option, taken out of `kw` (a dict of its own): what is left
+   are the run-time arguments.  Each is required: the core has no defaults,
+   so it cannot disagree with the table's. */
+static int set_core_options(ServerState *s, PyObject *kw)
+{
+    for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
+        PyObject *value = PyDict_GetItemString(kw, o->name); /* borrowed */
+        if (value == NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "ServerState() missing required keyword argument '%s'", o->name);
+            return -1;
+        }
+        Py_INCREF(value);
+        int rc = set_core_option(s, o, value);
+        Py_DECREF(value);
+        if (rc < 0 || PyDict_DelItemString(kw, o->name) < 0) {
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -47,73 +161,50 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "task_factory",
                              "task_kwargs",
                              "log_error",
-                             "root_path",
                              "lifespan_state",
                              "access_log",
-                             "server_header",
-                             "date_header",
-                             "limit_request_line",
-                             "limit_request_headers",
-                             "limit_request_header_size",
-                             "limit_request_body",
-                             "limit_concurrency",
-                             "timeout_keep_alive",
-                             "timeout_request_header",
                              "use_writelines",
-                             "optimizations",
-                             "zero_copy_threshold",
-                             "lazy_headers_min",
-                             "scope_cache_size",
                              "default_headers",
                              "proxy_fixup",
                              "proxy_trust",
-                             "timeout_request_body",
                              "websocket",
                              "base_context",
                              "context_kwarg",
                              "report_refusal",
-                             "limit_request_head",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
-    PyObject *root_path = NULL, *lifespan_state = Py_None, *access_log = Py_None;
-    int server_header = 1, date_header = 1;
-    PyObject *lim_line = NULL, *lim_headers = NULL, *lim_header_size = NULL;
-    PyObject *lim_body = Py_None, *lim_conc = Py_None;
-    double keep_alive = 5.0, header_timeout = 10.0, body_timeout = 60.0;
+    PyObject *lifespan_state = Py_None, *access_log = Py_None;
     int use_writelines = 0;
-    unsigned int opts = CP_OPT_DEFAULT;
-    Py_ssize_t zc_threshold = 16384, lazy_min = 4, cache_size = 64;
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
     PyObject *websocket = Py_None, *base_context = Py_None, *report_refusal = Py_None;
-    PyObject *lim_head = NULL;
     int context_kwarg = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$UOOppOOOOOddpInnnOOOdOOpOO", kwlist,
-                                     &app, &loop, &report_exception, &task_factory,
-                                     &task_kwargs, &log_error, &root_path, &lifespan_state,
-                                     &access_log, &server_header, &date_header, &lim_line,
-                                     &lim_headers, &lim_header_size, &lim_body, &lim_conc,
-                                     &keep_alive, &header_timeout, &use_writelines, &opts,
-                                     &zc_threshold, &lazy_min, &cache_size, &default_headers,
-                                     &proxy_fixup, &proxy_trust, &body_timeout, &websocket,
-                                     &base_context, &context_kwarg, &report_refusal,
-                                     &lim_head)) {
-        return NULL;
-    }
-    if (report_refusal != Py_None && !PyCallable_Check(report_refusal)) {
-        PyErr_SetString(PyExc_TypeError, "report_refusal must be a callable or None");
-        return NULL;
-    }
-    if (base_context != Py_None && !PyContext_CheckExact(base_context)) {
-        PyErr_SetString(PyExc_TypeError, "base_context must be a contextvars.Context or None");
-        return NULL;
-    }
-    if (websocket != Py_None && !PyCallable_Check(websocket)) {
-        PyErr_SetString(PyExc_TypeError, "websocket must be a callable or None");
-        return NULL;
-    }
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
         return NULL;
+    }
+    /* the core options first, into s; then the rest.  (kw keeps the
+       values it shares with kwds alive until the end.) */
+    PyObject *kw = kwds != NULL ? PyDict_Copy(kwds) : PyDict_New();
+    if (kw == NULL || set_core_options(s, kw) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpO:ServerState", kwlist,
+                                     &app, &loop, &report_exception, &task_factory,
+                                     &task_kwargs, &log_error, &lifespan_state, &access_log,
+                                     &use_writelines, &default_headers, &proxy_fixup,
+                                     &proxy_trust, &websocket, &base_context,
+                                     &context_kwarg, &report_refusal)) {
+        goto fail;
+    }
+    if (report_refusal != Py_None && !PyCallable_Check(report_refusal)) {
+        PyErr_SetString(PyExc_TypeError, "report_refusal must be a callable or None");
+        goto fail;
+    }
+    if (base_context != Py_None && !PyContext_CheckExact(base_context)) {
+        PyErr_SetString(PyExc_TypeError, "base_context must be a contextvars.Context or None");
+        goto fail;
+    }
+    if (websocket != Py_None && !PyCallable_Check(websocket)) {
+        PyErr_SetString(PyExc_TypeError, "websocket must be a callable or None");
+        goto fail;
     }
     s->mod = cp_get_state_from_type(tp);
     if (s->mod == NULL) {
@@ -132,12 +223,11 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     if (s->base_context == NULL) {
         goto fail;
     }
-    s->root_path = root_path ? Py_NewRef(root_path) : PyUnicode_FromString("");
-    if (s->root_path == NULL || (s->raw_root_path = cp_raw_root_path(s->root_path)) == NULL) {
+    if ((s->raw_root_path = cp_raw_root_path(s->root_path)) == NULL) {
         goto fail;
     }
     s->access_log = access_log != Py_None ? Py_NewRef(access_log) : NULL;
-    if (cp_default_headers(default_headers, server_header, &s->server_line,
+    if (cp_default_headers(default_headers, s->server_header, &s->server_line,
                            &s->extra_headers) < 0) {
         goto fail;
     }
@@ -152,23 +242,11 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     s->websocket = websocket != Py_None ? Py_NewRef(websocket) : NULL;
     s->use_writelines = use_writelines;
-    if ((opts & ~(unsigned)CP_OPT_ALL) != 0 || zc_threshold < 1 || lazy_min < 0 ||
-        cache_size < 1 || cache_size > 1 << 20) {
-        PyErr_SetString(PyExc_ValueError,
-                        "bad optimization settings (unknown bits, zero_copy_threshold < 1, "
-                        "lazy_headers_min < 0 or scope_cache_size outside 1..2**20)");
-        goto fail;
-    }
-    s->opts = opts;
-    s->zero_copy_threshold = (size_t)zc_threshold;
-    s->lazy_headers_min = (size_t)lazy_min;
-    s->scope_cache_size = (size_t)cache_size;
     s->scope_cache = PyMem_Calloc(s->scope_cache_size, sizeof(cp_scope_slot));
     if (s->scope_cache == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
-    s->date_header = date_header;
     s->tasks = PySet_New(NULL);
     s->create_future = PyObject_GetAttrString(loop, "create_future");
     s->call_soon = PyObject_GetAttrString(loop, "call_soon");
@@ -215,62 +293,6 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         }
     }
 
-    Py_ssize_t v;
-    s->limits.max_request_line = 8190;
-    s->limits.max_header_size = 8190;
-    s->limits.max_headers = 100;
-    if (lim_line && lim_line != Py_None) {
-        if (get_size(lim_line, "limit_request_line", 16, &v) < 0) {
-            goto fail;
-        }
-        s->limits.max_request_line = (size_t)v;
-    }
-    if (lim_header_size && lim_header_size != Py_None) {
-        if (get_size(lim_header_size, "limit_request_header_size", 16, &v) < 0) {
-            goto fail;
-        }
-        s->limits.max_header_size = (size_t)v;
-    }
-    if (lim_headers && lim_headers != Py_None) {
-        if (get_size(lim_headers, "limit_request_headers", 1, &v) < 0) {
-            goto fail;
-        }
-        s->limits.max_headers = (size_t)v;
-    }
-    s->limits.max_head_size = CP_DEFAULT_MAX_HEAD;
-    if (lim_head && lim_head != Py_None) {
-        if (get_size(lim_head, "limit_request_head", 16, &v) < 0) {
-            goto fail;
-        }
-        s->limits.max_head_size = (size_t)v;
-    }
-    if (s->limits.max_request_line > (1u << 24) || s->limits.max_header_size > (1u << 24) ||
-        s->limits.max_headers > 100000 || s->limits.max_head_size > (1u << 26)) {
-        PyErr_SetString(PyExc_ValueError, "request limits are too large");
-        goto fail;
-    }
-    s->max_body = -1;
-    if (lim_body != Py_None) {
-        if (get_size(lim_body, "limit_request_body", 0, &v) < 0) {
-            goto fail;
-        }
-        s->max_body = v;
-    }
-    s->limit_concurrency = -1;
-    if (lim_conc != Py_None) {
-        if (get_size(lim_conc, "limit_concurrency", 1, &v) < 0) {
-            goto fail;
-        }
-        s->limit_concurrency = v;
-    }
-    if (keep_alive <= 0 || header_timeout <= 0 || body_timeout <= 0) {
-        PyErr_SetString(PyExc_ValueError, "timeouts must be positive");
-        goto fail;
-    }
-    s->timeout_keep_alive = keep_alive;
-    s->timeout_request_header = header_timeout;
-    s->timeout_request_body = body_timeout;
-
     s->header_spans = PyMem_Calloc(s->limits.max_headers, sizeof(cp_header));
     s->scratch_cap = CP_SCRATCH_SIZE;
     s->scratch = PyMem_Malloc(s->scratch_cap);
@@ -293,8 +315,10 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     s->module = PyType_GetModule(tp);
     Py_XINCREF(s->module);
+    Py_DECREF(kw);
     return (PyObject *)s;
 fail:
+    Py_XDECREF(kw);
     Py_DECREF(s);
     return NULL;
 }
@@ -345,11 +369,24 @@ static PyObject *server_advance_clock(ServerState *s, PyObject *arg)
     if (seconds == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (seconds < 0) {
-        PyErr_SetString(PyExc_ValueError, "the clock only moves forward");
+    if (!(seconds >= 0) || isinf(seconds)) {
+        PyErr_SetString(PyExc_ValueError, "the clock only moves forward, by a finite time");
         return NULL;
     }
     s->clock_offset += seconds;
+    Py_RETURN_NONE;
+}
+
+/* Stop the clock at its reading rounded up to a whole second: from then on
+   a deadline set at T with a timeout of d falls exactly at T + d, and moving
+   the clock by sums of binary fractions (0.5, 2**-10) lands on it exactly. */
+static PyObject *server_freeze_clock(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    if (!s->clock_frozen) {
+        s->clock_offset = ceil(cp_server_now(s));
+        s->clock_frozen = 1;
+    }
     Py_RETURN_NONE;
 }
 
@@ -508,7 +545,6 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->task_factory);
     Py_VISIT(s->task_kwnames);
     Py_VISIT(s->task_kwvalues);
-    Py_VISIT(s->root_path);
     Py_VISIT(s->raw_root_path);
     Py_VISIT(s->base_context);
     Py_VISIT(s->report_refusal);
@@ -524,6 +560,11 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->tasks);
     Py_VISIT(s->websocket);
     Py_VISIT(s->scratch_view);
+    for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
+        if (o->kind == CP_KW_STR) {
+            Py_VISIT(*core_object(s, o)); /* root_path */
+        }
+    }
     for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
         Py_VISIT(s->scope_cache[i].key);
         Py_VISIT(s->scope_cache[i].scope);
@@ -547,7 +588,6 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->task_factory);
     Py_CLEAR(s->task_kwnames);
     Py_CLEAR(s->task_kwvalues);
-    Py_CLEAR(s->root_path);
     Py_CLEAR(s->raw_root_path);
     Py_CLEAR(s->base_context);
     Py_CLEAR(s->report_refusal);
@@ -563,6 +603,11 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->tasks);
     Py_CLEAR(s->websocket);
     Py_CLEAR(s->scratch_view);
+    for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
+        if (o->kind == CP_KW_STR) {
+            Py_CLEAR(*core_object(s, o)); /* root_path */
+        }
+    }
     for (size_t i = 0; s->scope_cache != NULL && i < s->scope_cache_size; i++) {
         Py_CLEAR(s->scope_cache[i].key);
         Py_CLEAR(s->scope_cache[i].scope);
@@ -600,6 +645,9 @@ static PyMethodDef server_methods[] = {
     {"_advance_clock", (PyCFunction)server_advance_clock, METH_O,
      "For tests: move this server's deadline clock on by so many seconds (the "
      "next tick() sees deadlines that would have come by then)."},
+    {"_freeze_clock", (PyCFunction)server_freeze_clock, METH_NOARGS,
+     "For tests: stop this server's deadline clock (at its reading rounded up to "
+     "a whole second); from then on only _advance_clock() moves it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -623,7 +671,9 @@ static PyType_Slot server_slots[] = {
     {Py_tp_methods, server_methods},
     {Py_tp_getset, server_getset},
     {Py_tp_doc, "ServerState(app, loop, report_exception, task_factory, task_kwargs, log_error, *, "
-                "...)\n\nShared state of one running server; call it to get a protocol."},
+                "..., **core_options)\n\nShared state of one running server; call it to get "
+                "a protocol.  The core options are the option table's (carpinus.options, "
+                "core=), every one required."},
     {0, NULL},
 };
 

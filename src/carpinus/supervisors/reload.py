@@ -76,9 +76,11 @@ def watched_directories(config: Config) -> list[Path]:
 class FileWatcher:
     """Runs watchfiles in a thread; `fileno()` turns readable when changes are waiting."""
 
-    def __init__(self, directories: Sequence[Path], change_filter: ChangeFilter) -> None:
+    def __init__(self, directories: Sequence[Path], change_filter: ChangeFilter,
+                 delay: float = 0.0) -> None:
         self.directories = list(directories)
         self.filter = change_filter
+        self.delay = delay  # --reload-delay
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         self._stop = threading.Event()
@@ -91,6 +93,7 @@ class FileWatcher:
         return cls(
             watched_directories(config),
             ChangeFilter(config.reload_includes, config.reload_excludes),
+            config.reload_delay,
         )
 
     def fileno(self) -> int:
@@ -143,5 +146,9 @@ class FileWatcher:
                 with self._lock:
                     self._changes.update(Path(path) for _, path in batch)
                 os.write(self._write_fd, b"!")
+                # Look again only after the delay: what changes meanwhile (the
+                # rest of a save-all, a checkout) comes as one batch.
+                if self._stop.wait(self.delay):
+                    break
         except Exception:  # pragma: no cover - watchfiles failed (e.g. inotify limits)
             logger.exception("The file watcher stopped; --reload no longer works.")

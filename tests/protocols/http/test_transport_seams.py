@@ -5,7 +5,8 @@ write(), tasks and waiters cancelled from outside, an app that never suspends
 on 3.12+ (eager start), a failed connection_made().
 
 The protocol, the request cycle, the app's receive()/send(), the Python glue
-(protocols/http/core.py) and the event loop are the real ones.  The socket-level
+(protocols/http/core.py) and the event loop are the real ones (tests/support/
+fake_server.py makes the server state and its connections).  The socket-level
 twins of these tests are in test_seams.py.
 """
 
@@ -13,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from carpinus.config import Config
-from carpinus.protocols.http.core import make_server_state
 from tests.support import apps
 from tests.support.clients import build_request
+from tests.support.fake_server import Conn, make_state, run, settle
 from tests.support.fake_transport import Canceller, FakeTransport
 from tests.support.processes import REPO
 
@@ -29,50 +29,11 @@ eager_only = pytest.mark.skipif(sys.version_info < (3, 12),
                                 reason="eager task start exists from Python 3.12")
 
 
-class Conn:
-    """One connection of a real ServerState, over a FakeTransport."""
-
-    def __init__(self, state: Any, loop: asyncio.AbstractEventLoop, **transport: Any) -> None:
-        self.state = state
-        self.protocol = state()
-        self.transport = FakeTransport(loop, self.protocol, **transport)
-        self.protocol.connection_made(self.transport)
-
-    def send(self, data: bytes, limit: int | None = None) -> None:
-        """The client sends data and the server reads it (one read)."""
-        self.transport.queue(data)
-        self.transport.read(limit)
-
-    @property
-    def out(self) -> bytes:
-        return bytes(self.transport.out)
-
-    def responses(self) -> list[bytes]:
-        return [b"HTTP/1.1 " + r for r in self.out.split(b"HTTP/1.1 ")[1:]]
-
-
-def server(loop: asyncio.AbstractEventLoop, app: Any, **options: Any) -> Any:
-    config = Config(app, access_log=False, configure_logging=False, **options)
-    return make_server_state(config, loop, app, {})
-
-
-async def settle(loop_iterations: int = 20) -> None:
-    for _ in range(loop_iterations):
-        await asyncio.sleep(0)
-
-
 def uncancel() -> None:
     """The app caught a CancelledError and goes on (Task.uncancel, 3.11+)."""
     task = asyncio.current_task()
     while task is not None and task.cancelling():
         task.uncancel()
-
-
-def run(test: Callable[[asyncio.AbstractEventLoop], Awaitable[None]]) -> None:
-    async def main() -> None:
-        await test(asyncio.get_running_loop())
-
-    asyncio.run(main())
 
 
 # ---------------------------------------------------------------------------
@@ -87,7 +48,7 @@ def test_tls_close_while_parsing_drops_the_pending_bytes() -> None:
     parsed is untouched, and the transport sees a sound buffer."""
 
     async def test(loop: asyncio.AbstractEventLoop) -> None:
-        state = server(loop, apps.echo_body, limit_request_body=1000)
+        state = make_state(loop, apps.echo_body, limit_request_body=1000)
         c = Conn(state, loop, tls=True)
         head = build_request("POST", "/", [("Content-Length", "100000")])
         c.transport.queue(head + b"x" * 3000 + b"y" * 20000)
@@ -127,7 +88,7 @@ def test_tls_close_of_another_connection_leaves_this_ones_bytes_alone() -> None:
                 release.set_result(None)
             await apps.send_text(send, scope["path"].encode())
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         b = Conn(state, loop, tls=True)
         b.send(build_request("GET", "/hold", [("Connection", "close")]))
         await settle()
@@ -158,7 +119,7 @@ def test_reads_made_while_processing_are_kept_in_order() -> None:
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await apps.send_text(send, scope["path"].encode())
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         protocol = state()
         t = ReadsInWrite(loop, protocol)
         protocol.connection_made(t)
@@ -195,7 +156,7 @@ def test_retry_after_a_failed_write_sends_one_clean_head() -> None:
                 errors.append(exc)
                 await send({"type": "http.response.body", "body": b"hello"})
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         c = Conn(state, loop, write_error=RuntimeError("refused"), write_error_at=1)
         c.send(build_request("GET", "/"))
         await settle()
@@ -220,7 +181,7 @@ def test_pause_and_resume_inside_write() -> None:
                             "more_body": True})
             await send({"type": "http.response.body", "body": b"end"})
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         c = Conn(state, loop, flush_in_write=True, write_high_water=8)
         c.send(build_request("GET", "/") + build_request("GET", "/"))
         await settle(60)
@@ -265,7 +226,7 @@ def test_a_send_cancelled_while_writing_is_paused(how: str) -> None:
             steps.append("c sent")
             await send({"type": "http.response.body", "body": b"d"})
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         c = Conn(state, loop)
         c.send(build_request("GET", "/"))
         await settle()
@@ -315,7 +276,7 @@ def test_a_cancelled_receive_keeps_the_body(how: str) -> None:
 
     async def test(loop: asyncio.AbstractEventLoop) -> None:
         got: list[bytes] = []
-        state = server(loop, receive_then_read_body(got))
+        state = make_state(loop, receive_then_read_body(got))
         c = Conn(state, loop)
         c.send(build_request("POST", "/", [("Content-Length", "5")]))
         await settle()
@@ -353,7 +314,7 @@ def test_cancelling_an_awaitable_without_throw_finishes_the_request() -> None:
         def app(scope: Any, receive: Any, send: Any) -> NoThrow:
             return NoThrow()
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         c = Conn(state, loop)
         c.send(build_request("GET", "/"))
         await settle(3)
@@ -375,7 +336,7 @@ def test_cancelling_an_awaitable_without_throw_finishes_the_request() -> None:
 
 SYS_EXIT_SCENARIO = """
 import asyncio, json, sys
-from tests.protocols.http.test_transport_seams import Conn, server
+from tests.support.fake_server import Conn, make_state
 from tests.support.clients import build_request
 
 unraisable = []
@@ -385,7 +346,7 @@ loop = asyncio.new_event_loop()
 async def app(scope, receive, send):
     raise SystemExit(3)
 
-state = server(loop, app)
+state = make_state(loop, app)
 c = Conn(state, loop)
 c.send(build_request("GET", "/"))  # returns normally, even when eager
 try:
@@ -428,7 +389,7 @@ def test_one_read_starts_a_bounded_number_of_requests() -> None:
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await apps.send_text(send, scope["path"].encode())
 
-        state = server(loop, app)
+        state = make_state(loop, app)
         c = Conn(state, loop)
         c.send(b"".join(build_request("GET", f"/{i}") for i in range(200)))
         served_in_the_read = len(c.responses())
@@ -454,7 +415,7 @@ def test_connection_made_that_fails_closes_the_transport() -> None:
             return super().get_extra_info(name, default)
 
     async def test(loop: asyncio.AbstractEventLoop) -> None:
-        state = server(loop, apps.hello)
+        state = make_state(loop, apps.hello)
         protocol = state()
         t = Broken(loop, protocol)
         with pytest.raises(OSError):
@@ -477,7 +438,7 @@ def test_a_draining_connection_closes_at_shutdown() -> None:
         async def early(scope: Any, receive: Any, send: Any) -> None:
             await apps.send_text(send, b"early")
 
-        state = server(loop, early)
+        state = make_state(loop, early)
         c = Conn(state, loop)
         c.send(build_request("POST", "/", [("Content-Length", "5000")]) + b"x" * 1000)
         await settle()

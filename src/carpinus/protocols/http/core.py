@@ -14,7 +14,7 @@ from carpinus import _core
 from carpinus.access_log import LogAccess, client_address, make_access_log
 from carpinus.config import Config
 from carpinus.logging import ERROR_LOGGER
-from carpinus.optimizations import bits as optimization_bits
+from carpinus.options import core_kwargs
 from carpinus.proxy_headers import ProxyHeaders
 
 logger = logging.getLogger(ERROR_LOGGER)
@@ -132,25 +132,9 @@ def make_server_state(
         factory,
         task_kwargs,
         logger.error,
-        root_path=config.root_path,
         lifespan_state=lifespan_state,
         access_log=access_log,
-        server_header=config.server_header,
-        date_header=config.date_header,
-        limit_request_line=config.limit_request_line,
-        limit_request_headers=config.limit_request_headers,
-        limit_request_header_size=config.limit_request_header_size,
-        limit_request_head=config.limit_request_head,
-        limit_request_body=config.limit_request_body,
-        limit_concurrency=config.limit_concurrency,
-        timeout_keep_alive=float(config.timeout_keep_alive),
-        timeout_request_header=float(config.timeout_request_header),
-        timeout_request_body=float(config.timeout_request_body),
         use_writelines=type(loop).__module__.startswith("uvloop"),
-        optimizations=optimization_bits(config.optimizations),
-        zero_copy_threshold=config.zero_copy_threshold,
-        lazy_headers_min=config.lazy_headers_min,
-        scope_cache_size=config.scope_cache_size,
         default_headers=config.encoded_headers,
         proxy_fixup=proxy.fixup if proxy is not None else None,
         proxy_trust=proxy.trust_callable if proxy is not None else None,
@@ -158,6 +142,8 @@ def make_server_state(
         base_context=base_context,
         context_kwarg=context_kwarg,
         report_refusal=RefusalLog(access_log),
+        # every option of the table the core reads (carpinus.options, core=)
+        **core_kwargs(config),
     )
     if websocket is not None:
         websocket.server_state = state
