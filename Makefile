@@ -26,7 +26,7 @@ PORT ?= 8000
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
 .PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-c test-asan \
-	test-next fuzz fuzz-smoke test-valgrind soak differential bench lint clean
+	test-next fuzz fuzz-smoke test-valgrind soak differential bench autobahn lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -133,6 +133,21 @@ $(VENV)-bench/.built: $(SOURCES)
 
 bench: $(VENV)-bench/.built
 	$(VENV)-bench/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+# The Autobahn TestSuite's cases, driven by kosoku (PyPI, in a venv of its own),
+# against the demo app's /ws echo; not part of `make test` (docs/websocket.md).
+# AUTOBAHN_ARGS picks the cases (default: all but the 9.* performance ones).
+VENV_AUTOBAHN ?= .venv-autobahn
+AUTOBAHN_PORT ?= 9001
+AUTOBAHN_ARGS ?= -x '9.*' -p 4
+$(VENV_AUTOBAHN)/.built:
+	test -x $(VENV_AUTOBAHN)/bin/python || $(PYTHON) -m venv $(VENV_AUTOBAHN)
+	$(VENV_AUTOBAHN)/bin/pip install $(PIP_FLAGS) kosoku
+	touch $@
+
+autobahn: $(VENV)/.built $(VENV_AUTOBAHN)/.built
+	bash scripts/autobahn.sh $(VENV)/bin/python $(VENV_AUTOBAHN)/bin/kosoku $(AUTOBAHN_PORT) \
+		$(AUTOBAHN_ARGS)
 
 lint: $(VENV)/.built
 	$(VENV)/bin/ruff check src tests benchmarks fuzz scripts

@@ -390,15 +390,8 @@ def test_websocket_pings_can_be_off() -> None:
     assert config.ws_ping_interval is None and config.ws_ping_timeout is None
 
 
-def test_websocket_implementation_choice(monkeypatch: pytest.MonkeyPatch,
-                                         caplog: pytest.LogCaptureFixture) -> None:
-    """auto and wsproto pick wsproto when installed; none never does."""
-    assert make(ws="auto").websocket_implementation() == "wsproto"
-    assert make(ws="wsproto").websocket_implementation() == "wsproto"
+def test_websocket_implementation_choice() -> None:
+    """auto (and wsproto, its former name) serve WebSockets with the C codec; none never."""
+    assert make(ws="auto").websocket_implementation() == "c"
+    assert make(ws="wsproto").websocket_implementation() == "c"
     assert make(ws="none").websocket_implementation() is None
-    monkeypatch.setitem(sys.modules, "wsproto", None)  # as if not installed
-    with caplog.at_level(logging.INFO, logger="carpinus.error"):
-        assert make(ws="auto").websocket_implementation() is None
-    assert "WebSocket support is off: wsproto is not installed" in caplog.text
-    with pytest.raises(ConfigError, match=r"pip install 'carpinus\[ws\]'"):
-        make(ws="wsproto")

@@ -117,3 +117,32 @@ class RequestCycle:
     async def send(self, message: dict[str, Any]) -> None: ...
     @property
     def disconnected(self) -> bool: ...
+
+# -- WebSocket frame codec (wsconn.c over wsframe.c) ------------------------------
+
+WS_TEXT: int
+WS_BINARY: int
+WS_CLOSE: int
+WS_PING: int
+WS_PONG: int
+WS_ERROR: int
+
+# (server_no_context_takeover, client_no_context_takeover,
+#  server_max_window_bits, client_max_window_bits)
+WsDeflateParams = tuple[int, int, int, int]
+
+class WsCodec:
+    """One WebSocket connection's frame codec (server side)."""
+
+    def __init__(self, max_size: int, deflate: WsDeflateParams | None = None, *,
+                 level: int = -1) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, Any, int]]:
+        """(WS_TEXT, str, 0), (WS_BINARY|WS_PING|WS_PONG, bytes, 0), then at most one
+        (WS_CLOSE, reason, code) or (WS_ERROR, why, close code)."""
+    def encode(self, kind: int, payload: str | bytes | bytearray | memoryview) -> bytes: ...
+
+def ws_close_frame(code: int, reason: str = "") -> bytes: ...
+def ws_negotiate_deflate(
+    offers: bytes, *, server_no_context_takeover: bool = False,
+    server_max_window_bits: int = 15, client_max_window_bits: int = 15,
+) -> tuple[bytes, WsDeflateParams] | None: ...

@@ -282,10 +282,6 @@ class Config:
             problem = option.problem(getattr(self, option.name))
             if problem is not None:
                 raise ConfigError(f"{option.name} {problem}", option.name)
-        if self.ws == "wsproto" and importlib.util.find_spec("wsproto") is None:
-            raise ConfigError(
-                "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
-            )
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
             raise ConfigError("use at most one of uds and fd")
         if self.reload and importlib.util.find_spec("watchfiles") is None:
@@ -402,22 +398,11 @@ class Config:
         return asyncio.new_event_loop
 
     def websocket_implementation(self) -> str | None:
-        """"wsproto" when WebSockets are served, None when they are not.
+        """"c" when WebSockets are served (the C core's frame codec), None when not.
 
-        `ws="auto"` uses wsproto when it is installed and otherwise serves
-        upgrade requests as plain HTTP, saying so in the log once.
+        `ws="wsproto"` names the codec used before the C one; it is taken as
+        another name for "auto" so that existing command lines keep working.
         """
         if self.ws == "none":
             return None
-        # found, not imported: wsproto loads with the first WebSocket
-        if importlib.util.find_spec("wsproto") is None:
-            if self.ws == "wsproto":
-                raise ConfigError(
-                    "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
-                )
-            logger.info(
-                "WebSocket support is off: wsproto is not installed "
-                "(pip install 'carpinus[ws]'); upgrade requests are served as plain HTTP."
-            )
-            return None
-        return "wsproto"
+        return "c"

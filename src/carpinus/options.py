@@ -412,8 +412,9 @@ OPTIONS: tuple[Option, ...] = (
            "saved together restart the worker once (as uvicorn's).", RELOAD, min=0),
     # -- WebSocket --
     Option("ws", str, "auto",
-           "WebSocket implementation; auto uses wsproto when installed, none serves upgrade "
-           "requests as plain HTTP.", WEBSOCKET, choices=("auto", "none", "wsproto")),
+           "WebSocket support; auto serves WebSockets with the C core's frame codec, none "
+           "serves upgrade requests as plain HTTP; wsproto, the former codec, is accepted "
+           "as another name for auto.", WEBSOCKET, choices=("auto", "none", "wsproto")),
     Option("ws_max_size", int, 16 * 1024 * 1024,
            "Largest incoming WebSocket message in bytes; larger closes with 1009.", WEBSOCKET,
            min=1),

@@ -51,6 +51,7 @@ typedef struct {
     PyTypeObject *Outcome_Type;
     PyTypeObject *AppRunner_Type;
     PyTypeObject *LazyHeaders_Type;
+    PyTypeObject *WsCodec_Type;
     PyObject *ClientDisconnected; /* OSError subclass raised by send() */
 
     /* interned scope keys */
@@ -654,6 +655,16 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
                        PyObject **extra);
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
+
+/* ---- WsCodec (wsconn.c) -------------------------------------------- */
+
+/* One WebSocket connection's frame codec over wsframe.c, and the module
+   functions beside it: ws_close_frame(code, reason=''),
+   ws_negotiate_deflate(offers, ...), the WS_* constants. */
+extern PyType_Spec cp_wscodec_spec;
+PyObject *cp_ws_close_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *cp_ws_negotiate(PyObject *module, PyObject *args, PyObject *kwargs);
+int cp_ws_add_constants(PyObject *module);
 
 /* ---- tuning -------------------------------------------------------- */
 

@@ -25,6 +25,7 @@ static inline cp_state *get_state(PyObject *module)
     X(Outcome_Type)                                                                      \
     X(AppRunner_Type)                                                                    \
     X(LazyHeaders_Type)                                                                  \
+    X(WsCodec_Type)                                                                      \
     X(ClientDisconnected)                                                                \
     X(k_type)                                                                            \
     X(k_asgi)                                                                            \
@@ -148,7 +149,9 @@ static int core_exec(PyObject *module)
         add_type(module, &st->RequestCycle_Type, &cp_cycle_spec, NULL) < 0 ||
         add_type(module, &st->Outcome_Type, &cp_outcome_spec, NULL) < 0 ||
         add_type(module, &st->AppRunner_Type, &cp_runner_spec, NULL) < 0 ||
-        add_type(module, &st->LazyHeaders_Type, &cp_lazy_headers_spec, NULL) < 0) {
+        add_type(module, &st->LazyHeaders_Type, &cp_lazy_headers_spec, NULL) < 0 ||
+        add_type(module, &st->WsCodec_Type, &cp_wscodec_spec, NULL) < 0 ||
+        cp_ws_add_constants(module) < 0) {
         goto fail;
     }
     st->ClientDisconnected = PyErr_NewExceptionWithDoc(
@@ -304,6 +307,17 @@ static PyMethodDef core_methods[] = {
      "tune_allocator(trim_threshold, mmap_threshold) -> bool\n\n"
      "Set glibc's malloc trim and mmap thresholds for the process (False when the C "
      "library is not glibc or refused)."},
+    {"ws_close_frame", (PyCFunction)(void (*)(void))cp_ws_close_frame, METH_FASTCALL,
+     "ws_close_frame(code, reason='') -> bytes\n\n"
+     "A WebSocket close frame (server side): code 0 for none; the reason is cut to "
+     "123 bytes at a code point; ValueError for a code that may not be sent."},
+    {"ws_negotiate_deflate", (PyCFunction)(void (*)(void))cp_ws_negotiate,
+     METH_VARARGS | METH_KEYWORDS,
+     "ws_negotiate_deflate(offers, *, server_no_context_takeover=False, "
+     "server_max_window_bits=15, client_max_window_bits=15) -> (bytes, params) | None\n\n"
+     "Pick the first acceptable permessage-deflate offer (RFC 7692) among the "
+     "Sec-WebSocket-Extensions values joined with ', ': the response value and the "
+     "parameters for WsCodec(deflate=...), or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,9 +2,8 @@
 
 It is what the C core calls for a request asking for `Upgrade: websocket`
 (ServerState(websocket=...)), and what the Server asks to shut WebSockets
-down.  It imports nothing from wsproto: the per-connection protocol
-(protocols/websocket/protocol.py), and wsproto with it, is loaded on the first
-upgrade, so a server that never sees a WebSocket pays nothing for them.
+down.  The per-connection protocol (protocols/websocket/protocol.py) is
+loaded on the first upgrade, so a server that never sees a WebSocket pays nothing for them.
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ class WebSocketHandler:
     def __call__(self, transport: asyncio.Transport, scope: dict[str, Any], rest: bytes) -> None:
         protocol_class = self.protocol_class
         if protocol_class is None:
-            # wsproto is imported with the first WebSocket, not at start-up:
+            # the protocol is imported with the first WebSocket, not at start-up:
             # a server that never sees one keeps its process lean.
             from carpinus.protocols.websocket.protocol import WebSocketProtocol
 

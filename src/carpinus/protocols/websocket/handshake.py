@@ -14,9 +14,12 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wsproto.extensions import PerMessageDeflate
+from carpinus._core import ws_negotiate_deflate
+
+if TYPE_CHECKING:
+    from carpinus._core import WsDeflateParams
 
 # RFC 6455 section 1.3: appended to the client's key before hashing.
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -41,7 +44,8 @@ class HandshakeRequest:
 
     key: bytes
     subprotocols: list[str] = field(default_factory=list)
-    extension_offers: list[str] = field(default_factory=list)
+    # the Sec-WebSocket-Extensions values, joined with ", " (b"" when none)
+    extensions: bytes = b""
 
 
 def _tokens(values: Iterable[bytes]) -> list[str]:
@@ -88,7 +92,7 @@ def check_request(scope: dict[str, Any]) -> HandshakeRequest:
     return HandshakeRequest(
         key=key,
         subprotocols=_tokens(fields.get(b"sec-websocket-protocol", [])),
-        extension_offers=_tokens(fields.get(b"sec-websocket-extensions", [])),
+        extensions=b", ".join(fields.get(b"sec-websocket-extensions", [])),
     )
 
 
@@ -96,23 +100,16 @@ def accept_token(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + ACCEPT_GUID).digest())
 
 
-def negotiate_deflate(offers: list[str]) -> tuple[PerMessageDeflate | None, bytes | None]:
-    """The first permessage-deflate offer we can take: (extension, response value)."""
-    for offer in offers:
-        if offer.split(";", 1)[0].strip().lower() != PerMessageDeflate.name:
-            continue
-        extension = PerMessageDeflate()
-        try:
-            params = extension.accept(offer)
-        except ValueError:  # a malformed parameter: try the client's next offer
-            continue
-        if params is None or params is False:
-            continue
-        value = PerMessageDeflate.name
-        if isinstance(params, str) and params:
-            value += "; " + params
-        return extension, value.encode("ascii")
-    return None, None
+def negotiate_deflate(extensions: bytes) -> tuple[bytes, WsDeflateParams] | None:
+    """The first permessage-deflate offer we can take (RFC 7692, in the C core:
+    cp_ws_negotiate_deflate): (response value, parameters for WsCodec), or None.
+
+    An offer with an unknown, repeated or ill-valued parameter is declined and
+    the next one tried; client_max_window_bits is answered when offered, and a
+    server_max_window_bits or server_no_context_takeover asked for is granted."""
+    if not extensions:
+        return None
+    return ws_negotiate_deflate(extensions)
 
 
 def encode_headers(headers: Iterable[Any], what: str) -> bytes:

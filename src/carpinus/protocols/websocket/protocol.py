@@ -1,10 +1,12 @@
-"""WebSocket connections: the ASGI `websocket` protocol over wsproto.
+"""WebSocket connections: the ASGI `websocket` protocol over the C frame codec.
 
 The C HTTP/1.1 protocol parses every request head.  When one asks for
 `Upgrade: websocket` and WebSockets are on, it builds the request's scope,
 lets go of the connection and calls the server's WebSocketHandler with
 (transport, scope, bytes after the head).  From there on the connection is
-a WebSocketProtocol, in Python, with wsproto's frame codec:
+a WebSocketProtocol, in Python, with the C core's frame codec (WsCodec,
+_core/wsconn.c over _core/wsframe.c) for every frame both ways, compressed
+(permessage-deflate) or not:
 
     handshake checked (handshake.py) ── bad ──► 400 / 426, close
          │ ok: transport.set_protocol(WebSocketProtocol), the app's task starts
@@ -17,8 +19,9 @@ a WebSocketProtocol, in Python, with wsproto's frame codec:
 Flow control, both ways, so that no client can make the server buffer
 without bound: incoming messages wait in a queue of at most --ws-max-queue
 (reading pauses past it, and while the transport's write buffer is full);
-a message being assembled may grow to --ws-max-size (1009 past it); send()
-waits while the transport has paused writing.
+a message being assembled may grow to --ws-max-size after inflation (the
+codec fails it with 1009 past it); send() waits while the transport has
+paused writing.
 """
 
 from __future__ import annotations
@@ -26,14 +29,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
-
-from carpinus._core import ClientDisconnected
+from carpinus._core import (
+    WS_BINARY,
+    WS_CLOSE,
+    WS_ERROR,
+    WS_PING,
+    WS_PONG,
+    WS_TEXT,
+    ClientDisconnected,
+    WsCodec,
+    ws_close_frame,
+)
 from carpinus.logging import ERROR_LOGGER
 from carpinus.protocols.websocket import handshake as hs
-from carpinus.protocols.websocket.frames import split_simple_frames
 
 if TYPE_CHECKING:  # the handler imports this module (on the first upgrade), not the reverse
     from carpinus.protocols.websocket.handler import WebSocketHandler
@@ -55,34 +65,12 @@ PRE_ACCEPT_BUFFER = 64 * 1024
 # 1000 times as much before --ws-max-size is checked.
 INFLATE_SLICE = 16 * 1024
 
-def wsproto_idle(proto: FrameProtocol) -> bool:
-    """True when wsproto holds no bytes, no partial frame and no fragmented
-    message, so the next frame may be decoded without it.  (Its internals:
-    any change there only turns the fast path off.)"""
-    try:
-        decoder = proto._frame_decoder
-        return (len(decoder.buffer) == 0 and decoder.header is None
-                and proto._message_decoder.opcode is None)
-    except AttributeError:
-        return False
 
-
-def unfragmented_frame(first_byte: int, payload: bytes) -> bytes:
-    """A server-to-client frame (RFC 6455 5.2): FIN, no RSV bits, unmasked.
-
-    What wsproto's send_data() builds for a whole message without extensions,
-    in a tenth of the time; with permessage-deflate wsproto still frames it.
-    first_byte is FIN | opcode: 0x81 text, 0x82 binary."""
-    n = len(payload)
-    if n < 126:
-        return bytes((first_byte, n)) + payload
-    if n < 65536:
-        return bytes((first_byte, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((first_byte, 127)) + n.to_bytes(8, "big") + payload
-
-
-# Close codes an app may send (RFC 6455 7.4: 1004-1006 and 1015 are reserved).
-RESERVED_CLOSE_CODES = {1004, 1005, 1006, 1015}
+def app_close_code_ok(code: object) -> bool:
+    """Close codes an app may send (RFC 6455 7.4): 1000-1003, 1007-1014 and
+    3000-4999; 1004-1006 and 1015 are reserved, 1016-2999 are for the protocol."""
+    return isinstance(code, int) and (1000 <= code <= 1003 or 1007 <= code <= 1014
+                                      or 3000 <= code <= 4999)
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -97,15 +85,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scope = scope
         self.phase = CONNECTING
         self.request: hs.HandshakeRequest | None = None
-        self.proto: FrameProtocol | None = None
+        self.codec: WsCodec | None = None
         self.deflate = False
         self.pending = bytearray()  # bytes received before the handshake completed
         # incoming messages for the app
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
         self.disconnect: dict[str, Any] | None = None  # what receive() says once gone
-        self.parts: list[Any] = []  # fragments of the message being assembled
-        self.size = 0
         # flow control
         self.reading_paused = False
         self.writing_paused = self._transport_write_paused()
@@ -231,61 +217,30 @@ class WebSocketProtocol(asyncio.Protocol):
             self._feed_slice(view[start:start + INFLATE_SLICE])
 
     def _feed_slice(self, data: bytes | bytearray | memoryview) -> None:
-        proto = self.proto
-        assert proto is not None
-        if self.phase == OPEN and not self.deflate and wsproto_idle(proto):
-            # whole small messages without wsproto (frames.py)
-            messages, used = split_simple_frames(data)
-            for is_text, payload in messages:
-                self._on_data(Opcode.TEXT if is_text else Opcode.BINARY, payload, True)
-                if self.phase != OPEN:
-                    return
-            if used == len(data):
+        codec = self.codec
+        assert codec is not None
+        for kind, payload, code in codec.feed(data):
+            if kind == WS_TEXT:
+                self._on_message({"type": "websocket.receive", "text": payload})
+            elif kind == WS_BINARY:
+                self._on_message({"type": "websocket.receive", "bytes": payload})
+            elif kind == WS_PING:
+                if self.phase == OPEN:
+                    self._write(codec.encode(WS_PONG, payload))
+            elif kind == WS_PONG:
+                if self.pong_timer is not None:
+                    self.pong_timer.cancel()
+                    self.pong_timer = None
+            elif kind == WS_CLOSE:
+                self._on_close(code, payload)
+            elif kind == WS_ERROR:
+                self._fail(code, payload)
+            if self.phase != OPEN and self.phase != CLOSING:
                 return
-            data = data[used:]
-        proto.receive_bytes(data)  # type: ignore[arg-type]  # bytearray += memoryview
-        try:
-            for frame in proto.received_frames():
-                opcode = frame.opcode
-                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                    self._on_data(opcode, frame.payload, frame.message_finished)
-                elif opcode is Opcode.PING:
-                    if self.phase == OPEN:
-                        self._write(proto.pong(frame.payload))  # type: ignore[arg-type]
-                elif opcode is Opcode.PONG:
-                    if self.pong_timer is not None:
-                        self.pong_timer.cancel()
-                        self.pong_timer = None
-                elif opcode is Opcode.CLOSE:
-                    code, reason = cast("tuple[int, str]", frame.payload)
-                    self._on_close(int(code), reason)
-                if self.phase != OPEN and self.phase != CLOSING:
-                    return
-        except ParseFailed as exc:
-            self._fail(int(exc.code), str(exc))
 
-    def _on_data(self, opcode: Opcode, payload: Any, finished: bool) -> None:
+    def _on_message(self, message: dict[str, Any]) -> None:
         if self.phase != OPEN:
             return  # after our close frame: data is discarded (RFC 6455 1.4)
-        if isinstance(payload, str) and not payload.isascii():
-            self.size += len(payload.encode("utf-8"))
-        else:
-            self.size += len(payload)
-        if self.size > self.config.ws_max_size:
-            self._fail(1009, "message too big")
-            return
-        if not finished:
-            self.parts.append(payload)
-            return
-        if self.parts:
-            self.parts.append(payload)
-            payload = ("" if opcode is Opcode.TEXT else b"").join(self.parts)
-            self.parts = []
-        self.size = 0
-        if opcode is Opcode.TEXT:
-            message = {"type": "websocket.receive", "text": payload}
-        else:
-            message = {"type": "websocket.receive", "bytes": payload}
         self.queue.append(message)
         waiter = self.waiter
         if waiter is not None:
@@ -299,8 +254,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.phase == OPEN:
             # The peer closes: echo its code (RFC 6455 5.5.1), then close TCP
             # (the server closes first, 7.1.1).
-            assert self.proto is not None
-            self._write(self.proto.close(code if code != 1005 else None, None))
+            self._write(ws_close_frame(code if code != 1005 else 0))
         self.phase = CLOSED
         self._disconnected(code, reason)
         self._close_transport()
@@ -308,8 +262,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): our close frame, then drop TCP."""
         if self.phase == OPEN:
-            assert self.proto is not None
-            self._write(self.proto.close(code, reason[:120]))
+            self._write(ws_close_frame(code, reason))
         self.phase = CLOSED
         self._disconnected(code, reason)
         self._close_transport()
@@ -387,26 +340,29 @@ class WebSocketProtocol(asyncio.Protocol):
     def _send_data(self, message: dict[str, Any]) -> None:
         data = message.get("bytes")
         text = message.get("text")
-        assert self.proto is not None
+        codec = self.codec
+        assert codec is not None
         if data is not None and text is None:
-            if type(data) is bytes and not self.deflate:
-                self._write(unfragmented_frame(0x82, data))
-            else:
-                self._write(self.proto.send_data(data))
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise RuntimeError(f"'websocket.send' bytes must be bytes, "
+                                   f"got {type(data).__name__}.")
+            self._write(codec.encode(WS_BINARY, data))
         elif text is not None and data is None:
-            if type(text) is str and not self.deflate:
-                self._write(unfragmented_frame(0x81, text.encode()))
-            else:
-                self._write(self.proto.send_data(text))
+            if not isinstance(text, str):
+                raise RuntimeError(f"'websocket.send' text must be a str, "
+                                   f"got {type(text).__name__}.")
+            self._write(codec.encode(WS_TEXT, text))
         else:
             raise RuntimeError("'websocket.send' needs exactly one of 'bytes' and 'text'.")
 
     def _app_close(self, message: dict[str, Any]) -> None:
         code = message.get("code", 1000)
         reason = message.get("reason") or ""
-        if not isinstance(code, int) or not 1000 <= code <= 4999 or code in RESERVED_CLOSE_CODES:
-            raise RuntimeError(f"'websocket.close' code must be 1000-4999 and not reserved, "
-                               f"got {code!r}.")
+        if not app_close_code_ok(code):
+            raise RuntimeError(f"'websocket.close' code must be 1000-1003, 1007-1014 or "
+                               f"3000-4999, got {code!r}.")
+        if not isinstance(reason, str):
+            raise RuntimeError(f"'websocket.close' reason must be a str, got {reason!r}.")
         self.close_sent = True
         self._close(code, reason)
 
@@ -414,8 +370,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Start the close handshake; the peer's close frame ends it (or the timeout)."""
         if self.phase != OPEN:
             return
-        assert self.proto is not None
-        self._write(self.proto.close(code, reason))
+        self._write(ws_close_frame(code, reason))
         self.phase = CLOSING
         self._stop_pings()
         timeout = self.config.ws_ping_timeout
@@ -430,17 +385,17 @@ class WebSocketProtocol(asyncio.Protocol):
             raise RuntimeError(f"'websocket.accept' subprotocol {subprotocol!r} is not one the "
                                f"client offered: {request.subprotocols!r}.")
         extra = hs.encode_headers(message.get("headers") or [], "'websocket.accept'")
-        extensions: list[Any] = []
         extension_header = None
+        deflate_params = None
         if self.config.ws_per_message_deflate:
-            deflate, extension_header = hs.negotiate_deflate(request.extension_offers)
-            if deflate is not None:
-                extensions.append(deflate)
+            agreed = hs.negotiate_deflate(request.extensions)
+            if agreed is not None:
+                extension_header, deflate_params = agreed
                 self.deflate = True
+        self.codec = WsCodec(self.config.ws_max_size, deflate_params)
         self._write(hs.accept_response(request.key, subprotocol, extension_header, extra,
                                        self.handler.standard_headers()))
         self.handler.log_access(self.scope, 101)
-        self.proto = FrameProtocol(client=False, extensions=extensions)
         self.phase = OPEN
         self._schedule_ping()
         if self.pending:
@@ -492,9 +447,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _ping(self) -> None:
         self.ping_timer = None
-        if self.phase != OPEN or self.proto is None:
+        if self.phase != OPEN or self.codec is None:
             return
-        self._write(self.proto.ping(b"carpinus"))
+        self._write(self.codec.encode(WS_PING, b"carpinus"))
         timeout = self.config.ws_ping_timeout
         if timeout is not None and self.pong_timer is None:
             self.pong_timer = self.loop.call_later(timeout, self._pong_missing)
