@@ -183,7 +183,7 @@ class Config:
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
         timeout_request_body: float = 60.0,
-        timeout_graceful_shutdown: float | None = None,
+        timeout_graceful_shutdown: float | None = 5.0,
         limit_request_line: int = 8190,
         limit_request_headers: int = 100,
         limit_request_header_size: int = 8190,

@@ -47,6 +47,9 @@ ENV_PREFIX = "CARPINUS_"
 # The largest request head and line the C core's parser is built for.
 MAX_REQUEST_HEAD = 1 << 26  # 64 MiB
 MAX_REQUEST_LINE = 1 << 24  # 16 MiB
+# --timeout-graceful-shutdown's default, in seconds (gunicorn: 30, hypercorn: 3,
+# uvicorn: unbounded)
+GRACEFUL_SHUTDOWN_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -308,9 +311,14 @@ OPTIONS: tuple[Option, ...] = (
            "Drop a client that sends no byte of a request body it owes for this many seconds "
            "(slow-body guard; 408 if no response was started).", TIMEOUTS, positive=True,
            core="timeout_request_body"),
-    Option("timeout_graceful_shutdown", float, None,
-           "On SIGTERM/SIGINT, wait at most this many seconds for in-flight requests.",
-           TIMEOUTS, positive=True, default_text="wait for them"),
+    # Bounded by default, so that a streaming response (SSE, long poll) cannot
+    # hold a stop up until the orchestrator's SIGKILL: 5 s leaves lifespan
+    # shutdown time within docker stop's 10 s (docs/deployment.md).
+    Option("timeout_graceful_shutdown", float, GRACEFUL_SHUTDOWN_TIMEOUT,
+           "On SIGTERM/SIGINT, wait at most this many seconds for in-flight requests and "
+           "WebSocket sessions; then close what is left (streaming responses, long polls) and "
+           "run lifespan shutdown.  'inf' waits as long as they take (uvicorn's default).",
+           TIMEOUTS, positive=True, nullable=True),
     # -- limits --
     Option("limit_request_line", int, 8190,
            "Longest request line in bytes; longer gets 414.", LIMITS,
