@@ -115,6 +115,7 @@ class Config:
     date_header: bool
     headers: list[tuple[str, str]]
     proxy_headers: bool
+    forwarded_host: bool
     forwarded_allow_ips: str | Sequence[str]
     timeout_keep_alive: float
     timeout_request_header: float
@@ -179,6 +180,7 @@ class Config:
         date_header: bool = True,
         headers: Sequence[tuple[str, str]] | None = None,
         proxy_headers: bool = True,
+        forwarded_host: bool = False,
         forwarded_allow_ips: str | Sequence[str] | None = None,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
@@ -286,6 +288,9 @@ class Config:
             raise ConfigError(
                 "ws=wsproto but wsproto is not installed (pip install 'carpinus[ws]')"
             )
+        if self.forwarded_host and not self.proxy_headers:
+            raise ConfigError("forwarded_host reads a proxy header: it needs proxy_headers on",
+                              "forwarded_host")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
             raise ConfigError("use at most one of uds and fd")
         if self.reload and importlib.util.find_spec("watchfiles") is None:

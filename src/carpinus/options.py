@@ -295,6 +295,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("proxy_headers", bool, True,
            "Take the client address and scheme from X-Forwarded-For/X-Forwarded-Proto (or "
            "else Forwarded, RFC 7239) when the peer is in --forwarded-allow-ips.", HTTP),
+    Option("forwarded_host", bool, False,
+           "With --proxy-headers, also take the host the client asked for from "
+           "X-Forwarded-Host (or Forwarded host=) when the peer is in --forwarded-allow-ips: "
+           "the app's 'host' header becomes it.  Off by default: turn it on only when your "
+           "proxy sets or replaces that header.", HTTP),
     Option("forwarded_allow_ips", str, None,
            "Comma-separated IP addresses, networks (10.0.0.0/8), literals (e.g. 'unix:', "
            "which also trusts Unix-socket peers) or '*' to trust with proxy headers.", HTTP,

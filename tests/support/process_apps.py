@@ -112,6 +112,16 @@ async def _stream(scope: dict[str, Any], send: Any) -> None:
         print(f"{STREAM_ENDED} ({how})", file=sys.stderr, flush=True)
 
 
+async def url_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the request's URL as Starlette reconstructs it (scheme, Host
+    header, path, query): what a framework builds links and redirects from."""
+    if scope["type"] != "http":
+        return
+    from starlette.requests import Request
+
+    await _text(send, str(Request(scope).url).encode())
+
+
 def create_app() -> Any:
     """An app factory, for --factory."""
     return app
