@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -106,6 +107,7 @@ class Config:
     uds: str | None
     fd: int | None
     backlog: int
+    reuse_port: bool
     factory: bool
     app_dir: str | None
     env_file: str | os.PathLike[str] | None
@@ -171,6 +173,7 @@ class Config:
         uds: str | None = None,
         fd: int | None = None,
         backlog: int = 2048,
+        reuse_port: bool = False,
         factory: bool = False,
         app_dir: str | None = None,
         env_file: str | os.PathLike[str] | None = None,
@@ -293,6 +296,12 @@ class Config:
                               "forwarded_host")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
             raise ConfigError("use at most one of uds and fd")
+        if self.reuse_port:
+            if self.uds is not None or self.fd is not None:
+                raise ConfigError("reuse_port applies to the sockets carpinus binds with "
+                                  "host/port, not to uds or fd", "reuse_port")
+            if not hasattr(socket, "SO_REUSEPORT"):
+                raise ConfigError("reuse_port: this system has no SO_REUSEPORT", "reuse_port")
         if self.reload and importlib.util.find_spec("watchfiles") is None:
             raise ConfigError(
                 "reload needs the watchfiles package: pip install 'carpinus[reload]'"

@@ -268,6 +268,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("uds", str, None, "Bind to this Unix domain socket path.", LISTEN),
     Option("fd", int, None, "Use this already-bound socket file descriptor.", LISTEN, min=0),
     Option("backlog", int, 2048, "Pending connections the kernel may queue.", LISTEN, min=1),
+    Option("reuse_port", bool, False,
+           "Set SO_REUSEPORT on the --host/--port sockets, so that several carpinus "
+           "processes (same user) can listen on one port and the kernel spreads connections "
+           "among them.  Workers of one carpinus share one socket either way "
+           "(docs/deployment.md).", LISTEN, bool_style="flag"),
     # -- the application --
     Option("factory", bool, False, "APP names a callable that returns the ASGI app.",
            APPLICATION, bool_style="flag"),
