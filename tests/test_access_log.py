@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 
 from carpinus.access_log import (
+    ACCESS_FIELDS,
     ACCESS_LOG_ATOMS,
     AccessLogFormat,
+    access_fields,
     access_line,
     make_access_log,
     websocket_access_line,
@@ -60,6 +63,36 @@ def test_format_atoms() -> None:
         "POST /api/caf%C3%A9 a=1&b=%20 HTTP/1.1 https 1 1234 1234567 1.234568 1,2 - "
         f"<{os.getpid()}> %")
     assert AccessLogFormat("%(b)s").format(SCOPE, 200, 512, 0.0) == "512"
+
+
+def test_named_atoms() -> None:
+    """%(duration)s, %(bytes_sent)s and %(request_id)s: the record attributes of the
+    same names, in a line."""
+    fmt = AccessLogFormat("%(duration)s %(bytes_sent)s %(request_id)s")
+    assert fmt.format(SCOPE, 200, 512, 0.25) == "0.250000 512 -"
+    scope = {**SCOPE, "headers": [*SCOPE["headers"], (b"x-request-id", b"req-7")]}
+    assert fmt.format(scope, 200, 0, 1.0) == "1.000000 0 req-7"
+
+
+def test_record_fields() -> None:
+    """The attributes every access-log record carries, typed for a JSON formatter."""
+    scope = {**SCOPE, "headers": [*SCOPE["headers"], (b"x-request-id", b"abc-1"),
+                                  (b"x-request-id", b"second")]}
+    assert access_fields(scope, 201, 512, 0.125) == {
+        "client_addr": "203.0.113.7:4711", "method": "POST", "path": "/api/caf%C3%A9",
+        "query_string": "a=1&b=%20", "http_version": "1.1", "status_code": 201,
+        "bytes_sent": 512, "duration": 0.125, "request_id": "abc-1"}
+    ws = {**SCOPE, "type": "websocket", "client": None}
+    del ws["method"]
+    fields = access_fields(ws, 101, 0, 0.0)
+    assert (fields["client_addr"], fields["method"], fields["request_id"]) == (None, "GET", None)
+    assert set(fields) == set(ACCESS_FIELDS)
+
+
+def test_every_record_field_is_documented() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "proxies-and-tls.md").read_text()
+    for name in ACCESS_FIELDS:
+        assert f"| `{name}` |" in doc, name
 
 
 def test_time_and_environment_atoms(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,3 +206,121 @@ def test_websocket_lines_in_server(serve, caplog: pytest.LogCaptureFixture) -> N
     lines = access_lines(caplog, 2)
     assert f'{local[0]}:{local[1]} - "WebSocket /m/chat" 101' in lines, lines
     assert '127.0.0.1 "GET /chat?room=1 HTTP/1.1" 101' in lines, lines
+
+
+class _Lines(logging.Handler):
+    """Formats the carpinus.access records it gets with `formatter`, one line each."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def wait(self, count: int) -> list[str]:
+        deadline = time.monotonic() + 10
+        while len(self.lines) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.lines)
+
+
+@pytest.fixture
+def access_handler(caplog: pytest.LogCaptureFixture):
+    """attach(formatter): a handler on carpinus.access (INFO on, as the server must see
+    it at start-up), removed after the test."""
+    caplog.set_level(logging.INFO, logger="carpinus.access")
+    logger = logging.getLogger("carpinus.access")
+    handlers: list[_Lines] = []
+
+    def attach(formatter: logging.Formatter) -> _Lines:
+        handler = _Lines(formatter)
+        logger.addHandler(handler)
+        handlers.append(handler)
+        return handler
+
+    yield attach
+    for handler in handlers:
+        logger.removeHandler(handler)
+
+
+async def _sized(scope, receive, send):
+    """Answers with as many bytes as the request body had, after ?ms=N milliseconds."""
+    import asyncio
+
+    body, _ = await apps.read_body(receive)
+    ms = int(scope["query_string"].decode().partition("ms=")[2] or 0)
+    await asyncio.sleep(ms / 1000)
+    await apps.send_text(send, b"x" * len(body), status=201)
+
+
+@pytest.mark.parametrize("line_format", [None, '%(h)s "%(r)s" %(s)s'],
+                         ids=["default line", "--access-log-format"])
+def test_record_attributes_through_a_formatter(serve, access_handler, line_format) -> None:
+    """A logging.Formatter names the record's attributes: no parsing of the line, with
+    the default line or a custom one; a request refused by the parser has them too."""
+    handler = access_handler(logging.Formatter(
+        "%(client_addr)s|%(method)s|%(path)s|%(query_string)s|%(http_version)s|"
+        "%(status_code)d|%(bytes_sent)d|%(duration).3f|%(request_id)s"))
+    handle = serve(_sized, access_log=True, access_log_format=line_format)
+    with handle.connect() as c:
+        local = c.sock.getsockname()
+        r = c.request("POST", "/items/%C3%A9?ms=200", body=b"abcde",
+                      headers=[("X-Request-ID", "req-42")])
+        assert r.status == 201
+        r = c.request("GET", "/proxied", headers=[("X-Forwarded-For", "203.0.113.9")],
+                      version="1.0")
+        assert r.status == 201
+    with handle.connect() as c:
+        c.send(b"GET /\x01 HTTP/1.1\r\n\r\n")
+        assert c.read_response().status == 400
+    lines = handler.wait(3)
+    assert len(lines) == 3, lines
+    first = lines[0].split("|")
+    assert first[:7] == [f"{local[0]}:{local[1]}", "POST", "/items/%C3%A9", "ms=200", "1.1",
+                         "201", "5"]
+    assert 0.2 <= float(first[7]) < 2.0, first  # the app slept 200 ms
+    assert first[8] == "req-42"
+    second = lines[1].split("|")
+    assert second[:7] == ["203.0.113.9:0", "GET", "/proxied", "", "1.0", "201", "0"]
+    assert second[8] == "None"
+    assert lines[2].split("|")[1:6] == ["-", "-", "", "1.1", "400"]
+
+
+def test_json_access_log_with_python_json_logger(serve, access_handler) -> None:
+    """python-json-logger's JsonFormatter turns each record into an object whose fields
+    are the record's attributes, with their types (int status, float duration): HTTP
+    requests and a WebSocket."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = access_handler(JsonFormatter("%(levelname)s %(name)s %(message)s"))
+    http = serve(_sized, access_log=True)
+    ws = serve(ws_apps.echo, access_log=True)
+    with http.connect() as c:
+        local = c.sock.getsockname()
+        assert c.request("PUT", "/a/b?c=d", body=b"xyz",
+                         headers=[("X-Request-ID", "7f9c0b1e")]).status == 201
+    with connect_ws(ws, "/chat?room=1") as conn:
+        conn.send("hi")
+        assert conn.recv(timeout=10) == "hi"
+        ws_local = conn.socket.getsockname()
+    # (two servers, two threads: the lines may come in either order)
+    records = sorted((json.loads(line) for line in handler.wait(2)),
+                     key=lambda record: record["status_code"])
+    assert len(records) == 2, records
+    ws_record, put = records
+    duration = put.pop("duration")
+    assert isinstance(duration, float) and 0 < duration < 2.0
+    assert put == {
+        "levelname": "INFO", "name": "carpinus.access",
+        "message": f'{local[0]}:{local[1]} - "PUT /a/b?c=d HTTP/1.1" 201',
+        "client_addr": f"{local[0]}:{local[1]}", "method": "PUT", "path": "/a/b",
+        "query_string": "c=d", "http_version": "1.1", "status_code": 201, "bytes_sent": 3,
+        "request_id": "7f9c0b1e"}
+    assert ws_record == {
+        "levelname": "INFO", "name": "carpinus.access",
+        "message": f'{ws_local[0]}:{ws_local[1]} - "WebSocket /chat" 101',
+        "client_addr": f"{ws_local[0]}:{ws_local[1]}", "method": "GET", "path": "/chat",
+        "query_string": "room=1", "http_version": "1.1", "status_code": 101, "bytes_sent": 0,
+        "duration": 0.0, "request_id": None}

@@ -33,7 +33,8 @@ def test_defaults_are_valid() -> None:
     assert (config.host, config.port, config.loop, config.lifespan) == (
         "127.0.0.1", 8000, "auto", "auto")
     assert (config.timeout_keep_alive, config.timeout_request_header) == (5.0, 10.0)
-    assert config.timeout_graceful_shutdown is None
+    # (not uvicorn's: a stop ends, docs/deployment.md)
+    assert config.timeout_graceful_shutdown == 5.0
     assert config.limit_request_body is None and config.limit_concurrency is None
     config.load()
     from carpinus.demo import app
@@ -97,11 +98,16 @@ def test_required_timeouts(name: str) -> None:
 
 
 def test_positive_timeouts_accepted() -> None:
-    """Small positive timeouts are fine; the graceful-shutdown one may be None (wait forever)."""
+    """Small positive timeouts are fine; the graceful-shutdown one may be None or inf (wait
+    forever), but not 0 or NaN."""
     config = make(timeout_keep_alive=0.01, timeout_request_header=0.5,
                   timeout_graceful_shutdown=0.1)
     assert config.timeout_graceful_shutdown == 0.1
     assert make(timeout_graceful_shutdown=None).timeout_graceful_shutdown is None
+    assert make(timeout_graceful_shutdown=float("inf")).timeout_graceful_shutdown == float("inf")
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="timeout_graceful_shutdown must be positive"):
+            make(timeout_graceful_shutdown=bad)
 
 
 @pytest.mark.parametrize(("options", "message"), [

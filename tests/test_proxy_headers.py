@@ -1,5 +1,6 @@
 """Proxy headers: X-Forwarded-For / X-Forwarded-Proto / Forwarded set the scope's
-client and scheme only when the peer is trusted (--forwarded-allow-ips).
+client and scheme only when the peer is trusted (--forwarded-allow-ips); with
+--forwarded-host, X-Forwarded-Host / Forwarded host= set the Host header too.
 
 First the parsing and trust rules on their own, then the real server: trusted
 and untrusted peers, hops, `*`, Unix sockets, bad values, keep-alive
@@ -22,7 +23,7 @@ from carpinus.config import Config, ConfigError
 from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.proxy_headers import ProxyHeaders, TrustedHosts, parse_forwarded, split_node
 from tests.support import apps
-from tests.support.processes import Spawner
+from tests.support.processes import Spawner, run_cli
 from tests.support.servers import ServerHandle
 
 ALL_ON = dict.fromkeys(OPTIMIZATIONS, True)
@@ -181,6 +182,75 @@ def test_fixup_walks_hops_from_the_right() -> None:
     assert fixed(unix_hop, "127.0.0.1")["client"] == ("127.0.0.1", 5000)
 
 
+def host_of(headers: list[tuple[bytes, bytes]], allow: str = "127.0.0.1",
+            forwarded_host: bool = True) -> bytes | None:
+    """The `host` header after the fix-up of a request whose own Host is `backend`."""
+    scope: dict[str, Any] = {"type": "http", "scheme": "http", "client": ("127.0.0.1", 5000),
+                             "headers": [(b"host", b"backend"), *headers]}
+    ProxyHeaders(TrustedHosts(allow), host=forwarded_host).fixup(scope)
+    hosts = [value for name, value in scope["headers"] if name == b"host"]
+    assert len(hosts) == 1, hosts
+    return hosts[0]
+
+
+@pytest.mark.parametrize("headers, host", [
+    ([(b"x-forwarded-host", b"example.com")], b"example.com"),
+    ([(b"x-forwarded-host", b" example.com:8443 ")], b"example.com:8443"),
+    ([(b"x-forwarded-host", b"[2001:db8::1]:443")], b"[2001:db8::1]:443"),
+    ([(b"x-forwarded-host", b"203.0.113.7")], b"203.0.113.7"),
+    # X-Forwarded-Host entries line up with the chosen X-Forwarded-For hop...
+    ([(b"x-forwarded-for", b"198.51.100.1, 127.0.0.1"),
+      (b"x-forwarded-host", b"public.example, internal.example")], b"public.example"),
+    # ...or else the last one (written by our own peer) counts
+    ([(b"x-forwarded-for", b"198.51.100.1"),
+      (b"x-forwarded-host", b"made-up.example, public.example")], b"public.example"),
+    ([(b"x-forwarded-host", b"a.example"), (b"x-forwarded-host", b"b.example")], b"b.example"),
+    # Forwarded: host= of the element whose for= is the client
+    ([(b"forwarded", b'for=192.0.2.60;host=example.com;proto=https')], b"example.com"),
+    ([(b"forwarded", b'for=198.51.100.1;host="a.example:8080", for=127.0.0.1;host=b.example')],
+     b"a.example:8080"),
+    # X-Forwarded-* present: Forwarded (perhaps made up by the client) is not read
+    ([(b"forwarded", b"host=evil.example"), (b"x-forwarded-host", b"example.com")],
+     b"example.com"),
+    ([(b"forwarded", b"host=evil.example"), (b"x-forwarded-for", b"203.0.113.7")], b"backend"),
+    # not a host: ignored, never guessed at
+    ([(b"x-forwarded-host", b"")], b"backend"),
+    ([(b"x-forwarded-host", b"evil host")], b"backend"),
+    ([(b"x-forwarded-host", b"example.com/path")], b"backend"),
+    ([(b"x-forwarded-host", b"example.com:99999999")], b"backend"),
+    ([(b"x-forwarded-host", b"user@example.com")], b"backend"),
+    ([(b"forwarded", b"host=")], b"backend"),
+])
+def test_fixup_forwarded_host(headers: list[tuple[bytes, bytes]], host: bytes) -> None:
+    assert host_of(headers) == host
+
+
+def test_forwarded_host_is_opt_in() -> None:
+    """Off (the default), X-Forwarded-Host changes nothing, not even which header
+    family is read: a Forwarded header still gives the client."""
+    assert host_of([(b"x-forwarded-host", b"example.com")], forwarded_host=False) == b"backend"
+    scope: dict[str, Any] = {"type": "http", "scheme": "http", "client": ("127.0.0.1", 5000),
+                             "headers": [(b"host", b"backend"),
+                                         (b"x-forwarded-host", b"example.com"),
+                                         (b"forwarded", b"for=192.0.2.60;host=other.example")]}
+    ProxyHeaders(TrustedHosts("127.0.0.1")).fixup(scope)
+    assert scope["client"] == ("192.0.2.60", 0)
+    assert (b"host", b"backend") in scope["headers"]
+
+
+def test_forwarded_host_adds_a_missing_host() -> None:
+    """An HTTP/1.0 request may have no Host: the forwarded one is added."""
+    scope: dict[str, Any] = {"type": "http", "scheme": "http", "client": ("127.0.0.1", 5000),
+                             "headers": [(b"x-forwarded-host", b"example.com")]}
+    ProxyHeaders(TrustedHosts("127.0.0.1"), host=True).fixup(scope)
+    assert scope["headers"] == [(b"x-forwarded-host", b"example.com"), (b"host", b"example.com")]
+
+
+def test_forwarded_host_needs_proxy_headers() -> None:
+    with pytest.raises(ConfigError, match="forwarded_host reads a proxy header"):
+        Config(apps.hello, forwarded_host=True, proxy_headers=False, configure_logging=False)
+
+
 def test_trust_by_peername() -> None:
     proxy = ProxyHeaders(TrustedHosts("127.0.0.1, ::1"))
     assert proxy.trust(("127.0.0.1", 5000))
@@ -249,6 +319,48 @@ def test_forwarded_header(serve: Callable[..., ServerHandle]) -> None:
     assert (scope["client"], scope["scheme"]) == (["2001:db8:cafe::17", 4711], "https")
     scope = get_scope(handle, [("Forwarded", "for=192.0.2.60;proto=http;by=203.0.113.43")])
     assert (scope["client"], scope["scheme"]) == (["192.0.2.60", 0], "http")
+
+
+def _host(scope: dict[str, Any]) -> list[str]:
+    return [value for name, value in scope["headers"] if name == "host"]
+
+
+@pytest.mark.parametrize("optimizations", [ALL_ON, ALL_OFF], ids=["opts-on", "opts-off"])
+def test_forwarded_host_from_a_trusted_proxy(serve: Callable[..., ServerHandle],
+                                             optimizations: dict[str, bool]) -> None:
+    """--forwarded-host: the app's `host` header is the one the trusted proxy names, from
+    X-Forwarded-Host alone (the parser flags it) or with the other X-Forwarded-*, or from
+    Forwarded host=; the next request on the connection has its own Host again."""
+    handle = serve(apps.echo_scope, forwarded_host=True, optimizations=optimizations,
+                   lazy_headers_min=1)
+    sequence = [
+        ([("X-Forwarded-Host", "example.com")], "example.com", None),
+        ([], "test", None),
+        ([("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Host", "shop.example:8443")],
+         "shop.example:8443", ["203.0.113.7", 0]),
+        ([("Forwarded", "for=192.0.2.60;host=api.example;proto=https")], "api.example",
+         ["192.0.2.60", 0]),
+        ([("X-Forwarded-Host", "bad host")], "test", None),
+        ([("User-Agent", "plain")], "test", None),
+    ]
+    with handle.connect() as c:
+        local = list(c.sock.getsockname())
+        for headers, host, client in sequence:
+            scope = json.loads(c.request("GET", "/same", headers=headers).body)
+            assert _host(scope) == [host], (headers, scope["headers"])
+            assert scope["client"] == (client or local)
+
+
+def test_forwarded_host_untrusted_or_off(serve: Callable[..., ServerHandle]) -> None:
+    """From an untrusted peer, or without --forwarded-host, the Host stays the client's."""
+    headers = [("X-Forwarded-Host", "example.com"), ("X-Forwarded-For", "203.0.113.7")]
+    untrusted = serve(apps.echo_scope, forwarded_host=True, forwarded_allow_ips="10.0.0.1")
+    assert _host(get_scope(untrusted, headers)) == ["test"]
+    off = serve(apps.echo_scope)
+    scope = get_scope(off, headers)
+    assert _host(scope) == ["test"] and scope["client"] == ["203.0.113.7", 0]
+    everyone = serve(apps.echo_scope, forwarded_host=True, forwarded_allow_ips="*")
+    assert _host(get_scope(everyone, headers)) == ["example.com"]
 
 
 @pytest.mark.parametrize("headers", [
@@ -372,3 +484,16 @@ def test_cli_proxy_options() -> None:
         assert body["client"][0] == "127.0.0.1" and body["scheme"] == "http"
     finally:
         spawner.close()
+
+
+def test_cli_forwarded_host(spawn: Spawner) -> None:
+    """--forwarded-host in a real process, behind Starlette: request.url is the public
+    URL the proxy was asked for; --no-proxy-headers with it is a usage error."""
+    server = spawn.start("tests.support.process_apps:url_app",
+                         "--forwarded-host")
+    headers = {"X-Forwarded-Host": "shop.example", "X-Forwarded-Proto": "https"}
+    with server.http_client() as client:
+        assert client.get("/cart?x=1", headers=headers).text == "https://shop.example/cart?x=1"
+    result = run_cli("tests.support.process_apps:app", "--forwarded-host", "--no-proxy-headers")
+    assert result.returncode == 2
+    assert "forwarded_host reads a proxy header" in result.stderr

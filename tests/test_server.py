@@ -20,9 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support.clients import Response, build_request
-from tests.support.process_apps import LIFESPAN_GREETING, SLEEP_MARKER
+from tests.support.clients import RawClient, Response, build_request
+from tests.support.process_apps import (
+    LIFESPAN_GREETING,
+    SLEEP_MARKER,
+    STREAM_ENDED,
+    STREAM_MARKER,
+)
 from tests.support.processes import ServerProcess, Spawner, listening_socket
+from tests.support.response_parser import parse_response
 
 PROCESS_APP = "tests.support.process_apps:app"
 SHUTDOWN_COMPLETE = "Application shutdown complete."
@@ -108,6 +114,71 @@ def test_graceful_shutdown_timeout(spawn: Spawner) -> None:
         with pytest.raises((EOFError, ConnectionError)):
             client.read_response()
     assert "Graceful shutdown timed out" in server.output
+
+
+def _read_until_closed(client: RawClient, timeout: float) -> tuple[bytes, float | None]:
+    """Everything the server sends until it closes the connection, and when (monotonic
+    time; None if it was still open after `timeout` seconds)."""
+    data = client.buf
+    client.buf = b""
+    end = time.monotonic() + timeout
+    while (left := end - time.monotonic()) > 0:
+        client.sock.settimeout(left)
+        try:
+            chunk = client.sock.recv(65536)
+        except TimeoutError:
+            break
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return data, time.monotonic()
+        if not chunk:
+            return data, time.monotonic()
+        data += chunk
+    return data, None
+
+
+def test_streaming_response_closed_at_the_default_deadline(spawn: Spawner) -> None:
+    """A Server-Sent-Events response that never ends does not keep SIGTERM waiting: with
+    no option given, the drain ends 5 s after the signal, the stream is closed (cut
+    short: no last chunk, so the client knows it did not end normally), its app task is
+    cancelled, lifespan shutdown runs and the process exits 0."""
+    server = spawn.start(PROCESS_APP, "--lifespan", "on")
+    with server.connect() as client:
+        client.send(build_request("GET", "/stream?ms=100"))
+        assert server.wait_for_output(STREAM_MARKER, timeout=10), server.output
+        signalled = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        data, closed_at = _read_until_closed(client, timeout=15)
+    assert closed_at is not None, "the stream was not closed"
+    assert 4.5 <= closed_at - signalled < 7.0, closed_at - signalled
+    # events kept flowing during the drain, then the response was cut short
+    parsed, _ = parse_response(data, at_eof=False)
+    assert parsed.status == 200 and parsed.header(b"content-type") == b"text/event-stream"
+    assert not parsed.complete
+    assert b"data: 40\n\n" in data, "the stream was not served during the drain"
+    assert not data.endswith(b"0\r\n\r\n")
+    assert server.wait(timeout=5) == 0, server.output
+    log = server.output
+    timed_out = log.index("Graceful shutdown timed out after 5s; closing 1 connection(s).")
+    assert log.index("Waiting for connections to close, at most 5s.") < timed_out
+    assert timed_out < log.index(f"{STREAM_ENDED} (cancelled)") < log.index(SHUTDOWN_COMPLETE)
+    assert "Traceback" not in log and "ERROR:" not in log, log
+
+
+def test_graceful_shutdown_timeout_inf_waits_for_a_stream(spawn: Spawner) -> None:
+    """--timeout-graceful-shutdown inf is uvicorn's behaviour: the stream is still served
+    well after the signal (until the client leaves, or a second SIGINT)."""
+    server = spawn.start(PROCESS_APP, "--lifespan", "on", "--timeout-graceful-shutdown", "inf")
+    with server.connect() as client:
+        client.send(build_request("GET", "/stream?ms=50"))
+        assert server.wait_for_output(STREAM_MARKER, timeout=10), server.output
+        server.send_signal(signal.SIGTERM)
+        assert server.wait_for_output("Waiting for connections to close. (CTRL+C", timeout=5)
+        data, closed_at = _read_until_closed(client, timeout=1.5)
+        assert closed_at is None and b"data: " in data
+        assert server.proc.poll() is None
+        server.send_signal(signal.SIGINT)  # the second signal: quit now
+        assert server.wait(timeout=5) == 0, server.output
+    assert "Graceful shutdown timed out" not in server.output
 
 
 @pytest.mark.parametrize("tcp", ["port", "fd"], ids=["--port", "--fd"])

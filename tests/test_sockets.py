@@ -6,9 +6,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from carpinus.config import Config
+import pytest
+
+from carpinus.config import Config, ConfigError
 from carpinus.sockets import bind_sockets, close_sockets
-from tests.support.processes import Spawner, listening_socket
+from tests.support.processes import ServerProcess, Spawner, free_port, listening_socket
+from tests.support.waiting import wait_for
 
 
 def config(**options: object) -> Config:
@@ -73,3 +76,72 @@ def test_single_server_binds_the_same_way(spawn: Spawner, tmp_path: Path) -> Non
     assert server.stop() == 0
     assert not path.exists()
     assert server.output.count("carpinus running on unix socket") == 1
+
+
+# -- --reuse-port ------------------------------------------------------------------
+
+
+def test_reuse_port_sets_so_reuseport() -> None:
+    """Off by default; with reuse_port each bound socket has SO_REUSEPORT, so a second
+    one can bind the same port."""
+    plain = bind_sockets(config(host="127.0.0.1", port=0))
+    try:
+        assert not plain[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+    finally:
+        close_sockets(config(), plain)
+    first = bind_sockets(config(host="127.0.0.1", port=0, reuse_port=True))
+    port = first[0].getsockname()[1]
+    try:
+        assert first[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+        second = bind_sockets(config(host="127.0.0.1", port=port, reuse_port=True))
+        assert second[0].getsockname()[1] == port
+        close_sockets(config(), second)
+    finally:
+        close_sockets(config(), first)
+
+
+@pytest.mark.parametrize("where", [{"uds": "/tmp/x.sock"}, {"fd": 3}], ids=["uds", "fd"])
+def test_reuse_port_only_for_host_and_port(where: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="reuse_port applies to the sockets carpinus binds"):
+        config(reuse_port=True, **where)
+
+
+def _pid(server: ServerProcess) -> int:
+    with server.connect() as client:
+        response = client.request("GET", "/pid", headers=[("Connection", "close")])
+    assert response.status == 200
+    return int(response.body)
+
+
+def test_two_servers_on_one_port_with_reuse_port(spawn: Spawner) -> None:
+    """Two carpinus processes bind the same port with --reuse-port: the kernel spreads
+    new connections over both; when one stops, the other goes on serving the port."""
+    port = free_port()
+    first = spawn.start("tests.support.process_apps:app", "--port", str(port),
+                        "--reuse-port", tcp="none")
+    second = spawn.start("tests.support.process_apps:app", "--port", str(port),
+                         "--reuse-port", tcp="none")
+    first.port = second.port = port
+    assert "error while attempting to bind" not in second.output
+    seen: set[int] = set()
+
+    def both_served() -> bool:
+        seen.add(_pid(first))  # a fresh connection each time: a new source port
+        return len(seen) == 2
+
+    wait_for(both_served, 30, interval=0.01, what="connections served by both processes",
+             detail=lambda: seen)
+    assert seen == {first.pid, second.pid}
+    assert first.stop() == 0
+    assert all(_pid(second) == second.pid for _ in range(20))
+
+
+def test_second_server_without_reuse_port_cannot_bind(spawn: Spawner) -> None:
+    """Without --reuse-port (the default) a port in use stays an error (exit 1)."""
+    port = free_port()
+    spawn.start("tests.support.process_apps:app", "--port", str(port), "--reuse-port",
+                tcp="none")
+    late = spawn.start("tests.support.process_apps:app", "--port", str(port), tcp="none",
+                       wait=False)
+    assert late.wait(timeout=30) == 1, late.output
+    assert "error while attempting to bind" in late.output

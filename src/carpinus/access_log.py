@@ -4,6 +4,13 @@ The default line is uvicorn's (`host:port - "GET /path?q HTTP/1.1" 200`;
 `host:port - "WebSocket /path" 101` for a WebSocket); --access-log-format
 gives a gunicorn-style format instead, built from the atoms below and
 checked once at start-up (Config).  Lines go to the carpinus.access logger.
+
+Every record also carries the request's fields as attributes (ACCESS_FIELDS:
+record.method, record.status_code, record.duration, ...), so that a JSON
+formatter (python-json-logger, structlog's ProcessorFormatter) or a
+logging.Formatter('%(method)s %(duration)s') uses them without parsing the
+line.  None of it is computed when the access log is off: the C core is then
+given no callable at all (make_access_log returns None).
 """
 
 from __future__ import annotations
@@ -55,6 +62,20 @@ def websocket_access_line(scope: Mapping[str, Any], status: int) -> str:
 
 AtomFn = Callable[[Mapping[str, Any], int, int, float], str]
 
+# The attributes every access-log record carries, with what they hold.
+ACCESS_FIELDS: dict[str, str] = {
+    "client_addr": "client address, 'host:port' (the one proxy headers gave), or None",
+    "method": "request method ('GET' for a WebSocket, '-' for a request line not parsed)",
+    "path": "URL path as sent (percent-encoded, without the query)",
+    "query_string": "query string as sent, '' when none",
+    "http_version": "'1.1' or '1.0'",
+    "status_code": "response status (int)",
+    "bytes_sent": "response body bytes sent (int; 0 for a WebSocket)",
+    "duration": "seconds from the request head to the end of the response (float; 0.0 for a "
+                "WebSocket, logged at its handshake)",
+    "request_id": "the request's X-Request-ID header, or None",
+}
+
 
 def _header(scope: Mapping[str, Any], name: bytes) -> str:
     values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == name]
@@ -73,6 +94,32 @@ def _request_line(scope: Mapping[str, Any]) -> str:
 def _raw_path(scope: Mapping[str, Any]) -> str:
     raw = scope.get("raw_path")
     return raw.decode("latin-1") if isinstance(raw, bytes) else str(scope.get("path", ""))
+
+
+def _request_id(scope: Mapping[str, Any]) -> str | None:
+    """The first X-Request-ID header (set by a proxy: nginx's $request_id, Heroku's
+    router, Envoy), or None."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            return str(value.decode("latin-1"))
+    return None
+
+
+def access_fields(scope: Mapping[str, Any], status: int, size: int,
+                  seconds: float) -> dict[str, Any]:
+    """The record attributes of one access-log line (ACCESS_FIELDS)."""
+    client = scope.get("client")
+    return {
+        "client_addr": f"{client[0]}:{client[1]}" if client else None,
+        "method": _method(scope),
+        "path": _raw_path(scope),
+        "query_string": scope.get("query_string", b"").decode("latin-1"),
+        "http_version": scope.get("http_version"),
+        "status_code": status,
+        "bytes_sent": size,
+        "duration": seconds,
+        "request_id": _request_id(scope),
+    }
 
 
 # The atoms of gunicorn's access_log_format that an ASGI server can know.
@@ -100,6 +147,11 @@ ACCESS_LOG_ATOMS: dict[str, tuple[str, AtomFn]] = {
     "L": ("request time, decimal seconds", lambda sc, st, b, t: f"{t:.6f}"),
     "p": ("process id, <1234>", lambda sc, st, b, t: f"<{os.getpid()}>"),
     "S": ("URL scheme (http or https)", lambda sc, st, b, t: str(sc.get("scheme", "http"))),
+    # named atoms: the record attributes of the same names
+    "duration": ("request time, decimal seconds (as %(L)s)", lambda sc, st, b, t: f"{t:.6f}"),
+    "bytes_sent": ("response body bytes (as %(B)s)", lambda sc, st, b, t: str(b)),
+    "request_id": ("X-Request-ID request header, '-' when none",
+                   lambda sc, st, b, t: _request_id(sc) or "-"),
 }
 
 _ATOM = re.compile(r"%\(([^)]*)\)")
@@ -150,23 +202,25 @@ def make_access_log(enabled: bool, formatter: AccessLogFormat | None,
     """What to call once per answered request -- (scope, status, body bytes
     sent, seconds taken) -- or None when nothing would be logged: with the
     access log off the C core does no work for it at all.  The line is
-    `formatter`'s (--access-log-format) or else `default`'s."""
+    `formatter`'s (--access-log-format) or else `default`'s; the record
+    carries access_fields() as attributes."""
     logger = logging.getLogger(ACCESS_LOGGER)
     if not (enabled and logger.isEnabledFor(logging.INFO)):
         return None
     info = logger.info
+    fields = access_fields
     if formatter is None:
         line = default
 
         def log_default(scope: Mapping[str, Any], status: int, size: int,
                         seconds: float) -> None:
-            info(line(scope, status))
+            info(line(scope, status), extra=fields(scope, status, size, seconds))
 
         return log_default
     fmt = formatter.format
 
     def log_formatted(scope: Mapping[str, Any], status: int, size: int,
                       seconds: float) -> None:
-        info(fmt(scope, status, size, seconds))
+        info(fmt(scope, status, size, seconds), extra=fields(scope, status, size, seconds))
 
     return log_formatted

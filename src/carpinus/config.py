@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -106,6 +107,7 @@ class Config:
     uds: str | None
     fd: int | None
     backlog: int
+    reuse_port: bool
     factory: bool
     app_dir: str | None
     env_file: str | os.PathLike[str] | None
@@ -115,6 +117,7 @@ class Config:
     date_header: bool
     headers: list[tuple[str, str]]
     proxy_headers: bool
+    forwarded_host: bool
     forwarded_allow_ips: str | Sequence[str]
     timeout_keep_alive: float
     timeout_request_header: float
@@ -170,6 +173,7 @@ class Config:
         uds: str | None = None,
         fd: int | None = None,
         backlog: int = 2048,
+        reuse_port: bool = False,
         factory: bool = False,
         app_dir: str | None = None,
         env_file: str | os.PathLike[str] | None = None,
@@ -179,11 +183,12 @@ class Config:
         date_header: bool = True,
         headers: Sequence[tuple[str, str]] | None = None,
         proxy_headers: bool = True,
+        forwarded_host: bool = False,
         forwarded_allow_ips: str | Sequence[str] | None = None,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
         timeout_request_body: float = 60.0,
-        timeout_graceful_shutdown: float | None = None,
+        timeout_graceful_shutdown: float | None = 5.0,
         limit_request_line: int = 8190,
         limit_request_headers: int = 100,
         limit_request_header_size: int = 8190,
@@ -282,8 +287,17 @@ class Config:
             problem = option.problem(getattr(self, option.name))
             if problem is not None:
                 raise ConfigError(f"{option.name} {problem}", option.name)
+        if self.forwarded_host and not self.proxy_headers:
+            raise ConfigError("forwarded_host reads a proxy header: it needs proxy_headers on",
+                              "forwarded_host")
         if sum(x is not None for x in (self.uds, self.fd)) > 1:
             raise ConfigError("use at most one of uds and fd")
+        if self.reuse_port:
+            if self.uds is not None or self.fd is not None:
+                raise ConfigError("reuse_port applies to the sockets carpinus binds with "
+                                  "host/port, not to uds or fd", "reuse_port")
+            if not hasattr(socket, "SO_REUSEPORT"):
+                raise ConfigError("reuse_port: this system has no SO_REUSEPORT", "reuse_port")
         if self.reload and importlib.util.find_spec("watchfiles") is None:
             raise ConfigError(
                 "reload needs the watchfiles package: pip install 'carpinus[reload]'"

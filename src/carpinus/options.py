@@ -47,6 +47,9 @@ ENV_PREFIX = "CARPINUS_"
 # The largest request head and line the C core's parser is built for.
 MAX_REQUEST_HEAD = 1 << 26  # 64 MiB
 MAX_REQUEST_LINE = 1 << 24  # 16 MiB
+# --timeout-graceful-shutdown's default, in seconds (gunicorn: 30, hypercorn: 3,
+# uvicorn: unbounded)
+GRACEFUL_SHUTDOWN_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("uds", str, None, "Bind to this Unix domain socket path.", LISTEN),
     Option("fd", int, None, "Use this already-bound socket file descriptor.", LISTEN, min=0),
     Option("backlog", int, 2048, "Pending connections the kernel may queue.", LISTEN, min=1),
+    Option("reuse_port", bool, False,
+           "Set SO_REUSEPORT on the --host/--port sockets, so that several carpinus "
+           "processes (same user) can listen on one port and the kernel spreads connections "
+           "among them.  Workers of one carpinus share one socket either way "
+           "(docs/deployment.md).", LISTEN, bool_style="flag"),
     # -- the application --
     Option("factory", bool, False, "APP names a callable that returns the ASGI app.",
            APPLICATION, bool_style="flag"),
@@ -292,6 +300,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("proxy_headers", bool, True,
            "Take the client address and scheme from X-Forwarded-For/X-Forwarded-Proto (or "
            "else Forwarded, RFC 7239) when the peer is in --forwarded-allow-ips.", HTTP),
+    Option("forwarded_host", bool, False,
+           "With --proxy-headers, also take the host the client asked for from "
+           "X-Forwarded-Host (or Forwarded host=) when the peer is in --forwarded-allow-ips: "
+           "the app's 'host' header becomes it.  Off by default: turn it on only when your "
+           "proxy sets or replaces that header.", HTTP),
     Option("forwarded_allow_ips", str, None,
            "Comma-separated IP addresses, networks (10.0.0.0/8), literals (e.g. 'unix:', "
            "which also trusts Unix-socket peers) or '*' to trust with proxy headers.", HTTP,
@@ -308,9 +321,14 @@ OPTIONS: tuple[Option, ...] = (
            "Drop a client that sends no byte of a request body it owes for this many seconds "
            "(slow-body guard; 408 if no response was started).", TIMEOUTS, positive=True,
            core="timeout_request_body"),
-    Option("timeout_graceful_shutdown", float, None,
-           "On SIGTERM/SIGINT, wait at most this many seconds for in-flight requests.",
-           TIMEOUTS, positive=True, default_text="wait for them"),
+    # Bounded by default, so that a streaming response (SSE, long poll) cannot
+    # hold a stop up until the orchestrator's SIGKILL: 5 s leaves lifespan
+    # shutdown time within docker stop's 10 s (docs/deployment.md).
+    Option("timeout_graceful_shutdown", float, GRACEFUL_SHUTDOWN_TIMEOUT,
+           "On SIGTERM/SIGINT, wait at most this many seconds for in-flight requests and "
+           "WebSocket sessions; then close what is left (streaming responses, long polls) and "
+           "run lifespan shutdown.  'inf' waits as long as they take (uvicorn's default).",
+           TIMEOUTS, positive=True, nullable=True),
     # -- limits --
     Option("limit_request_line", int, 8190,
            "Longest request line in bytes; longer gets 414.", LIMITS,

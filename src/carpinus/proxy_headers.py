@@ -11,12 +11,17 @@ Cost model (the C core calls in here, never on the hot path):
 * `ProxyHeaders.trust(peername)` runs once per connection, from
   `connection_made`; the C connection keeps the answer as a flag.
 * `ProxyHeaders.fixup(scope)` runs only for a request on a trusted
-  connection that carries one of the three headers (the C parser flags
-  them).  It replaces `client` and/or `scheme` in that request's scope dict
-  and nowhere else.
+  connection that carries one of the four headers (the C parser flags
+  them).  It replaces `client`, `scheme` and/or the `host` header in that
+  request's scope dict and nowhere else.
 
-Which header is read: `X-Forwarded-For`/`X-Forwarded-Proto` when the request
-carries either; otherwise `Forwarded`.  A proxy that speaks only
+With `forwarded_host` on (off by default: uvicorn #965), `X-Forwarded-Host`
+or `Forwarded: host=` also replaces the request's `host` header: the host the
+client asked the proxy for, which URLs the app builds must use.
+
+Which header is read: `X-Forwarded-For`/`X-Forwarded-Proto` (and
+`X-Forwarded-Host` when it is used) when the request carries any of them;
+otherwise `Forwarded`.  A proxy that speaks only
 X-Forwarded-* (nginx, most load balancers) appends to X-Forwarded-For, so a
 `Forwarded` header a client made up can never win over it.
 
@@ -44,6 +49,9 @@ UNIX_LITERAL = "unix:"
 HTTP_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _CACHE_LIMIT = 4096
+# A forwarded host: a reg-name, IPv4 or [IPv6] address, with an optional port
+# (RFC 9110 7.2; the characters the C parser allows in Host, less ",").
+_FORWARDED_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=%-]+)(?::[0-9]{1,5})?")
 
 
 def _parse_ip(text: str) -> IPAddress | None:
@@ -230,8 +238,9 @@ def _parse_pair(value: str, pos: int) -> tuple[str, str, int] | None:
 class ProxyHeaders:
     """The callables the C core uses for proxy headers (see the module doc)."""
 
-    def __init__(self, trusted: TrustedHosts) -> None:
+    def __init__(self, trusted: TrustedHosts, host: bool = False) -> None:
         self.trusted = trusted
+        self.host = host  # forwarded_host: X-Forwarded-Host / host= set the Host
 
     @property
     def trust_callable(self) -> Any:
@@ -249,22 +258,28 @@ class ProxyHeaders:
         return False
 
     def fixup(self, scope: MutableMapping[str, Any]) -> None:
-        """Rewrite scope["client"] / scope["scheme"] from the proxy headers of
-        a request that came over a trusted connection."""
+        """Rewrite scope["client"] / scope["scheme"] (and, with forwarded_host,
+        the `host` header) from the proxy headers of a request that came over
+        a trusted connection."""
         xff: list[str] = []
         xfp: list[str] = []
+        xfh: list[str] = []
         fwd: list[str] = []
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 xff.append(value.decode("latin-1"))
             elif name == b"x-forwarded-proto":
                 xfp.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-host":
+                xfh.append(value.decode("latin-1"))
             elif name == b"forwarded":
                 fwd.append(value.decode("latin-1"))
-        if xff or xfp:
-            client, proto = self._from_x_forwarded(xff, xfp)
+        if not self.host:
+            xfh = []  # not read: it neither sets the host nor hides Forwarded
+        if xff or xfp or xfh:
+            client, proto, host = self._from_x_forwarded(xff, xfp, xfh)
         elif fwd:
-            client, proto = self._from_forwarded(fwd)
+            client, proto, host = self._from_forwarded(fwd)
         else:
             return
         if client is not None:
@@ -274,12 +289,13 @@ class ProxyHeaders:
             scheme = table.get(proto.lower())
             if scheme is not None:
                 scope["scheme"] = scheme
+        if host is not None and self.host and _FORWARDED_HOST.fullmatch(host):
+            _set_host(scope, host.encode("latin-1"))
 
     def _from_x_forwarded(
-        self, xff: list[str], xfp: list[str]
-    ) -> tuple[tuple[str, int] | None, str | None]:
+        self, xff: list[str], xfp: list[str], xfh: list[str]
+    ) -> tuple[tuple[str, int] | None, str | None, str | None]:
         hops = _comma_list(xff)
-        protos = _comma_list(xfp)
         client = None
         chosen = None
         if hops and any(hops):
@@ -287,26 +303,40 @@ class ProxyHeaders:
             split = split_node(hops[chosen])
             if split is not None:
                 client = (split[0], split[1] or 0)
-        proto = None
-        if protos:
-            # X-Forwarded-Proto entries line up with X-Forwarded-For hops when
-            # every proxy appends to both; otherwise the last entry is the one
-            # our own (trusted) peer wrote.
-            if chosen is not None and len(protos) == len(hops):
-                proto = protos[chosen]
-            else:
-                proto = protos[-1]
-        return client, proto
+        return client, _aligned(_comma_list(xfp), chosen, hops), \
+            _aligned(_comma_list(xfh), chosen, hops)
 
     def _from_forwarded(
         self, fwd: list[str]
-    ) -> tuple[tuple[str, int] | None, str | None]:
+    ) -> tuple[tuple[str, int] | None, str | None, str | None]:
         elements = parse_forwarded(fwd)
         if not elements:
-            return None, None
+            return None, None, None
         nodes = [element.get("for", "") for element in elements]
         chosen = self.trusted.pick(nodes)
         element = elements[chosen]
         split = split_node(nodes[chosen]) if nodes[chosen] else None
         client = (split[0], split[1] or 0) if split is not None else None
-        return client, element.get("proto")
+        return client, element.get("proto"), element.get("host")
+
+
+def _aligned(entries: list[str], chosen: int | None, hops: list[str]) -> str | None:
+    """The X-Forwarded-Proto/-Host entry that goes with the chosen X-Forwarded-For
+    hop: the one at its position when every proxy appended to both lists (same
+    length); otherwise the last entry, the one our own (trusted) peer wrote."""
+    if not entries:
+        return None
+    if chosen is not None and len(entries) == len(hops):
+        return entries[chosen]
+    return entries[-1]
+
+
+def _set_host(scope: MutableMapping[str, Any], host: bytes) -> None:
+    """Replace the request's `host` header (add one to an HTTP/1.0 request that
+    had none) in this scope's headers."""
+    headers = scope["headers"]
+    for i, (name, _) in enumerate(headers):
+        if name == b"host":
+            headers[i] = (b"host", host)
+            return
+    headers.append((b"host", host))

@@ -200,13 +200,16 @@ class Server:
                         or (websockets is not None and websockets.busy))
 
         timeout = self.config.timeout_graceful_shutdown
+        if timeout == float("inf"):
+            timeout = None  # wait as long as it takes (uvicorn's default, not ours)
         deadline = None if timeout is None else time.monotonic() + timeout
         if busy():
-            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+            logger.info("Waiting for connections to close%s. (CTRL+C to force quit)",
+                        "" if timeout is None else f", at most {timeout:g}s")
         while busy() and not self.force_exit:
             if deadline is not None and time.monotonic() >= deadline:
                 logger.warning(
-                    "Graceful shutdown timed out after %ss; closing %d connection(s).",
+                    "Graceful shutdown timed out after %gs; closing %d connection(s).",
                     timeout,
                     state.connections + (len(websockets.connections) if websockets else 0),
                 )

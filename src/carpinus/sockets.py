@@ -6,8 +6,10 @@ its event loop.  With workers, the supervisor binds once, before any worker
 exists, and every worker inherits the same descriptors: the kernel keeps
 one accept queue per socket, so a connection waits there, never refused,
 while a worker is being replaced (docs/deployment.md explains why this is
-preferred to SO_REUSEPORT).  The gunicorn worker gets its sockets from
-gunicorn's arbiter.
+preferred to SO_REUSEPORT).  --reuse-port sets SO_REUSEPORT on the sockets
+bound here anyway, for users who run several carpinus processes on one
+port; within one carpinus the workers still share them.  The gunicorn
+worker gets its sockets from gunicorn's arbiter.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def bind_sockets(config: Config) -> list[socket.socket]:
         return [sock]
     if config.uds is not None:
         return [_bind_unix(config.uds, config.backlog)]
-    return _bind_tcp(config.host, config.port, config.backlog)
+    return _bind_tcp(config.host, config.port, config.backlog, config.reuse_port)
 
 
 def _bind_unix(path: str, backlog: int) -> socket.socket:
@@ -53,8 +55,10 @@ def _bind_unix(path: str, backlog: int) -> socket.socket:
     return sock
 
 
-def _bind_tcp(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """One socket per address `host` resolves to, as loop.create_server does."""
+def _bind_tcp(host: str, port: int, backlog: int,
+              reuse_port: bool = False) -> list[socket.socket]:
+    """One socket per address `host` resolves to, as loop.create_server does;
+    with `reuse_port`, each with SO_REUSEPORT (Config checked the system has it)."""
     try:
         infos = socket.getaddrinfo(
             host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
@@ -71,6 +75,8 @@ def _bind_tcp(host: str, port: int, backlog: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
                 # "::" and "0.0.0.0" may both be listed: bind them separately.
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

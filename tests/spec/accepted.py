@@ -252,10 +252,12 @@ ACCEPTED: list[Accepted] = [
            b"\r\n", flags={"proxy-headers"}, why="X-Forwarded-For, in any case"),
     accept("proxy-x-forwarded-proto", GET + H + b"X-Forwarded-Proto: https\r\n\r\n",
            flags={"proxy-headers"}, why="X-Forwarded-Proto"),
+    accept("proxy-x-forwarded-host", GET + H + b"X-Forwarded-Host: example.com\r\n\r\n",
+           flags={"proxy-headers"}, why="X-Forwarded-Host (used with --forwarded-host)"),
     accept("proxy-forwarded-nonsense", GET + H + b"Forwarded: ;;=,\r\n\r\n",
            flags={"proxy-headers"}, rfc="RFC 7239 4",
            why="Forwarded, even with a value the proxy code will not use"),
-    accept("proxy-look-alike-names", GET + H + b"X-Forwarded-Host: b\r\nX-Forwarded-Fo: c\r\n"
+    accept("proxy-look-alike-names", GET + H + b"X-Forwarded-Hosts: b\r\nX-Forwarded-Fo: c\r\n"
            b"Forwarded-For: d\r\nX-Forwarded-Protocol: e\r\n\r\n",
            why="other names do not flag proxy headers"),
 ]

@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 SLEEP_MARKER = "process-app: sleep started"
+STREAM_MARKER = "process-app: stream started"
+STREAM_ENDED = "process-app: stream ended"
 LIFESPAN_GREETING = "hello from lifespan"
 
 
@@ -41,7 +43,8 @@ async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields;
     /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms;
-    /exit → sys.exit(3) from the app."""
+    /exit → sys.exit(3) from the app; /stream?ms=N → a Server-Sent-Events stream with one
+    event every N ms that never ends by itself (it logs how it ended)."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -55,6 +58,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         print(f"{SLEEP_MARKER} {ms}", file=sys.stderr, flush=True)
         await asyncio.sleep(ms / 1000)
         await _text(send, b"ok")
+    elif path == "/stream":
+        await _stream(scope, send)
     elif path == "/pid":
         await _text(send, str(os.getpid()).encode())
     elif path == "/exit":
@@ -79,6 +84,42 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _text(send, json.dumps(body).encode())
     else:
         await _text(send, b"Not Found", 404)
+
+
+async def _stream(scope: dict[str, Any], send: Any) -> None:
+    """SSE: "data: N" every `ms` milliseconds until the client goes or the task is
+    cancelled; the marker lines let a test see it start and how it ended."""
+    query = parse_qs(scope["query_string"].decode("latin-1"))
+    ms = int(query.get("ms", ["100"])[0])
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"),
+                            (b"cache-control", b"no-cache")]})
+    print(STREAM_MARKER, file=sys.stderr, flush=True)
+    how = "by itself"
+    try:
+        n = 0
+        while True:
+            await send({"type": "http.response.body", "body": f"data: {n}\n\n".encode(),
+                        "more_body": True})
+            n += 1
+            await asyncio.sleep(ms / 1000)
+    except asyncio.CancelledError:
+        how = "cancelled"
+        raise
+    except OSError:  # the client went away (send raises once disconnected)
+        how = "disconnected"
+    finally:
+        print(f"{STREAM_ENDED} ({how})", file=sys.stderr, flush=True)
+
+
+async def url_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the request's URL as Starlette reconstructs it (scheme, Host
+    header, path, query): what a framework builds links and redirects from."""
+    if scope["type"] != "http":
+        return
+    from starlette.requests import Request
+
+    await _text(send, str(Request(scope).url).encode())
 
 
 def create_app() -> Any:

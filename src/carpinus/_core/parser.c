@@ -467,6 +467,10 @@ static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
         if (ci_equal(name, "x-forwarded-for", 15))
             out->flags |= CP_F_PROXY_HEADERS;
         break;
+    case 16:
+        if (ci_equal(name, "x-forwarded-host", 16))
+            out->flags |= CP_F_PROXY_HEADERS;
+        break;
     case 17:
         if (ci_equal(name, "transfer-encoding", 17))
             scan_transfer_encoding(v, vl, f);

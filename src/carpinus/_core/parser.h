@@ -77,9 +77,10 @@ enum {
 #define CP_F_EXPECT_CONTINUE 0x20 /* Expect: 100-continue */
 #define CP_F_ABSOLUTE_FORM 0x40   /* target was http://host/path */
 #define CP_F_ASTERISK_FORM 0x80   /* target was "*" (OPTIONS only) */
-#define CP_F_PROXY_HEADERS 0x100  /* X-Forwarded-For, X-Forwarded-Proto or
-                                     Forwarded is present (not validated:
-                                     read only for trusted peers) */
+#define CP_F_PROXY_HEADERS 0x100  /* X-Forwarded-For, X-Forwarded-Proto,
+                                     X-Forwarded-Host or Forwarded is present
+                                     (not validated: read only for trusted
+                                     peers) */
 
 typedef struct {
     cp_span method;

@@ -114,7 +114,8 @@ def make_server_state(
 ) -> _core.ServerState:
     """The protocol factory for loop.create_server: one per running server."""
     factory, task_kwargs, context_kwarg = _task_factory(loop)
-    proxy = ProxyHeaders(config.trusted_hosts) if config.proxy_headers else None
+    proxy = (ProxyHeaders(config.trusted_hosts, host=config.forwarded_host)
+             if config.proxy_headers else None)
     # Every request (and WebSocket) task starts from a copy of this context,
     # never from the context of whatever code started it: context variables
     # set while handling one request do not leak into the next.
