@@ -197,18 +197,32 @@ static int future_pending(cp_state *st, PyObject *fut)
     return done < 0 ? -1 : !done;
 }
 
+/* Give the Future in *slot (taken from it) its result, unless it is done
+   already: one the app's task cancelled (asyncio.wait_for, a cancel scope)
+   is skipped silently.  One Python call per wake-up: set_result is tried
+   first, and only when it fails does done() tell whether that was because
+   the Future was done (no error: what asking done() first would have
+   skipped) or a real failure (reported). */
 static void resolve(cp_state *st, PyObject **slot, PyObject *value)
 {
     PyObject *fut = *slot;
     *slot = NULL;
+    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_set_result, value);
+    if (r != NULL) {
+        Py_DECREF(r);
+        Py_DECREF(fut);
+        return;
+    }
+    PyObject *exc = cp_err_take();
     int pending = future_pending(st, fut);
-    if (pending > 0) {
-        PyObject *r = PyObject_CallMethodOneArg(fut, st->s_set_result, value);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(fut);
+    if (pending == 0) {
+        Py_XDECREF(exc); /* it was done: InvalidStateError */
+    } else {
+        if (pending > 0) {
+            cp_err_restore(exc);
+        } else {
+            Py_XDECREF(exc); /* done() failed too: report that */
         }
-        Py_XDECREF(r);
-    } else if (pending < 0) {
         PyErr_WriteUnraisable(fut);
     }
     Py_DECREF(fut);
