@@ -14,6 +14,15 @@ sockets and the kernel would otherwise drown in noise.
     python benchmarks/micro.py --instructions   # instructions/request under callgrind:
         # exactly repeatable, unlike ns on a noisy machine (slow: two valgrind
         # runs per cell, their difference divided by the extra requests)
+
+Workloads: hello, headers, upload16k and upload1m are the demo app's; two more
+answer "Hello, World!" like hello but reach the app another way -- hello-class
+through a class instance's __call__ (how every framework's app is called:
+Starlette, FastAPI, any middleware stack), paths10k over 10,000 distinct paths
+(/users/0 ... /users/9999, so the scope cache misses on every request).
+upload64k-stream hands its body over in reads with a loop turn between them,
+as a socket does, so that the app waits in receive() and is woken (the other
+workloads hand a whole request over before the app first runs).
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from carpinus.config import Config
+from carpinus.demo import HELLO, START_200
 from carpinus.optimizations import OPTIMIZATIONS
 from carpinus.protocols.http.core import make_server_state
 
@@ -52,13 +62,36 @@ def upload(size: int) -> bytes:
             b"Content-Type: application/octet-stream\r\n\r\n" % size) + b"x" * size
 
 
-WORKLOADS: dict[str, bytes] = {
+async def hello_any_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Hello, World! whatever the path (paths10k)."""
+    await send(START_200)
+    await send(HELLO)
+
+
+class HelloApp:
+    """The same as a class instance (hello-class): a framework's app."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(START_200)
+        await send(HELLO)
+
+
+# A workload is one request, sent again and again, or a sequence of requests
+# sent in turn; its app is the demo app unless APPS names another.
+WORKLOADS: dict[str, bytes | Sequence[bytes]] = {
     "hello": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n",
     "headers": b"GET /headers HTTP/1.1\r\n" + BROWSER_HEADERS + b"\r\n",
     "upload16k": upload(16384),
     "upload1m": upload(1048576),
+    "hello-class": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n",
+    "paths10k": [b"GET /users/%d HTTP/1.1\r\nHost: localhost:8000\r\n\r\n" % i
+                 for i in range(10000)],
 }
+APPS: dict[str, Any] = {"hello-class": HelloApp(), "paths10k": hello_any_path}
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
+# Workloads whose reads each get a loop turn.
+WORKLOADS["upload64k-stream"] = upload(65536)
+STREAMED = {"upload64k-stream"}
 # GET / with the browser's headers, which the demo app's "/" never looks at:
 # the case lazy_headers is made for.
 WORKLOADS["hello-browser"] = b"GET / HTTP/1.1\r\n" + BROWSER_HEADERS + b"\r\n"
@@ -112,14 +145,18 @@ def modes() -> dict[str, dict[str, bool]]:
 
 async def drive(workload: str, requests: int, read_size: int,
                 switches: dict[str, bool], zero_copy_threshold: int) -> float:
-    """Send `requests` copies of a workload through one connection; seconds taken."""
-    from carpinus.demo import app
+    """Send `requests` requests of a workload through one connection; seconds taken."""
+    from carpinus.demo import app as demo_app
 
+    app = APPS.get(workload, demo_app)
     loop = asyncio.get_running_loop()
     config = Config(app, access_log=False, configure_logging=False, optimizations=switches,
                     zero_copy_threshold=zero_copy_threshold)
     state = make_server_state(config, loop, app, {})
-    raw = WORKLOADS[workload]
+    raws = WORKLOADS[workload]
+    if isinstance(raws, bytes):
+        raws = [raws]
+    streamed = workload in STREAMED
     responses = 0
     done: asyncio.Future[None] | None = None
 
@@ -135,7 +172,8 @@ async def drive(workload: str, requests: int, read_size: int,
     proto = state()
     proto.connection_made(FakeTransport(on_write))
     started = time.perf_counter()
-    for _ in range(requests):
+    for i in range(requests):
+        raw = raws[i % len(raws)]
         done = loop.create_future()
         sent = 0
         while sent < len(raw):
@@ -144,6 +182,8 @@ async def drive(workload: str, requests: int, read_size: int,
             buf[:n] = raw[sent : sent + n]
             proto.buffer_updated(n)
             sent += n
+            if streamed:
+                await asyncio.sleep(0)
         if not done.done():
             await done
     elapsed = time.perf_counter() - started
@@ -172,16 +212,22 @@ def measure(factory: Callable[[], asyncio.AbstractEventLoop], workload: str, n: 
 
 def requests_for(workload: str, requests: int) -> int:
     """Fewer requests for big bodies, so every cell takes seconds, not minutes."""
-    body = len(WORKLOADS[workload])
+    raws = WORKLOADS[workload]
+    body = len(raws if isinstance(raws, bytes) else raws[0])
     return requests if body < 65536 else max(1, requests * 16384 // body)
 
 
 def count_instructions(workload: str, mode: str, loop: str, read_size: int,
                        zero_copy_threshold: int, low: int, high: int) -> float:
     """Instructions per request: callgrind totals at two request counts, differenced,
-    so start-up, imports and warm-up cancel out."""
+    so start-up, imports and warm-up cancel out.  The str hash seed is fixed
+    (unless PYTHONHASHSEED is set): with a random one, dict probes differ from
+    run to run and a cell moves by a few hundred instructions."""
+    import os
     import re
     import subprocess
+
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
 
     totals = []
     for n in (low, high):
@@ -190,7 +236,7 @@ def count_instructions(workload: str, mode: str, loop: str, read_size: int,
                "--requests", str(n), "--repeat", "1", "--loop", loop,
                "--read-size", str(read_size),
                "--zero-copy-threshold", str(zero_copy_threshold)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
         match = re.search(r"Collected : (\d+)", out)
         if match is None:
             raise RuntimeError(f"no callgrind total in: {out[-500:]}")

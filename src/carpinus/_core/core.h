@@ -75,7 +75,7 @@ typedef struct {
         *s_get_write_buffer_size, *s_pause_reading,
         *s_resume_reading, *s_get_extra_info, *s_peername, *s_sockname,
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
-        *s_context;
+        *s_context, *s_dunder_call;
     PyObject *done_awaitable; /* Outcome(None): what a send() that need not
                                  wait returns; immutable, so shared */
     /* status lines "HTTP/1.1 NNN Reason\r\n" for 100..599 (status_cache) */
@@ -246,6 +246,18 @@ typedef struct ServerState {
        from it (server_options.h): adding such an option is a row there and
        a field here.  The others are run-time arguments, or derived. */
     PyObject *app;
+    /* A class-instance app (every framework's) is called as
+       app_call(app, scope, receive, send): the plain function its type's
+       __call__ is, found on the first request (cycle.c, call_app) instead of
+       through the type's tp_call, which looks __call__ up and packs the
+       arguments into a tuple on every request.  Valid while the app's type
+       is app_type (strong) and its version tag is still app_call_tag (any
+       change to the class or its bases resets the tag).  app_type NULL:
+       call the app itself (app_call_known: that was decided). */
+    PyObject *app_call;
+    PyTypeObject *app_type;
+    unsigned int app_call_tag;
+    int app_call_known;
     PyObject *loop;
     PyObject *create_future; /* loop.create_future */
     PyObject *call_soon;     /* loop.call_soon */

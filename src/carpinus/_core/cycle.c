@@ -197,18 +197,32 @@ static int future_pending(cp_state *st, PyObject *fut)
     return done < 0 ? -1 : !done;
 }
 
+/* Give the Future in *slot (taken from it) its result, unless it is done
+   already: one the app's task cancelled (asyncio.wait_for, a cancel scope)
+   is skipped silently.  One Python call per wake-up: set_result is tried
+   first, and only when it fails does done() tell whether that was because
+   the Future was done (no error: what asking done() first would have
+   skipped) or a real failure (reported). */
 static void resolve(cp_state *st, PyObject **slot, PyObject *value)
 {
     PyObject *fut = *slot;
     *slot = NULL;
+    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_set_result, value);
+    if (r != NULL) {
+        Py_DECREF(r);
+        Py_DECREF(fut);
+        return;
+    }
+    PyObject *exc = cp_err_take();
     int pending = future_pending(st, fut);
-    if (pending > 0) {
-        PyObject *r = PyObject_CallMethodOneArg(fut, st->s_set_result, value);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(fut);
+    if (pending == 0) {
+        Py_XDECREF(exc); /* it was done: InvalidStateError */
+    } else {
+        if (pending > 0) {
+            cp_err_restore(exc);
+        } else {
+            Py_XDECREF(exc); /* done() failed too: report that */
         }
-        Py_XDECREF(r);
-    } else if (pending < 0) {
         PyErr_WriteUnraisable(fut);
     }
     Py_DECREF(fut);
@@ -769,6 +783,56 @@ static PyObject *create_task(ServerState *s, PyObject *runner)
     return task;
 }
 
+/* (Re)compute app_call, app_type and app_call_tag (core.h) for the app's
+   class as it is now.  Never fails: when in doubt the app is called as it
+   is. */
+static void resolve_app_call(ServerState *s)
+{
+    s->app_call_known = 1;
+    Py_CLEAR(s->app_call);
+    Py_CLEAR(s->app_type);
+    s->app_call_tag = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    /* 3.11+: version tags are never reused (3.10 hands them out again after
+       sys._clear_type_cache(), so a stale tag could match there). */
+    PyTypeObject *tp = Py_TYPE(s->app);
+    if (tp->tp_call == NULL || PyFunction_Check(s->app) || PyType_Check(s->app) ||
+        !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return; /* functions, methods, partials, C callables, classes:
+                   they have their own fast call, or are not instances */
+    }
+    /* What tp_call (slot_tp_call) itself finds: the MRO's __call__, looked
+       up on the type alone; the lookup also gives the type a version tag. */
+    PyObject *call = _PyType_Lookup(tp, s->mod->s_dunder_call);
+    unsigned int tag = tp->tp_version_tag;
+    if (call == NULL || !PyFunction_Check(call) || tag == 0) {
+        return; /* a builtin, a staticmethod, a descriptor: the usual call */
+    }
+    s->app_call = Py_NewRef(call);
+    s->app_type = (PyTypeObject *)Py_NewRef((PyObject *)tp);
+    s->app_call_tag = tag;
+#endif
+}
+
+/* app(scope, receive, send).  A class-instance app goes straight to its
+   type's __call__ function (resolve_app_call) while its class is
+   unchanged; a changed class is looked at again. */
+static PyObject *call_app(ServerState *s, PyObject *scope, PyObject *receive, PyObject *send)
+{
+    if (!s->app_call_known ||
+        (s->app_type != NULL &&
+         (Py_TYPE(s->app) != s->app_type || s->app_type->tp_version_tag != s->app_call_tag))) {
+        resolve_app_call(s);
+    }
+    if (s->app_type != NULL) {
+        PyObject *args[5] = {NULL, s->app, scope, receive, send};
+        return PyObject_Vectorcall(s->app_call, args + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                   NULL);
+    }
+    PyObject *args[4] = {NULL, scope, receive, send};
+    return PyObject_Vectorcall(s->app, args + 1, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 int cp_cycle_start(RequestCycle *cy, PyObject *scope)
 {
     ServerState *s = cy->server;
@@ -785,8 +849,7 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
     }
     /* For an `async def` app this only creates the coroutine; its code runs
        inside the Task. */
-    PyObject *args[3] = {scope, receive, send};
-    result = PyObject_Vectorcall(s->app, args, 3, NULL);
+    result = call_app(s, scope, receive, send);
     if (result == NULL || (runner = cp_runner_new(cy, scope, result)) == NULL) {
         rc = start_failed(cy, scope);
         goto done;

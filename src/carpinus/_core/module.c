@@ -76,6 +76,7 @@ static inline cp_state *get_state(PyObject *module)
     X(s_throw)                                                                           \
     X(s_process_pending)                                                                 \
     X(s_context)                                                                         \
+    X(s_dunder_call)                                                                     \
     X(done_awaitable)
 
 static int core_traverse(PyObject *module, visitproc visit, void *arg)
@@ -192,7 +193,7 @@ static int core_exec(PyObject *module)
         intern(&st->s_set_result, "set_result") < 0 || intern(&st->s_done, "done") < 0 ||
         intern(&st->s_cancel, "cancel") < 0 || intern(&st->s_throw, "throw") < 0 ||
         intern(&st->s_process_pending, "_process_pending") < 0 ||
-        intern(&st->s_context, "context") < 0) {
+        intern(&st->s_context, "context") < 0 || intern(&st->s_dunder_call, "__call__") < 0) {
         goto fail;
     }
     static const char *const method_names[CP_METHOD_COUNT] = {

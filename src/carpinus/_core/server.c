@@ -538,6 +538,8 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(s));
     Py_VISIT(s->module);
     Py_VISIT(s->app);
+    Py_VISIT(s->app_call);
+    Py_VISIT(s->app_type);
     Py_VISIT(s->loop);
     Py_VISIT(s->create_future);
     Py_VISIT(s->call_soon);
@@ -581,6 +583,8 @@ static int server_clear(ServerState *s)
         cp_conn_unlink(s, s->conns);
     }
     Py_CLEAR(s->app);
+    Py_CLEAR(s->app_call);
+    Py_CLEAR(s->app_type);
     Py_CLEAR(s->loop);
     Py_CLEAR(s->create_future);
     Py_CLEAR(s->call_soon);

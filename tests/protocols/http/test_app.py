@@ -242,3 +242,45 @@ def test_unread_chunked_body_closes_after_response(serve):
         c.send(b"cde\r\nzz\r\n")  # "zz" is not a chunk size
         assert c.is_closed()
         assert c.buf == b""  # no 400 after the 200 already sent
+
+
+def test_class_instance_app_follows_its_class(serve):
+    """A class-instance app (every framework's) is called through the plain
+    function its class's __call__ is, found once by the core, not looked up
+    per request: a change to the class, to a base, or of the instance's class
+    still takes effect on the next request, exactly as with a plain call,
+    and an instance attribute named __call__ is ignored, as Python ignores it."""
+
+    class Base:
+        name = b"base"
+
+        async def __call__(self, scope, receive, send):
+            await apps.send_text(send, b"called " + self.name)
+
+    class App(Base):
+        name = b"app"
+
+    class Other:
+        async def __call__(self, scope, receive, send):
+            await apps.send_text(send, b"other")
+
+    async def replaced(self, scope, receive, send):
+        await apps.send_text(send, b"replaced " + self.name)
+
+    app = App()
+    handle = serve(app)
+    with handle.connect() as c:
+        assert c.request().body == b"called app"
+        assert c.request().body == b"called app"
+        Base.__call__ = replaced  # a base class changed
+        assert c.request().body == b"replaced app"
+        App.name = b"renamed"  # any change to the class: looked at again
+        assert c.request().body == b"replaced renamed"
+        App.__call__ = staticmethod(lambda scope, receive, send: apps.send_text(send, b"static"))
+        assert c.request().body == b"static"
+        del App.__call__
+        assert c.request().body == b"replaced renamed"
+        app.__class__ = Other
+        assert c.request().body == b"other"
+        app.__call__ = replaced.__get__(app)  # not how Python calls an instance
+        assert c.request().body == b"other"
