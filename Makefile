@@ -33,6 +33,7 @@ serve: $(VENV)/.built
 
 # A venv with carpinus (editable), uvloop and the test tools, built with -Werror.
 $(VENV)/.built: $(SOURCES)
+	bash scripts/ensure-tools.sh --build
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
