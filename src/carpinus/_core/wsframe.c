@@ -213,11 +213,19 @@ void cp_ws_decoder_init(cp_ws_decoder *d, const cp_ws_decoder_opts *opts)
     if (opts->deflate != NULL) {
         d->deflate = 1;
         d->reset_inflater = opts->deflate->client_no_context_takeover;
-        /* zlib before 1.2.9 deflated with a 512-byte window when asked for
-           256, and refuses raw 256 since: a client asking for 8 may well
-           use 9, and a 512-byte window reads either. */
-        int bits = opts->deflate->client_max_window_bits;
-        d->inflate_bits = bits < 9 ? 9 : bits > 15 ? 15 : bits;
+        /* Always a 32 KiB window, whatever client_max_window_bits the
+           client agreed to.  zlib checks a back-reference against the
+           window it has *plus what the current inflate() call has written*,
+           so with a smaller window a distance the client promised not to
+           use would inflate when a message arrives in one read and fail
+           when it trickles in: the verdict would depend on how TCP cut the
+           stream (fuzz_wsframe found it).  With the full window a distance
+           is accepted exactly when the history holds it, however the bytes
+           arrive; a stream made with any smaller window reads the same
+           (also the 512-byte window old zlib used when asked for 256).
+           The price is 32 KiB per compressed connection, as most servers
+           pay anyway. */
+        d->inflate_bits = 15;
     }
 }
 
