@@ -62,6 +62,10 @@
 
 enum { S_HEADER = 0, S_PAYLOAD, S_CLOSED, S_ERROR };
 
+/* Every inflater's window: 32 KiB, the most deflate uses (see
+   cp_ws_decoder_init for why never less). */
+#define INFLATE_WINDOW_BITS 15
+
 /* Output asked of zlib per inflate() call. */
 #define INFLATE_STEP ((size_t)64 * 1024)
 /* Payload bytes handled per step (zlib counts in uInt). */
@@ -224,8 +228,7 @@ void cp_ws_decoder_init(cp_ws_decoder *d, const cp_ws_decoder_opts *opts)
            arrive; a stream made with any smaller window reads the same
            (also the 512-byte window old zlib used when asked for 256).
            The price is 32 KiB per compressed connection, as most servers
-           pay anyway. */
-        d->inflate_bits = 15;
+           pay anyway.  Hence INFLATE_WINDOW_BITS, not the offer's. */
     }
 }
 
@@ -377,7 +380,7 @@ static int start_frame(cp_ws_decoder *d)
             z_stream *z = calloc(1, sizeof *z);
             if (z == NULL)
                 return fail(d, CP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
-            if (inflateInit2(z, -d->inflate_bits) != Z_OK) {
+            if (inflateInit2(z, -INFLATE_WINDOW_BITS) != Z_OK) {
                 free(z);
                 return fail(d, CP_WS_CLOSE_INTERNAL_ERROR, "zlib inflateInit2 failed");
             }

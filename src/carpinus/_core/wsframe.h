@@ -151,7 +151,7 @@ typedef struct {
     unsigned char ctl[125];
     size_t ctl_len;
     size_t max_message;
-    int deflate, reset_inflater, inflate_bits;
+    int deflate, reset_inflater;
     struct z_stream_s *inflater; /* made with the first compressed message */
     int stream_ended;            /* the message's data ended a final block */
     int msg_deflated_in;         /* compressed bytes of the message so far: any */
