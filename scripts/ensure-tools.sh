@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian tools the test legs use: clang (libFuzzer) for the fuzz targets,
-# zlib's headers (the extension links zlib for permessage-deflate) and wrk
-# for the benchmark smoke test.  Installed when missing and we are root
-# (as in CI); otherwise the command to run is printed and the fuzz leg fails
-# (the smoke test skips itself, saying why).
+# zlib's headers (the extension links zlib for permessage-deflate), wrk
+# for the benchmark smoke test and chromium for the browser WebSocket test
+# (tests/protocols/websocket/test_browser.py).  Installed when missing and we
+# are root (as in CI); otherwise the command to run is printed and the fuzz
+# leg fails (the smoke and browser tests skip themselves, saying why).
 #
 # With --build, only what building the extension needs (zlib's headers):
 # `make serve` runs that much, so it too works on a fresh machine.
@@ -16,6 +17,7 @@ if [ "${1:-}" != --build ] && ! (command -v clang >/dev/null 2>&1 && \
 fi
 echo '#include <zlib.h>' | cc -E -x c - >/dev/null 2>&1 || need+=(zlib1g-dev)
 [ "${1:-}" = --build ] || command -v wrk >/dev/null 2>&1 || need+=(wrk)
+[ "${1:-}" = --build ] || command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "missing Debian packages: ${need[*]}; run: sudo apt-get install ${need[*]}" >&2
