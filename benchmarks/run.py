@@ -44,7 +44,7 @@ from harness.requirements import (
 )
 from harness.results import Record, Summary, summarize_all
 from harness.servers import HOST, SERVERS, ServerFailed, running
-from harness.workloads import WORKLOADS, probe, websocket_message, write_lua_scripts
+from harness.workloads import WORKLOADS, probe, websocket_messages, write_lua_scripts
 from harness.wrk import WrkFailed, WrkSettings, run_wrk
 from harness.wsload import probe_websocket, run_wsload
 
@@ -181,13 +181,14 @@ def measure_websocket(server: str, workload: str, port: int, round_number: int,
                       args: argparse.Namespace, wrk: WrkSettings) -> Record:
     """Probe one echo, warm up, measure with wsload (one request = one echoed message)."""
     spec = WORKLOADS[workload]
-    problem = probe_websocket(HOST, port, spec.path, websocket_message(spec))
+    messages = websocket_messages(spec)
+    problem = probe_websocket(HOST, port, spec.path, messages[0], spec.deflate)
     if problem:
         return Record(server, workload, args.app, round_number, failure=problem)
     try:
         if args.warmup:
-            run_wsload(HOST, port, spec.path, spec.message_size, args.warmup, wrk)
-        result = run_wsload(HOST, port, spec.path, spec.message_size, args.duration, wrk)
+            run_wsload(HOST, port, spec.path, messages, spec.deflate, args.warmup, wrk)
+        result = run_wsload(HOST, port, spec.path, messages, spec.deflate, args.duration, wrk)
     except WrkFailed as exc:
         return Record(server, workload, args.app, round_number, failure=str(exc))
     return Record.measured(server, workload, args.app, round_number, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.results import Summary
+from harness.workloads import WORKLOADS
 
 BASELINE = "carpinus"
 
@@ -94,9 +95,9 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
 def notes(ceilings: set[str], workloads: list[str] | None = None) -> list[str]:
     lines = ["⚠ invalid: at least one round had a non-2xx answer or a socket error, or could "
              "not be measured (the JSON records say which)."]
-    if workloads and "websocket" in workloads:
+    if workloads and any(WORKLOADS[w].protocol == "websocket" for w in workloads):
         lines.append(
-            "websocket: measured with benchmarks/wsload (not wrk); one request is one echoed "
+            "websocket*: measured with benchmarks/wsload (not wrk); one request is one echoed "
             "message, and an error is a failed handshake, a wrong echo or a socket error. "
             "Ceilings do not speak WebSocket and show as failed there.")
     if ceilings:

@@ -44,6 +44,8 @@ from harness.requirements import (
     NGINX,
     UVICORN,
     UVLOOP,
+    WEBSOCKETS,
+    WSPROTO,
     Requirement,
 )
 
@@ -72,6 +74,10 @@ class ServerSpec:
 SERVERS: dict[str, ServerSpec] = {
     "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop uvloop --no-access-log {app}", (CARPINUS, UVLOOP)),  # noqa: E501
     "uvicorn": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP)),  # noqa: E501
+    # uvicorn's two classic WebSocket implementations, for the WebSocket workloads
+    # (plain `uvicorn` uses --ws auto: websockets-sansio)
+    "uvicorn-websockets": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --ws websockets --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP, WEBSOCKETS)),  # noqa: E501
+    "uvicorn-wsproto": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --ws wsproto --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP, WSPROTO)),  # noqa: E501
     "granian": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log {app}", (GRANIAN, UVLOOP)),  # noqa: E501
     "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast --no-control-socket {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501
     "hypercorn": ServerSpec("{python} -m hypercorn --workers 1 --worker-class uvloop --bind {host}:{port} {app}", (HYPERCORN, UVLOOP)),  # noqa: E501
