@@ -10,7 +10,8 @@ Prints microseconds per message for each direction and the compressed size
 as a share of the original.  Turn-taking matters: with one connection zlib's
 state stays in the CPU caches and deflate looks several times cheaper than a
 server holding many connections finds it (docs/websocket.md, "Compression
-cost").  Run it on two builds to compare them.
+cost").  Run it on two builds to compare them.  --sweep first times
+Python's zlib with the settings the deflater could have.
 """
 
 from __future__ import annotations
@@ -67,11 +68,41 @@ def measure(workload: str, connections: int, count: int) -> tuple[float, float, 
     return encode_s * 1e6 / count, decode_s * 1e6 / count, share
 
 
+def sweep(connections: int, count: int) -> None:
+    """Python's zlib (the same library) deflating 16 KiB JSON messages with
+    each level, window and memLevel the deflater could use: how the choices
+    in wsframe.c (DEFLATE_WINDOW_BITS, DEFLATE_MEM_LEVEL, DEFLATE_LARGE_LEVEL)
+    were made."""
+    messages = websocket_messages(WORKLOADS["websocket16k-deflate"])
+    for level in (6, 1):
+        for window in (15, 12):
+            for mem_level in (8, 5):
+                streams = [zlib.compressobj(level, zlib.DEFLATED, -window, mem_level)
+                           for _ in range(connections)]
+                for stream in streams:
+                    stream.compress(messages[0])
+                    stream.flush(zlib.Z_SYNC_FLUSH)
+                out = 0
+                start = time.perf_counter()
+                for i in range(count):
+                    stream = streams[i % connections]
+                    out += len(stream.compress(messages[i // connections % len(messages)])
+                               + stream.flush(zlib.Z_SYNC_FLUSH))
+                took = (time.perf_counter() - start) * 1e6 / count
+                print(f"zlib level {level}, window {window} bits, memLevel {mem_level}: "
+                      f"{took:6.1f} µs, {out / count / len(messages[0]):6.1%} of 16 KiB",
+                      flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time Python's zlib with each level, window and memLevel")
     args = parser.parse_args()
+    if args.sweep:
+        sweep(args.connections, args.messages)
     for workload in ("websocket-deflate", "websocket16k-deflate"):
         encode, decode, share = measure(workload, args.connections, args.messages)
         print(f"{workload:22} {args.connections} connections: encode {encode:7.1f} µs, "

@@ -99,6 +99,7 @@ def test_runner_measures_the_websocket_workloads_against_carpinus(tmp_path: Path
         assert record["valid"], record
         assert record["requests"] > 0 and record["errors"] == 0, record
         assert record["p99_ms"] > 0 and record["avg_ms"] > 0
+        assert record["server_cpu_us"] > 0, record  # the server's CPU, from /proc
     table = out_md.read_text()
     for workload in WEBSOCKET_WORKLOADS:
         assert f"| {workload} |" in table

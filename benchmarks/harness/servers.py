@@ -166,6 +166,13 @@ class RunningServer:
             f"{self.name} did not answer GET / within {timeout:.0f} s; its log:\n{self.log_tail()}"
         )
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of every live process in the group we
+        started (the server, and a supervisor's workers): what a measured run
+        cost the server, which other work on the machine disturbs far less
+        than requests per second."""
+        return sum(group_cpu_seconds(self.pid).values())
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM to our PID, SIGKILL after `timeout`; then clear our process group."""
         if self.process.poll() is None:
@@ -195,6 +202,24 @@ def answers_200(port: int) -> bool:
         return False
     finally:
         connection.close()
+
+
+def group_cpu_seconds(group_id: int) -> dict[int, float]:
+    """{pid: user + system CPU seconds} of the processes in a process group (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        # after "pid (comm)": state ppid pgrp ... utime (12th) stime (13th)
+        if int(fields[2]) == group_id:
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
 
 
 def group_alive(group_id: int) -> bool:
