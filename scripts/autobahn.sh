@@ -12,7 +12,9 @@ for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
 done
-"$kosoku" "127.0.0.1:$port/ws" -o autobahn-reports "$@" | tail -n 5
+# kosoku exits 1 when a case failed: still print the summary, then fail
+status=0
+"$kosoku" "127.0.0.1:$port/ws" -o autobahn-reports "$@" | tail -n 5 || status=$?
 "$python" - <<'PY'
 import collections, json, pathlib
 index = json.loads(pathlib.Path("autobahn-reports/index.json").read_text())
@@ -24,3 +26,4 @@ failed = sorted(case_id for agent in index.values() for case_id, case in agent.i
 if failed:
     print("FAILED:", " ".join(failed))
 PY
+exit "$status"
