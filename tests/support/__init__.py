@@ -9,6 +9,8 @@ processes        Spawner / ServerProcess: carpinus (or gunicorn) as a real
 clients          RawClient (strict raw HTTP/1.1 over TCP or TLS), build_request,
                  chunked, httpx set up for the TLS leg
 ws_clients       connect_ws (the `websockets` client) and RawWebSocket (raw frames)
+chromium         headless Chromium driven over its DevTools protocol (launch, Browser.tab,
+                 Tab.evaluate): a real browser as a client
 response_parser  the one HTTP/1.1 response parser (sans-IO), used by RawClient,
                  the fuzz harness and the soak script
 waiting          wait_for: the one way to wait for another thread or process
