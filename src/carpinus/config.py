@@ -119,6 +119,11 @@ class Config:
     proxy_headers: bool
     forwarded_host: bool
     forwarded_allow_ips: str | Sequence[str]
+    http: Literal["auto", "1", "2"]
+    h2_max_concurrent_streams: int
+    h2_initial_window_size: int
+    h2_connection_window_size: int
+    h2_max_header_list_size: int
     timeout_keep_alive: float
     timeout_request_header: float
     timeout_request_body: float
@@ -185,6 +190,11 @@ class Config:
         proxy_headers: bool = True,
         forwarded_host: bool = False,
         forwarded_allow_ips: str | Sequence[str] | None = None,
+        http: Literal["auto", "1", "2"] = "auto",
+        h2_max_concurrent_streams: int = 100,
+        h2_initial_window_size: int = 262144,
+        h2_connection_window_size: int = 1048576,
+        h2_max_header_list_size: int = 65536,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
         timeout_request_body: float = 60.0,
@@ -318,6 +328,13 @@ class Config:
         from carpinus.proxy_headers import TrustedHosts
         from carpinus.tls import TLSConfigError, create_ssl_context
 
+        if self.http == "2" and not _core.HAVE_HTTP2:
+            raise ConfigError(
+                "http='2' serves HTTP/2, but this build of carpinus has no libnghttp2: "
+                "install Debian's libnghttp2-dev (and pkg-config), then rebuild "
+                "(pip install --force-reinstall carpinus); or serve HTTP/1.1 (--http 1)",
+                "http",
+            )
         self.ssl: ssl.SSLContext | None = None
         if self.ssl_certfile:
             try:
@@ -329,6 +346,7 @@ class Config:
                     cert_reqs=self.ssl_cert_reqs,
                     ca_certs=self.ssl_ca_certs,
                     ciphers=self.ssl_ciphers,
+                    alpn=self.alpn_protocols,
                 )
             except TLSConfigError as exc:
                 raise ConfigError(str(exc)) from None
@@ -365,6 +383,17 @@ class Config:
     @property
     def is_ssl(self) -> bool:
         return self.ssl is not None
+
+    @property
+    def alpn_protocols(self) -> tuple[str, ...]:
+        """What TLS offers by ALPN, preferred first: what --http serves (with
+        'auto', HTTP/2 only when the build has libnghttp2)."""
+        from carpinus import _core
+
+        h2 = self.http != "1" and bool(_core.HAVE_HTTP2)
+        if self.http == "2":
+            return ("h2",)
+        return ("h2", "http/1.1") if h2 else ("http/1.1",)
 
     @property
     def uses_supervisor(self) -> bool:

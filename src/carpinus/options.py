@@ -240,6 +240,14 @@ def _switches_from_cli(texts: tuple[str, ...]) -> dict[str, bool]:
     return dict(parse_switch(text) for text in texts)
 
 
+# --http: which versions the core speaks (its CP_HTTP_1 | CP_HTTP_2 bits)
+HTTP_VERSIONS = {"auto": 3, "1": 1, "2": 2}
+
+
+def _http_to_core(value: str) -> int:
+    return HTTP_VERSIONS[value]
+
+
 def _optimizations_to_core(switches: Mapping[str, bool] | None) -> int:
     return optimization_bits(resolve_optimizations(switches))
 
@@ -258,6 +266,7 @@ LOGGING = "Logging"
 PROCESSES = "Processes"
 RELOAD = "Reload"
 WEBSOCKET = "WebSocket"
+HTTP2 = "HTTP/2"
 TUNING = "Event loop and tuning"
 
 OPTIONS: tuple[Option, ...] = (
@@ -310,6 +319,29 @@ OPTIONS: tuple[Option, ...] = (
            "which also trusts Unix-socket peers) or '*' to trust with proxy headers.", HTTP,
            default_text="$FORWARDED_ALLOW_IPS or 127.0.0.1",
            annotation="str | Sequence[str] | None", attribute="str | Sequence[str]"),
+    Option("http", str, "auto",
+           "HTTP versions to serve on the port: 'auto' both HTTP/1.1 and HTTP/2 (h2 by ALPN "
+           "over TLS, h2c with prior knowledge in cleartext), '1' HTTP/1.1 only, '2' HTTP/2 "
+           "only (HTTP/1.1 requests get 505).  HTTP/2 needs the extension built with "
+           "libnghttp2 (docs/http2.md).", HTTP, choices=tuple(HTTP_VERSIONS),
+           core="http_versions", core_kind="size", to_core=_http_to_core),
+    # -- HTTP/2 --
+    Option("h2_max_concurrent_streams", int, 100,
+           "Most streams a client may have open at once on one HTTP/2 connection "
+           "(SETTINGS_MAX_CONCURRENT_STREAMS); each running stream is one request.", HTTP2,
+           min=1, max=(1 << 31) - 1, core="h2_max_concurrent_streams"),
+    Option("h2_initial_window_size", int, 256 * 1024,
+           "Request body bytes one stream may send ahead of what its app has read "
+           "(SETTINGS_INITIAL_WINDOW_SIZE): the flow-control window given back as the app "
+           "reads.", HTTP2, min=1, max=(1 << 31) - 1, core="h2_initial_window_size"),
+    Option("h2_connection_window_size", int, 1024 * 1024,
+           "Request body bytes all streams of a connection together may send ahead of what "
+           "their apps have read (the connection's window).", HTTP2, min=65535,
+           max=(1 << 31) - 1, core="h2_connection_window_size"),
+    Option("h2_max_header_list_size", int, 65536,
+           "Largest request header list, decoded, as HTTP/2 measures it (each field's name "
+           "and value plus 32 bytes; SETTINGS_MAX_HEADER_LIST_SIZE); larger gets 431.",
+           HTTP2, min=256, max=MAX_REQUEST_HEAD, core="h2_max_header_list_size"),
     # -- timeouts --
     Option("timeout_keep_alive", float, 5.0,
            "Close an idle keep-alive connection after this many seconds.", TIMEOUTS,

@@ -61,7 +61,7 @@ typedef struct {
     /* interned message keys */
     PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version;
     /* constant values */
-    PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_3_0, *v_2_4;
+    PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_2, *v_3_0, *v_2_4;
     PyObject *v_http_request, *v_http_disconnect, *v_http_response_start,
         *v_http_response_body;
     PyObject *methods[CP_METHOD_COUNT]; /* str; [0] unused */
@@ -225,7 +225,12 @@ typedef struct {
     uint64_t status_lines_cached;  /* status lines copied from the cache */
     uint64_t status_lines_formatted;
     uint64_t websocket_upgrades;   /* connections handed to the websocket handler */
+    uint64_t h2_connections;       /* connections that speak HTTP/2 */
 } cp_stats;
+
+/* ServerState.http_versions: what the server speaks (--http). */
+#define CP_HTTP_1 0x01 /* HTTP/1.1 (and 1.0) */
+#define CP_HTTP_2 0x02 /* HTTP/2: ALPN "h2" on TLS, the preface on cleartext */
 
 /* One slot of the scope template cache: requests whose raw path is `key`
    start from a copy of `scope` (path and raw_path already set). */
@@ -312,6 +317,11 @@ typedef struct ServerState {
     double timeout_request_header;
     double timeout_request_body;  /* longest silence while awaiting body bytes */
     int64_t limit_concurrency;    /* -1: none */
+    size_t http_versions;         /* CP_HTTP_* */
+    size_t h2_max_concurrent_streams;
+    size_t h2_initial_window_size;    /* each stream's receive window */
+    size_t h2_connection_window_size; /* the connection's receive window */
+    size_t h2_max_header_list_size;   /* a request's decoded field list */
 
     /* runtime */
     struct HttpProtocol *conns; /* intrusive doubly-linked list (strong refs) */
@@ -369,6 +379,7 @@ enum cp_conn_state {
     CP_ST_WAIT_RESPONSE, /* body done; holding further bytes until the
                             response is complete (pipelining) */
     CP_ST_DRAIN,         /* response sent; discarding the rest of the body */
+    CP_ST_H2,            /* speaking HTTP/2: every byte goes to h2.c */
     CP_ST_CLOSED,        /* closing or closed: ignore everything */
     CP_ST_UPGRADED       /* handed to the websocket handler, which switched
                             the transport to its own protocol: terminal,
@@ -448,6 +459,9 @@ typedef struct HttpProtocol {
     int zc_ticks;
 
     struct RequestCycle *cycle; /* strong; the request being served */
+    struct cp_h2 *h2;           /* the HTTP/2 session (CP_ST_H2), or NULL */
+    int served;                 /* a request head was parsed: an HTTP/2
+                                   preface can no longer start h2c */
 
     /* timeouts (monotonic seconds; 0 = none) */
     double deadline;
@@ -480,6 +494,11 @@ void cp_conn_fail(HttpProtocol *c, int status, const char *reason);
    written, closed.  -1; or -2 with the exception still set when it must
    propagate (cp_err_must_propagate). */
 int cp_conn_internal_error(HttpProtocol *c);
+/* A response the server made itself: counted by cause, and reported to
+   Python (its log line and access line; request as in ServerState's
+   report_refusal). */
+void cp_count_refusal(ServerState *s, int status);
+void cp_conn_report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request);
 /* Recompute the reading policy and the body deadline after an event. */
 void cp_conn_update_reading(HttpProtocol *c);
 
@@ -529,6 +548,7 @@ typedef struct RequestCycle {
     PyObject_HEAD
     ServerState *server;  /* strong */
     HttpProtocol *conn;   /* strong until the response is complete */
+    int32_t stream_id;    /* the HTTP/2 stream, or 0: HTTP/1.x */
     PyObject *scope;      /* kept for the access log only, else NULL */
     PyObject *task;
 
@@ -637,7 +657,7 @@ int cp_response_start(RequestCycle *cy, PyObject *message);
 
 /* What one http.response.body puts on the wire, for cycle.c to write:
    prefix (the head and/or a chunk's size line), the body, a suffix. */
-typedef struct {
+typedef struct cp_body_parts {
     const char *prefix;
     size_t plen;
     size_t head_end;  /* prefix[0..head_end) is the head (when first) */
@@ -694,5 +714,7 @@ int cp_ws_add_constants(PyObject *module);
 /* A streaming app whose send() never has to wait gives the loop a turn
    after this many body bytes (send() returns a bare yield). */
 #define CP_YIELD_BYTES (256 * 1024)
+
+#include "h2.h"
 
 #endif /* CARPINUS_CORE_H */

@@ -175,12 +175,17 @@ static PyObject *next_request_message(RequestCycle *cy)
         Py_DECREF(body);
         return NULL;
     }
+    size_t taken = (size_t)PyBytes_GET_SIZE(body);
     Py_DECREF(body);
     if (!more) {
         cy->body_final_sent = 1;
     }
     if (cy->conn != NULL) {
-        cp_conn_body_consumed(cy->conn);
+        if (cy->stream_id != 0) {
+            cp_h2_body_consumed(cy, taken); /* the peer may send as much again */
+        } else {
+            cp_conn_body_consumed(cy->conn);
+        }
     }
     return msg;
 }
@@ -462,7 +467,7 @@ static PyObject *send_wait(RequestCycle *cy)
 {
     HttpProtocol *c = cy->conn;
     cp_state *st = cy->server->mod;
-    if (c == NULL || !c->writing_paused || c->lost) {
+    if (c == NULL || c->lost || !(cy->stream_id ? cp_h2_must_wait(cy) : c->writing_paused)) {
         return Py_NewRef(st->done_awaitable);
     }
     if (cy->write_waiters == NULL && (cy->write_waiters = PyList_New(0)) == NULL) {
@@ -556,6 +561,9 @@ static int write_parts(RequestCycle *cy, cp_body_parts *parts)
     if (c == NULL) {
         PyErr_SetString(cy->server->mod->ClientDisconnected, "The connection is closed.");
         return -1;
+    }
+    if (cy->stream_id != 0) {
+        return cp_h2_write(cy, parts); /* HEADERS and DATA frames */
     }
     const char *prefix = parts->prefix;
     size_t plen = parts->plen;
@@ -922,7 +930,11 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
     wake_receiver(cy);
     if (c != NULL) {
         cy->conn = NULL;
-        if (c->cycle == cy && !c->lost) {
+        if (cy->stream_id != 0) {
+            if (!c->lost) {
+                cp_h2_app_failed(c, cy);
+            }
+        } else if (c->cycle == cy && !c->lost) {
             if (!cy->wire_started) {
                 cy->status = 500;
                 PyObject *resp = cp_error_response(s, 500);

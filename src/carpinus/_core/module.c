@@ -50,6 +50,7 @@ static inline cp_state *get_state(PyObject *module)
     X(v_https)                                                                           \
     X(v_1_0)                                                                             \
     X(v_1_1)                                                                             \
+    X(v_2)                                                                               \
     X(v_3_0)                                                                             \
     X(v_2_4)                                                                             \
     X(v_http_request)                                                                    \
@@ -176,7 +177,8 @@ static int core_exec(PyObject *module)
         intern(&st->k_more_body, "more_body") < 0 || intern(&st->k_version, "version") < 0 ||
         intern(&st->k_spec_version, "spec_version") < 0 || intern(&st->v_http, "http") < 0 ||
         intern(&st->v_https, "https") < 0 || intern(&st->v_1_0, "1.0") < 0 ||
-        intern(&st->v_1_1, "1.1") < 0 || intern(&st->v_3_0, "3.0") < 0 ||
+        intern(&st->v_1_1, "1.1") < 0 || intern(&st->v_2, "2") < 0 ||
+        intern(&st->v_3_0, "3.0") < 0 ||
         intern(&st->v_2_4, "2.4") < 0 || intern(&st->v_http_request, "http.request") < 0 ||
         intern(&st->v_http_disconnect, "http.disconnect") < 0 ||
         intern(&st->v_http_response_start, "http.response.start") < 0 ||
@@ -224,7 +226,11 @@ static int core_exec(PyObject *module)
         PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
         PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0 ||
-        PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0) {
+        PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0 ||
+        PyModule_AddIntConstant(module, "HTTP_1", CP_HTTP_1) < 0 ||
+        PyModule_AddIntConstant(module, "HTTP_2", CP_HTTP_2) < 0 ||
+        /* 1 when built with libnghttp2 (HTTP/2) */
+        PyModule_AddIntConstant(module, "HAVE_HTTP2", cp_h2_available()) < 0) {
         goto fail;
     }
     for (int code = 100; code < 600; code++) {

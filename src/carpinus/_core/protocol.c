@@ -225,8 +225,9 @@ void cp_conn_close(HttpProtocol *c)
     cp_conn_enter(c, CP_ST_CLOSED);
     /* Closed under a request in flight (ServerState.close_all): without this
        its later send() -- or the 500 for an app that then fails -- would
-       write to a closing transport. */
+       write to a closing transport.  On HTTP/2, every stream's. */
     detach_cycle(c);
+    cp_h2_close(c);
     /* stdlib TLS reads what is pending from inside close(): get_buffer()
        sees CLOSED and hands out the discard buffer */
     call_transport(c, c->server->mod->s_close);
@@ -351,6 +352,10 @@ void cp_conn_enter(HttpProtocol *c, enum cp_conn_state next)
     case CP_ST_DRAIN:
         update_body_deadline(c);
         break;
+    case CP_ST_H2:
+        /* idle until the first stream opens; h2.c keeps it from there */
+        set_keep_alive_deadline(c);
+        break;
     default: /* WAIT_RESPONSE: the app answers; CLOSED, UPGRADED: nothing due */
         c->deadline = 0;
         break;
@@ -378,7 +383,7 @@ static PyObject *refused_request(HttpProtocol *c, const char *base, const cp_req
 
 /* Tell Python about a response the server made itself: it logs the reason
    (rate-limited) and writes the access line. */
-static void report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request)
+void cp_conn_report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request)
 {
     ServerState *s = c->server;
     if (s->report_refusal == NULL) {
@@ -399,7 +404,7 @@ static void report_refusal(HttpProtocol *c, int status, const char *reason, PyOb
     Py_XDECREF(why);
 }
 
-static void count_refusal(ServerState *s, int status)
+void cp_count_refusal(ServerState *s, int status)
 {
     switch (status) {
     case 408:
@@ -430,7 +435,7 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
         return;
     }
     ServerState *s = c->server;
-    count_refusal(s, status);
+    cp_count_refusal(s, status);
     cp_body_drop(c);
     RequestCycle *cy = c->cycle;
     /* no answer once response bytes are out, or while draining the body of
@@ -453,7 +458,7 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
     }
     cp_conn_close(c);
     if (request != NULL) {
-        report_refusal(c, status, reason, request);
+        cp_conn_report_refusal(c, status, reason, request);
         Py_DECREF(request);
     }
 }
@@ -484,6 +489,10 @@ static void check_deadline(HttpProtocol *c, double now)
     if (c->deadline == 0 || now < c->deadline || c->state >= CP_ST_CLOSED) {
         return;
     }
+    if (c->state == CP_ST_H2) {
+        cp_h2_idle_timeout(c); /* no stream open for timeout_keep_alive */
+        return;
+    }
     if (c->deadline_kind == CP_DL_HEADER && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
         cp_conn_fail(c, 408, "request head not complete in time"); /* part of it came */
     } else if (c->deadline_kind == CP_DL_BODY &&
@@ -501,6 +510,10 @@ static void check_deadline(HttpProtocol *c, double now)
 
 void cp_conn_shutdown(HttpProtocol *c)
 {
+    if (c->state == CP_ST_H2) {
+        cp_h2_shutdown(c); /* GOAWAY; streams in flight finish */
+        return;
+    }
     if (c->state != CP_ST_HEAD || c->cycle != NULL) {
         return; /* the response in flight carries Connection: close; a
                    connection draining a body closes when the body ends */
@@ -722,11 +735,27 @@ static int try_head(HttpProtocol *c)
         return cp_conn_internal_error(c);
     }
     if (r == CP_ERROR) {
+        /* "PRI * HTTP/2.0" is no HTTP/1.1 request: on a connection's first
+           bytes it is the HTTP/2 preface (h2c with prior knowledge) */
+        if ((s->http_versions & CP_HTTP_2) && !c->served && c->rpos == 0) {
+            size_t n = len < CP_H2_PREFACE_LEN ? len : CP_H2_PREFACE_LEN;
+            if (memcmp(base, CP_H2_PREFACE, n) == 0) {
+                if (n < CP_H2_PREFACE_LEN) {
+                    return 0; /* the rest of the preface is on its way */
+                }
+                return cp_h2_begin(c) < 0 ? cp_conn_internal_error(c) : 1;
+            }
+        }
         conn_fail_request(c, req.error_status, req.error_reason, base, &req);
         return -1;
     }
     c->deadline = 0;
+    c->served = 1;
     s->stats.requests_total++;
+    if (!(s->http_versions & CP_HTTP_1)) {
+        conn_fail_request(c, 505, "HTTP/1.1 is off (--http 2)", base, &req);
+        return -1;
+    }
 
     if (req.content_length >= 0 && s->max_body >= 0 && req.content_length > s->max_body) {
         conn_fail_request(c, 413, "Content-Length over limit_request_body", base, &req);
@@ -839,6 +868,9 @@ static int conn_process(HttpProtocol *c)
         case CP_ST_BODY:
         case CP_ST_DRAIN:
             r = cp_body_feed(c);
+            break;
+        case CP_ST_H2:
+            r = cp_h2_feed(c); /* takes every byte: 0 */
             break;
         default:
             r = 0;
@@ -1078,6 +1110,49 @@ static int proxy_trust(HttpProtocol *c, PyObject *peer)
     return 0;
 }
 
+/* Whether TLS's ALPN chose "h2" for this connection: 1, 0, -1 on error. */
+static int alpn_is_h2(HttpProtocol *c, PyObject *transport)
+{
+    PyObject *name = PyUnicode_InternFromString("ssl_object");
+    PyObject *sslobj = name != NULL ? extra_info(c, transport, name) : NULL;
+    Py_XDECREF(name);
+    if (sslobj == NULL) {
+        return -1;
+    }
+    if (sslobj == Py_None) {
+        Py_DECREF(sslobj);
+        return 0;
+    }
+    PyObject *proto = PyObject_CallMethod(sslobj, "selected_alpn_protocol", NULL);
+    Py_DECREF(sslobj);
+    if (proto == NULL) {
+        return -1;
+    }
+    int h2 = PyUnicode_Check(proto) && PyUnicode_CompareWithASCIIString(proto, "h2") == 0;
+    Py_DECREF(proto);
+    return h2;
+}
+
+/* A TLS connection whose client chose "h2" by ALPN speaks HTTP/2 from its
+   first byte; one that did not is refused when HTTP/1.1 is off. */
+static void choose_tls_protocol(HttpProtocol *c, PyObject *transport)
+{
+    ServerState *s = c->server;
+    int h2 = (s->http_versions & CP_HTTP_2) ? alpn_is_h2(c, transport) : 0;
+    if (h2 < 0) {
+        PyErr_WriteUnraisable((PyObject *)c);
+        h2 = 0;
+    }
+    if (h2) {
+        if (cp_h2_begin(c) < 0) {
+            PyErr_WriteUnraisable((PyObject *)c);
+            cp_conn_close(c);
+        }
+    } else if (!(s->http_versions & CP_HTTP_1)) {
+        cp_conn_close(c); /* --http 2 and the client did not offer h2 */
+    }
+}
+
 static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
 {
     ServerState *s = c->server;
@@ -1104,12 +1179,16 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
         PyErr_WriteUnraisable(s->proxy_trust);
         c->proxy_trusted = 0;
     }
+    int tls = ssl != Py_None;
     Py_DECREF(peer);
     Py_DECREF(sock);
     Py_DECREF(ssl);
     s->stats.connections_total++;
     cp_conn_link(s, c);
     cp_conn_enter(c, CP_ST_HEAD);
+    if (tls && s->http_versions != CP_HTTP_1) {
+        choose_tls_protocol(c, transport);
+    }
     Py_RETURN_NONE;
 fail:
     /* Not served: a connection outside the server's list would have no
@@ -1298,6 +1377,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
 {
     c->lost = 1;
     cp_conn_enter(c, CP_ST_CLOSED);
+    cp_h2_close(c);
     RequestCycle *cy = c->cycle;
     c->cycle = NULL;
     if (cy != NULL) {
@@ -1338,13 +1418,14 @@ static PyObject *proto_resume_writing(HttpProtocol *c, PyObject *unused)
     if (c->cycle != NULL) {
         cp_cycle_wake_writer(c->cycle);
     }
+    cp_h2_resume_writing(c);
     Py_RETURN_NONE;
 }
 
 static PyObject *proto_get_state(HttpProtocol *c, void *closure)
 {
     (void)closure;
-    static const char *const names[] = {"head", "body", "wait_response", "drain",
+    static const char *const names[] = {"head", "body", "wait_response", "drain", "h2",
                                         "closed", "upgraded"};
     return PyUnicode_FromString(names[c->state]);
 }
@@ -1382,11 +1463,12 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
     Py_VISIT(c->server_addr);
     Py_VISIT(c->cycle);
     Py_VISIT(c->zc_body);
-    return 0;
+    return cp_h2_traverse(c, visit, arg);
 }
 
 static int proto_clear(HttpProtocol *c)
 {
+    cp_h2_close(c);
     cp_body_drop(c);
     Py_CLEAR(c->transport);
     Py_CLEAR(c->write);

@@ -423,7 +423,11 @@ int cp_response_body_parts(RequestCycle *cy, PyObject *message, cp_body_parts *p
        second set of framing lines after the first blank line */
     parts->head_len = cy->head.len;
     parts->framing = *f;
-    if (parts->first) {
+    if (parts->first && cy->stream_id != 0) {
+        /* HTTP/2: DATA frames delimit the body (h2.c); the head stays as
+           response.c wrote it */
+        parts->head_end = cy->head.len;
+    } else if (parts->first) {
         f->keep_alive = f->keep_alive && !s->shutting_down;
         if (cp_finish_head(&cy->head, f, blen, more_body) < 0) {
             *f = parts->framing;

@@ -284,7 +284,10 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         return NULL;
     }
     if (set_steal(scope, st->k_asgi, PyDict_Copy(st->asgi_template)) < 0 ||
-        PyDict_SetItem(scope, st->k_http_version, req->http_minor ? st->v_1_1 : st->v_1_0) < 0 ||
+        PyDict_SetItem(scope, st->k_http_version,
+                       req->http_minor == 1   ? st->v_1_1
+                       : req->http_minor == 0 ? st->v_1_0
+                                              : st->v_2) < 0 ||
         set_steal(scope, st->k_method, scope_method(st, buf, req)) < 0 ||
         PyDict_SetItem(scope, st->k_scheme, c->scheme) < 0 ||
         (req->query.len &&

@@ -194,6 +194,19 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                                      &context_kwarg, &report_refusal)) {
         goto fail;
     }
+    if (s->http_versions == 0 || (s->http_versions & ~(size_t)(CP_HTTP_1 | CP_HTTP_2)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "http must be 1 (HTTP/1.1), 2 (HTTP/2) or 3 (both)");
+        goto fail;
+    }
+    if (!cp_h2_available()) {
+        /* built without libnghttp2: 'auto' is HTTP/1.1; HTTP/2 alone cannot be */
+        if (s->http_versions == CP_HTTP_2) {
+            PyErr_SetString(PyExc_ValueError,
+                            "HTTP/2 needs libnghttp2, which this build of carpinus lacks");
+            goto fail;
+        }
+        s->http_versions = CP_HTTP_1;
+    }
     if (report_refusal != Py_None && !PyCallable_Check(report_refusal)) {
         PyErr_SetString(PyExc_TypeError, "report_refusal must be a callable or None");
         goto fail;
@@ -483,6 +496,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         {"status_lines_cached", (long long)t->status_lines_cached},
         {"status_lines_formatted", (long long)t->status_lines_formatted},
         {"websocket_upgrades", (long long)t->websocket_upgrades},
+        {"h2_connections", (long long)t->h2_connections},
         /* module-wide: shared by every server of this interpreter */
         {"header_name_hits", (long long)st->header_name_hits},
         {"header_name_misses", (long long)st->header_name_misses},
