@@ -26,6 +26,7 @@
 #include "core.h"
 #include "h2.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,17 +273,18 @@ static int connection_specific(const char *n, size_t len)
    a canned error response): the status line's code, then each field with
    its name lowercased, connection-specific fields dropped; up to the blank
    line, or the end.  *body_at: where the bytes after the blank line start
-   (len if none).  The arrays point into *lower, which the caller frees.
+   (len if none).  content_length >= 0: a content-length field is added
+   with that value.  The arrays point into *lower, which the caller frees.
    Returns the number of entries, -1 with an exception. */
-static Py_ssize_t head_to_nv(const char *head, size_t len, nghttp2_nv **nva, char **lower,
-                             size_t *body_at)
+static Py_ssize_t head_to_nv(const char *head, size_t len, int64_t content_length,
+                             nghttp2_nv **nva, char **lower, size_t *body_at)
 {
-    size_t lines = 1;
+    size_t lines = 2;
     for (size_t i = 0; i < len; i++) {
         lines += head[i] == '\n';
     }
     *nva = malloc(lines * sizeof(nghttp2_nv));
-    *lower = malloc(len + 4);
+    *lower = malloc(len + 4 + 24);
     if (*nva == NULL || *lower == NULL) {
         free(*nva);
         free(*lower);
@@ -334,6 +336,11 @@ static Py_ssize_t head_to_nv(const char *head, size_t len, nghttp2_nv **nva, cha
         (*nva)[n++] = (nghttp2_nv){(uint8_t *)w, (uint8_t *)v, nlen,
                                    (size_t)(line + llen - v), NGHTTP2_NV_FLAG_NONE};
         w += nlen;
+    }
+    if (content_length >= 0) {
+        int vlen = snprintf(w, 24, "%lld", (long long)content_length);
+        (*nva)[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)w, 14,
+                                   (size_t)vlen, NGHTTP2_NV_FLAG_NO_COPY_NAME};
     }
     return n;
 }
@@ -388,7 +395,7 @@ static int submit_canned(cp_h2 *h, cp_h2_stream *st, int status)
     size_t body_at;
     const char *p = PyBytes_AS_STRING(resp);
     size_t len = (size_t)PyBytes_GET_SIZE(resp);
-    Py_ssize_t n = head_to_nv(p, len, &nva, &lower, &body_at);
+    Py_ssize_t n = head_to_nv(p, len, -1, &nva, &lower, &body_at);
     if (n < 0) {
         Py_DECREF(resp);
         return -1;
@@ -1022,7 +1029,12 @@ int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
         nghttp2_nv *nva;
         char *lower;
         size_t body_at;
-        Py_ssize_t n = head_to_nv(cy->head.data, cy->head.len, &nva, &lower, &body_at);
+        /* a body in one message gets its length, as on HTTP/1.1 (writer.c) */
+        const cp_framing *f = &cy->framing;
+        int64_t length = !parts->more_body && f->length < 0 && !f->no_body
+                             ? (int64_t)parts->body_len
+                             : -1;
+        Py_ssize_t n = head_to_nv(cy->head.data, cy->head.len, length, &nva, &lower, &body_at);
         if (n < 0) {
             return -1;
         }
