@@ -222,6 +222,14 @@ void cp_h2_flush(HttpProtocol *c)
         h->flush_wanted = 1;
         return;
     }
+    if (c->writing_paused) {
+        /* The peer does not read: what nghttp2 has to send stays queued in
+           it (resume_writing flushes), so its limits on queued frames (a
+           SETTINGS or PING flood's acknowledgements) apply instead of our
+           transport's buffer growing with every frame the peer sends. */
+        h->flush_wanted = 1;
+        return;
+    }
     Py_INCREF(c);
     for (int round = 0; round < 4; round++) {
         h->flush_wanted = 0;
@@ -798,6 +806,27 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
 
 /* ---- the connection ------------------------------------------------------ */
 
+/* End a connection.  A closing transport waits to flush what it holds, and
+   a TLS one for the peer's close_notify (uvloop: up to 30 s), reading and
+   dropping whatever the peer sends meanwhile; a peer that does not read can
+   make that wait as long as it likes.  So the transport is aborted when
+   writing is paused, or when the peer flooded us (`flooded`): it gets its
+   GOAWAY only if that could be written at once. */
+static void drop_connection(HttpProtocol *c, int flooded)
+{
+    int stuck = c->writing_paused || flooded;
+    PyObject *transport = Py_XNewRef(c->transport);
+    cp_conn_close(c);
+    if (stuck && transport != NULL && !c->lost) {
+        PyObject *r = PyObject_CallMethodNoArgs(transport, c->server->mod->s_abort);
+        if (r == NULL) {
+            PyErr_WriteUnraisable((PyObject *)c);
+        }
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(transport);
+}
+
 int cp_h2_begin(HttpProtocol *c)
 {
     ServerState *s = c->server;
@@ -884,7 +913,7 @@ int cp_h2_feed(HttpProtocol *c)
         /* a connection error: nghttp2 queued its GOAWAY; send it, close */
         nghttp2_session_terminate_session(h->session, NGHTTP2_PROTOCOL_ERROR);
         cp_h2_flush(c);
-        cp_conn_close(c);
+        drop_connection(c, rv == NGHTTP2_ERR_FLOODED);
         rc = -1;
     } else {
         cp_h2_flush(c);
@@ -954,13 +983,17 @@ void cp_h2_idle_timeout(HttpProtocol *c)
         nghttp2_session_terminate_session(h->session, NGHTTP2_NO_ERROR);
         cp_h2_flush(c);
     }
-    cp_conn_close(c);
+    drop_connection(c, 0);
 }
 
 void cp_h2_resume_writing(HttpProtocol *c)
 {
     cp_h2 *h = c->h2;
     if (h == NULL || h->dead) {
+        return;
+    }
+    cp_h2_flush(c);
+    if (c->h2 != h || h->dead) {
         return;
     }
     for (cp_h2_stream *st = h->streams; st != NULL; st = st->next) {
