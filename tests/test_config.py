@@ -329,6 +329,16 @@ def test_process_model_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.timeout_worker_healthcheck == 30.0
 
 
+@pytest.mark.parametrize("options", [
+    {"workers": 2}, {"reload": True}, {"supervise": True}, {"max_worker_memory": 512},
+    {"max_worker_lifetime": 3600.0},
+])
+def test_what_runs_a_supervisor(monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]) -> None:
+    """Each of these needs worker processes, even with one worker (docs/deployment.md)."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert Config("tests.support.apps:hello", configure_logging=False, **options).uses_supervisor
+
+
 def test_workers_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     """$WEB_CONCURRENCY gives the worker count when `workers` is not set (as in uvicorn)."""
     monkeypatch.setenv("WEB_CONCURRENCY", "4")

@@ -23,6 +23,7 @@ from carpinus.logging import LogConfigError
 from carpinus.logging import configure_logging as apply_logging
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.options import MAX_REQUEST_HEAD, OPTIONS
+from carpinus.resident_memory import memory_readable
 from carpinus.tls import SSL_CERT_REQS
 
 __all__ = ["DEMO_APP", "MAX_REQUEST_HEAD", "Config", "ConfigError"]
@@ -143,6 +144,9 @@ class Config:
     workers: int
     max_requests: int | None
     max_requests_jitter: int
+    supervise: bool
+    max_worker_memory: int | None
+    max_worker_lifetime: float | None
     timeout_worker_healthcheck: float
     pid_file: str | None
     reload: bool
@@ -209,6 +213,9 @@ class Config:
         workers: int | None = None,
         max_requests: int | None = None,
         max_requests_jitter: int = 0,
+        supervise: bool = False,
+        max_worker_memory: int | None = None,
+        max_worker_lifetime: float | None = None,
         timeout_worker_healthcheck: float = 30.0,
         pid_file: str | None = None,
         reload: bool = False,
@@ -305,9 +312,13 @@ class Config:
         if self.uses_supervisor and not isinstance(self.app, str):
             # Worker processes import the app themselves (and reload re-imports it).
             raise ConfigError(
-                'workers > 1 and reload need the app as an import string ("module:attribute"), '
+                "workers > 1, reload, supervise and the max_worker_* options run worker "
+                'processes: they need the app as an import string ("module:attribute"), '
                 "not an object"
             )
+        if self.max_worker_memory is not None and not memory_readable():
+            raise ConfigError("max_worker_memory reads a worker's memory from /proc, which "
+                              "this system does not have (Linux only)", "max_worker_memory")
         self._validate_network()
 
     def _validate_network(self) -> None:
@@ -368,8 +379,11 @@ class Config:
 
     @property
     def uses_supervisor(self) -> bool:
-        """True when a supervisor process runs the server in worker processes."""
-        return self.reload or self.workers > 1
+        """True when a supervisor process runs the server in worker processes:
+        more than one worker, --reload, --supervise, or a recycling option (only
+        a supervisor can replace a worker; docs/deployment.md)."""
+        return (self.reload or self.workers > 1 or self.supervise
+                or self.max_worker_memory is not None or self.max_worker_lifetime is not None)
 
     # -- loading ------------------------------------------------------------
 

@@ -399,6 +399,22 @@ OPTIONS: tuple[Option, ...] = (
            "Add a random 0..N to --max-requests per worker, so that workers do not all "
            "recycle at once.", PROCESSES,
            flags=("--max-requests-jitter", "--limit-max-requests-jitter"), min=0),
+    # recycling and restarting under the supervisor (carpinus.supervisors.recycling)
+    Option("supervise", bool, False,
+           "Run the server under a supervisor even with one worker, so that a worker that "
+           "dies (a crash, kill -9, the OOM killer) is restarted.  Implied by --workers N > 1, "
+           "--reload, --max-worker-memory and --max-worker-lifetime.", PROCESSES,
+           bool_style="flag"),
+    Option("max_worker_memory", int, None,
+           "Replace a worker whose resident memory (RSS, read from /proc once a second) is "
+           "above this many MiB: a new worker starts first, then the old one drains within "
+           "--timeout-graceful-shutdown.  Implies a supervisor; Linux only.", PROCESSES,
+           min=1, metavar="MIB", default_text="never"),
+    Option("max_worker_lifetime", float, None,
+           "Replace each worker this many seconds after it started, plus a random 0-10% "
+           "so that workers started together do not restart together; gracefully, as "
+           "--max-worker-memory.  Implies a supervisor.", PROCESSES, positive=True,
+           metavar="SECONDS", default_text="never"),
     Option("timeout_worker_healthcheck", float, 30.0,
            "With a supervisor: kill and replace a worker that takes longer than this many "
            "seconds to start, or whose event loop stops answering for as long (not with "
