@@ -48,7 +48,7 @@ def test_config_error_is_a_value_error() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"loop": "bogus"}, "loop must be auto, asyncio or uvloop, got 'bogus'"),
+    ({"loop": "bogus"}, "loop must be auto, asyncio, uvloop, none or zuvloop, got 'bogus'"),
     ({"loop": "trio"}, "loop must be"),
     ({"lifespan": "maybe"}, "lifespan must be auto, on or off, got 'maybe'"),
     ({"lifespan": True}, "lifespan must be"),
@@ -390,7 +390,8 @@ def test_websocket_defaults() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"ws": "websockets"}, "ws must be auto, none or wsproto, got 'websockets'"),
+    ({"ws": "websocket"},
+     "ws must be auto, none, websockets, websockets-sansio or wsproto, got 'websocket'"),
     ({"ws_max_size": 0}, "ws_max_size must be >= 1"),
     ({"ws_max_queue": 0}, "ws_max_queue must be >= 1"),
     ({"ws_ping_interval": 0}, "ws_ping_interval must be positive"),

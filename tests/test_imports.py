@@ -33,7 +33,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                     "carpinus.tls", "carpinus.access_log",
                                     "carpinus.proxy_headers", "carpinus.optimizations",
                                     "carpinus.importer", "carpinus.demo",
-                                    "carpinus.resident_memory")),
+                                    "carpinus.resident_memory", "carpinus.uvicorn_compat")),
     ("the C core", ("carpinus._core",)),
 )
 

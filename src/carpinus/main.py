@@ -4,13 +4,16 @@ Both entry points build a Config and hand it to launch(), which picks:
 
 - one server in this process (the default: `--workers 1`, no `--reload`),
   with no supervisor in between (carpinus.server);
-- a supervisor with worker processes (`--workers N`, N > 1, or `--reload`),
-  see carpinus.supervisors.multiprocess.
+- a supervisor with worker processes (`--workers N`, N > 1, `--reload`,
+  `--supervise`, `--max-worker-memory`, `--max-worker-lifetime`), see
+  carpinus.supervisors.multiprocess.
 
 `--pid PATH` names whichever process is the one to signal: the server in the
 first case, the supervisor in the second.  The command has one option per
 Config field, named as in uvicorn: both are made from the option table
-(carpinus.options).
+(carpinus.options).  Every uvicorn option is accepted; the ones for things
+carpinus does one fixed way are logged once here, with what it does instead
+(carpinus.uvicorn_compat).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from carpinus.server import Server
 from carpinus.sockets import bind_sockets, close_sockets, log_listening
 from carpinus.supervisors.multiprocess import Supervisor
 from carpinus.supervisors.reload import FileWatcher
+from carpinus.uvicorn_compat import compatibility_notes
 
 logger = logging.getLogger("carpinus.error")
 
@@ -152,6 +156,11 @@ def main(app: str | None, **options: Any) -> None:
     Without APP, serve the bundled demo app (carpinus.demo:app).  Every option
     can also come from the environment variable shown with it
     (docs/configuration.md).
+
+    A drop-in for the uvicorn command: every uvicorn option is accepted, with
+    the same meaning where carpinus has the concept; the ones in the last
+    section are logged once with what carpinus does instead
+    (docs/migrating-from-uvicorn.md).
     """
     try:
         config = Config(app, **options)
@@ -183,6 +192,8 @@ def run(app: Any, **kwargs: Any) -> None:
 
 def launch(config: Config) -> int:
     """Serve until told to stop; returns the process exit code."""
+    for note in compatibility_notes(config):
+        logger.info("%s", note)
     try:
         with contextlib.ExitStack() as stack:
             if config.pid_file is not None:

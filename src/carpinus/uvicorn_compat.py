@@ -1,0 +1,154 @@
+"""uvicorn's command-line options that name things carpinus does not have, and what
+carpinus does instead.
+
+`carpinus` accepts every option of `uvicorn` (0.34 to 0.55), so that
+`uvicorn main:app ...` becomes `carpinus main:app ...` by changing the first
+word (docs/migrating-from-uvicorn.md).  Most options are carpinus's own, with
+uvicorn's names.  The rest choose among uvicorn's implementations (`--http
+h11`, `--ws websockets`, `--loop zuvloop`), or tune one of them (`--h11-...`),
+or change something carpinus does one fixed way (`--use-colors`,
+`--reset-contextvars`).  Those are accepted, and `compatibility_notes()` says
+once, at start-up, what carpinus does instead; the option table
+(carpinus.options) takes its allowed values from the tuples below.
+
+`--interface asgi2` is the exception that does something: the app is wrapped
+so that carpinus can call it (`asgi2_app`), as uvicorn does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carpinus.config import Config
+
+# uvicorn's --http values besides "auto": its HTTP/1.1 implementations.
+UVICORN_HTTP = ("h11", "httptools", "zttp")
+# uvicorn's --ws values besides "auto" and "none": its WebSocket implementations.
+UVICORN_WS = ("websockets", "websockets-sansio", "wsproto")
+# uvicorn's --loop values besides auto, asyncio and uvloop
+UVICORN_LOOPS = ("none", "zuvloop")
+INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+
+
+def http_version_from_uvicorn(http: str, http2: bool = False) -> str:
+    """carpinus's HTTP version choice ("auto", "1" or "2") for uvicorn's --http and
+    --http2.
+
+    uvicorn's --http names an implementation, carpinus's names a protocol
+    version.  h11 and httptools speak HTTP/1.1 only, so they mean "1"; zttp is
+    uvicorn's HTTP/2-capable one, which serves HTTP/2 only with --http2.
+    (Coordination note: --http is being extended to select HTTP/2 on another
+    branch.  Its row in the option table should allow "auto", "1", "2" and
+    UVICORN_HTTP, and the code that reads config.http should read it through
+    this function, so that uvicorn's values keep working.)
+    """
+    if http2:
+        return "2" if http in ("auto", "zttp") else "1"
+    if http in ("h11", "httptools"):
+        return "1"
+    return "auto" if http == "zttp" else http
+
+
+def compatibility_notes(config: Config) -> list[str]:
+    """One line per uvicorn-only option that `config` sets: what carpinus does instead.
+    Logged once by the process the command started (carpinus.main), not by workers."""
+    notes = []
+    if config.http != "auto" or config.http2:
+        version = http_version_from_uvicorn(config.http, config.http2)
+        asked = " ".join(part for part in (
+            f"--http {config.http}" if config.http != "auto" else "",
+            "--http2" if config.http2 else "") if part)
+        notes.append(f"{asked}: carpinus parses HTTP with its own C parser, not uvicorn's "
+                     f"implementations; it serves HTTP/1.1 (HTTP version asked for: "
+                     f"{version}).")
+    if config.ws in UVICORN_WS:
+        notes.append(f"--ws {config.ws}: WebSockets are served by carpinus's own C frame "
+                     "codec.")
+    if config.loop in UVICORN_LOOPS:
+        instead = "asyncio's default loop" if config.loop == "none" else (
+            "uvloop when it is installed, else asyncio")
+        notes.append(f"--loop {config.loop}: not a carpinus event loop; using {instead}.")
+    if config.interface == "asgi2":
+        notes.append("--interface asgi2: the app is called the ASGI 2 way, app(scope) and "
+                     "then await instance(receive, send), through an adapter as in uvicorn.")
+    elif config.interface == "wsgi":
+        notes.append("--interface wsgi: carpinus serves ASGI; the WSGI app is wrapped with "
+                     "a2wsgi.WSGIMiddleware (requests run in its thread pool).")
+    if config.use_colors:
+        notes.append("--use-colors: carpinus's log lines carry no colour codes; they are "
+                     "written plain.")
+    if config.reset_contextvars:
+        notes.append("--reset-contextvars: already so in carpinus: every request runs in "
+                     "its own copy of the context the server started with, and context "
+                     "variables set during lifespan startup are not in it.")
+    if config.h11_max_incomplete_event_size is not None:
+        notes.append(f"--h11-max-incomplete-event-size {config.h11_max_incomplete_event_size}:"
+                     f" carpinus has no h11; a request head is limited by "
+                     f"--limit-request-head ({config.limit_request_head} bytes) instead.")
+    return notes
+
+
+# --log-config files written for uvicorn name its loggers and formatters.
+UVICORN_LOGGERS = {"uvicorn": "carpinus", "uvicorn.error": "carpinus.error",
+                   "uvicorn.access": "carpinus.access"}
+UVICORN_FORMATTERS = ("uvicorn.logging.DefaultFormatter", "uvicorn.logging.AccessFormatter",
+                      "uvicorn.logging.ColourizedFormatter")
+FORMATTER = "carpinus.logging.UvicornFormatter"
+
+
+def log_config_from_uvicorn(config: dict[str, Any]) -> dict[str, Any]:
+    """A logging dictConfig written for uvicorn, made to configure carpinus the same way.
+
+    Its uvicorn loggers also configure carpinus's of the same role (unless the
+    config names those itself), and uvicorn's formatters become
+    carpinus.logging.UvicornFormatter, which knows the same fields
+    (%(levelprefix)s, %(client_addr)s, %(request_line)s, %(status_code)s).
+    uvicorn's own formatters cannot be used even when uvicorn is installed:
+    its AccessFormatter unpacks record.args the way uvicorn logs them.
+    A config that names no uvicorn logger or formatter is returned as it is.
+    """
+    loggers = config.get("loggers")
+    formatters = config.get("formatters")
+    if not isinstance(loggers, dict) or not isinstance(formatters, dict):
+        return config
+    config = {**config, "loggers": dict(loggers), "formatters": dict(formatters)}
+    for theirs, ours in UVICORN_LOGGERS.items():
+        if theirs in loggers and ours not in loggers:
+            config["loggers"][ours] = loggers[theirs]
+    for name, formatter in formatters.items():
+        if not isinstance(formatter, dict):
+            continue
+        for key in ("()", "class"):
+            if formatter.get(key) in UVICORN_FORMATTERS:
+                formatter = {k: v for k, v in formatter.items() if k not in ("()", "class")}
+                formatter["()"] = FORMATTER
+        config["formatters"][name] = formatter
+    return config
+
+
+def wsgi_available() -> bool:
+    return importlib.util.find_spec("a2wsgi") is not None
+
+
+def adapt_app(app: Any, interface: str) -> Any:
+    """The ASGI 3 callable that serves `app` given as --interface says."""
+    if interface == "asgi2":
+        return asgi2_app(app)
+    if interface == "wsgi":
+        from a2wsgi import WSGIMiddleware
+
+        return WSGIMiddleware(app)
+    return app
+
+
+def asgi2_app(app: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+    """An ASGI 2 app (`app(scope)` returns `async (receive, send)`) as an ASGI 3 one."""
+
+    async def asgi3(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        instance = app(scope)
+        await instance(receive, send)
+
+    return asgi3
