@@ -10,6 +10,7 @@ for must be logged once, saying what it does instead.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import textwrap
@@ -23,7 +24,15 @@ import pytest
 
 from carpinus.config import Config, ConfigError
 from carpinus.main import main as cli_main
-from carpinus.uvicorn_compat import http_version_from_uvicorn, log_config_from_uvicorn
+from carpinus.options import OPTIONS_BY_NAME
+from carpinus.uvicorn_compat import (
+    UVICORN_OPTIONS as UVICORN_OPTION_NAMES,
+)
+from carpinus.uvicorn_compat import (
+    http_version_from_uvicorn,
+    log_config_from_uvicorn,
+    uvicorn_envvar,
+)
 from tests.support.processes import CONSOLE_SCRIPT, Spawner
 from tests.support.servers import run_server
 
@@ -157,6 +166,53 @@ def test_every_uvicorn_option_is_accepted() -> None:
     ours = {flag for param in params if isinstance(param, click.Option)
             for flag in (*param.opts, *param.secondary_opts)}
     assert set(UVICORN_OPTIONS) - ours == set()
+
+
+# -- uvicorn's environment variables -----------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("CARPINUS_", "UVICORN_")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def parse(*args: str) -> dict[str, Any]:
+    with cli_main.make_context("carpinus", list(args)) as ctx:
+        return dict(ctx.params)
+
+
+def test_uvicorn_options_are_in_the_table() -> None:
+    assert UVICORN_OPTION_NAMES <= set(OPTIONS_BY_NAME)
+    assert uvicorn_envvar("max_requests") == "UVICORN_LIMIT_MAX_REQUESTS"
+    assert uvicorn_envvar("reload_dirs") == "UVICORN_RELOAD_DIRS"
+    assert uvicorn_envvar("reuse_port") is None  # not a uvicorn option
+
+
+def test_uvicorn_environment_variables(clean_env: pytest.MonkeyPatch) -> None:
+    """UVICORN_<name> sets an option as it does for uvicorn; CARPINUS_<name> and the
+    command line win over it."""
+    clean_env.setenv("UVICORN_APP", "main:app")
+    clean_env.setenv("UVICORN_PORT", "9001")
+    clean_env.setenv("UVICORN_LIMIT_MAX_REQUESTS", "500")
+    clean_env.setenv("UVICORN_PROXY_HEADERS", "false")
+    clean_env.setenv("UVICORN_RELOAD_DIRS", "src lib")
+    values = parse()
+    assert (values["app"], values["port"], values["max_requests"]) == ("main:app", 9001, 500)
+    assert values["proxy_headers"] is False and values["reload_dirs"] == ("src", "lib")
+    clean_env.setenv("CARPINUS_PORT", "9002")
+    assert parse()["port"] == 9002
+    assert parse("--port", "9003", "other:app")["port"] == 9003
+
+
+def test_bad_uvicorn_variable_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("UVICORN_PORT", "99999")
+    with pytest.raises(click.BadParameter) as error:
+        parse()
+    assert "'--port' (from $UVICORN_PORT): must be between 0 and 65535" in \
+        error.value.format_message()
 
 
 # -- what the uvicorn-only values turn into -------------------------------------------

@@ -91,6 +91,31 @@ def compatibility_notes(config: Config) -> list[str]:
     return notes
 
 
+# The options uvicorn has too (carpinus's names).  uvicorn reads each from
+# UVICORN_<its parameter name> (click's auto_envvar_prefix), and so does carpinus,
+# after CARPINUS_<name>.  The names differ for two of them.
+UVICORN_OPTIONS = frozenset("""
+    host port uds fd reload reload_dirs reload_includes reload_excludes reload_delay workers
+    loop http http2 ws ws_max_size ws_max_queue ws_ping_interval ws_ping_timeout
+    ws_per_message_deflate lifespan interface env_file log_config log_level access_log
+    use_colors proxy_headers server_header date_header forwarded_allow_ips root_path
+    limit_concurrency backlog max_requests max_requests_jitter timeout_keep_alive
+    timeout_graceful_shutdown timeout_worker_healthcheck ssl_keyfile ssl_certfile
+    ssl_keyfile_password ssl_version ssl_cert_reqs ssl_ca_certs ssl_ciphers headers app_dir
+    h11_max_incomplete_event_size reset_contextvars factory
+""".split())
+_UVICORN_NAMES = {"max_requests": "limit_max_requests",
+                  "max_requests_jitter": "limit_max_requests_jitter"}
+UVICORN_APP_ENVVAR = "UVICORN_APP"
+
+
+def uvicorn_envvar(option: str) -> str | None:
+    """The environment variable uvicorn reads carpinus option `option` from, if it has it."""
+    if option not in UVICORN_OPTIONS:
+        return None
+    return "UVICORN_" + _UVICORN_NAMES.get(option, option).upper()
+
+
 # --log-config files written for uvicorn name its loggers and formatters.
 UVICORN_LOGGERS = {"uvicorn": "carpinus", "uvicorn.error": "carpinus.error",
                    "uvicorn.access": "carpinus.access"}
