@@ -94,7 +94,8 @@ class WorkerProcess:
         # While booting as a rolling replacement: the worker it will retire.
         self.replaces = replaces
         self.lifetime: float | None = None  # --max-worker-lifetime, jitter included
-        self.recycling = False  # queued for replacement by the recycling policy
+        # queued for replacement by the recycling policy: why ("memory", "lifetime")
+        self.recycling: str | None = None
 
     @property
     def retiring(self) -> bool:
@@ -184,8 +185,9 @@ class Supervisor:
             self.selector.close()
             os.close(wake_read)
             os.close(wake_write)
-        if self.replaced:
-            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.replaced.items()))
+        if self.replaced.total():
+            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.replaced.items())
+                               if n)
             logger.info("Workers replaced while serving: %d (%s).",
                         sum(self.replaced.values()), counts)
         logger.info("Stopping supervisor process [%d]", os.getpid())
@@ -321,6 +323,8 @@ class Supervisor:
                 how,
                 worker.replaces.pid,
             )
+            if worker.replaces.recycling is not None:
+                self.replaced[worker.replaces.recycling] -= 1  # counted when it began
             self.restart_queue.clear()
             return
         if not worker.ready:
@@ -393,14 +397,15 @@ class Supervisor:
             return
         self.next_recycling_check = now + CHECK_INTERVAL
         for worker in self.workers:
-            if not worker.ready or worker.retiring or worker.recycling or worker.killed:
+            if not worker.ready or worker.retiring or worker.recycling is not None \
+                    or worker.killed:
                 continue
             due = self.recycling.due(worker.pid, now - worker.started, worker.lifetime)
             if due is None:
                 continue
             # Once: if its replacement cannot start, the worker keeps serving
             # (as after a failed SIGHUP) rather than a new one being tried each second.
-            worker.recycling = True
+            worker.recycling = due.kind
             self.replaced[due.kind] += 1
             logger.info("Recycling worker [%d]: %s; starting its replacement (%s #%d).",
                         worker.pid, due.detail, due.kind, self.replaced[due.kind])
