@@ -499,14 +499,14 @@ OPTIONS: tuple[Option, ...] = (
            min=1, max=1 << 20, core="scope_cache_size"),
     # -- uvicorn's options for what carpinus does one fixed way (carpinus.uvicorn_compat):
     # accepted so that uvicorn's command lines run; the server logs once what it does
-    # instead.  (--http: the HTTP/2 work extends this row with "1" and "2"; see
-    # uvicorn_compat.http_version_from_uvicorn.)
+    # instead.  (--http: when the HTTP/2 work's --http auto|1|2 row arrives, it takes
+    # UVICORN_HTTP too and this row goes; see uvicorn_compat.http_version_from_uvicorn.)
     Option("http", str, "auto",
            "HTTP implementation, for uvicorn's command lines: h11, httptools and zttp all "
-           "mean carpinus's C parser (HTTP/1.1).  HTTP version selection (HTTP/2) will "
-           "extend this option.", UVICORN, choices=("auto", *UVICORN_HTTP)),
+           "mean carpinus's own C parser.  HTTP version selection (HTTP/2) will extend "
+           "this option.", UVICORN, choices=("auto", *UVICORN_HTTP)),
     Option("http2", bool, False,
-           "uvicorn's HTTP/2 switch; accepted, and logged: this version serves HTTP/1.1.",
+           "uvicorn's HTTP/2 switch; accepted: carpinus chooses HTTP versions with --http.",
            UVICORN, bool_style="flag"),
     Option("interface", str, "auto",
            "How to call APP: auto and asgi3 as ASGI 3 (carpinus does not guess ASGI 2, unlike "

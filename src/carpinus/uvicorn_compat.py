@@ -33,37 +33,37 @@ UVICORN_LOOPS = ("none", "zuvloop")
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 
 
-def http_version_from_uvicorn(http: str, http2: bool = False) -> str:
-    """carpinus's HTTP version choice ("auto", "1" or "2") for uvicorn's --http and
-    --http2.
+def http_version_from_uvicorn(http: str) -> str:
+    """carpinus's --http value ("auto": HTTP/1.1 and HTTP/2, "1": HTTP/1.1 only) for
+    one of uvicorn's; carpinus's own values are returned as they are.
 
-    uvicorn's --http names an implementation, carpinus's names a protocol
-    version.  h11 and httptools speak HTTP/1.1 only, so they mean "1"; zttp is
-    uvicorn's HTTP/2-capable one, which serves HTTP/2 only with --http2.
-    (Coordination note: --http is being extended to select HTTP/2 on another
-    branch.  Its row in the option table should allow "auto", "1", "2" and
-    UVICORN_HTTP, and the code that reads config.http should read it through
-    this function, so that uvicorn's values keep working.)
+    uvicorn's --http names an implementation, carpinus's the HTTP versions to
+    serve.  h11 and httptools speak HTTP/1.1 only, so they mean "1".  zttp is
+    uvicorn's HTTP/2-capable one (HTTP/2 with --http2): "auto", which serves
+    HTTP/1.1 as well, so that --http2 need not be looked at.  Never "2": for
+    carpinus that means HTTP/2 *only*.
+
+    Coordination note: --http is being extended to select HTTP/2 (branch h2,
+    HTTP_VERSIONS = auto, 1, 2).  When the two meet, its row allows
+    (*HTTP_VERSIONS, *UVICORN_HTTP) and converts through this function first
+    (to_core=lambda v: HTTP_VERSIONS[http_version_from_uvicorn(v)]); the
+    compat-only row in the uvicorn group goes.
     """
-    if http2:
-        return "2" if http in ("auto", "zttp") else "1"
-    if http in ("h11", "httptools"):
-        return "1"
-    return "auto" if http == "zttp" else http
+    return {"h11": "1", "httptools": "1", "zttp": "auto"}.get(http, http)
 
 
 def compatibility_notes(config: Config) -> list[str]:
     """One line per uvicorn-only option that `config` sets: what carpinus does instead.
     Logged once by the process the command started (carpinus.main), not by workers."""
     notes = []
-    if config.http != "auto" or config.http2:
-        version = http_version_from_uvicorn(config.http, config.http2)
-        asked = " ".join(part for part in (
-            f"--http {config.http}" if config.http != "auto" else "",
-            "--http2" if config.http2 else "") if part)
-        notes.append(f"{asked}: carpinus parses HTTP with its own C parser, not uvicorn's "
-                     f"implementations; it serves HTTP/1.1 (HTTP version asked for: "
-                     f"{version}).")
+    if config.http in UVICORN_HTTP:
+        versions = {"1": "HTTP/1.1 only"}.get(http_version_from_uvicorn(config.http),
+                                              "the HTTP versions of --http auto")
+        notes.append(f"--http {config.http}: not a carpinus implementation; carpinus parses "
+                     f"HTTP with its own C parser and serves {versions}.")
+    if config.http2:
+        notes.append("--http2: carpinus chooses HTTP versions with --http; auto, the default, "
+                     "includes HTTP/2 where this build supports it.")
     if config.ws in UVICORN_WS:
         notes.append(f"--ws {config.ws}: WebSockets are served by carpinus's own C frame "
                      "codec.")
