@@ -35,6 +35,7 @@ from carpinus.uvicorn_compat import (
 )
 from tests.support.processes import CONSOLE_SCRIPT, Spawner
 from tests.support.servers import run_server
+from tests.support.tls_leg import issue_certificates
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,6 +108,8 @@ COMMAND_LINES = [
      "--reset-contextvars: already so in carpinus"),
     ("main:app --port PORT --http zttp --http2 --loop zuvloop",
      "--loop zuvloop: not a carpinus event loop"),
+    # uvicorn's HTTPS example (cert.pem/key.pem issued by a trustme CA for the test)
+    ("main:app --port PORT --ssl-keyfile=./key.pem --ssl-certfile=./cert.pem", None),
 ]
 
 MAIN_PY = '''
@@ -141,7 +144,11 @@ def project(tmp_path: Path) -> Path:
 def test_uvicorn_command_line_serves(spawn: Spawner, project: Path, line: str,
                                      note: str | None) -> None:
     args = shlex.split(line)
+    certificates = issue_certificates(project)[1] if "--ssl-certfile" in line else None
     server = spawn.start(*args, command=[str(CONSOLE_SCRIPT)], tcp="port", cwd=project)
+    if certificates is not None:
+        server.tls = certificates.client_context  # the client trusts the CA; https:// URLs
+        assert "carpinus running on https://" in server.output
     if "--workers" in args:
         assert server.wait_for_output("ready.", count=2), server.output
     with server.http_client() as client:
