@@ -32,7 +32,8 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("configuration and services", ("carpinus.config", "carpinus.options", "carpinus.logging",
                                     "carpinus.tls", "carpinus.access_log",
                                     "carpinus.proxy_headers", "carpinus.optimizations",
-                                    "carpinus.importer", "carpinus.demo")),
+                                    "carpinus.importer", "carpinus.demo",
+                                    "carpinus.resident_memory", "carpinus.uvicorn_compat")),
     ("the C core", ("carpinus._core",)),
 )
 

@@ -47,11 +47,13 @@ RUNTIME_ARGUMENTS = {
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """No CARPINUS_* (nor $WEB_CONCURRENCY, $FORWARDED_ALLOW_IPS) from the outside."""
+    """No CARPINUS_* or UVICORN_* (nor $WEB_CONCURRENCY, $FORWARDED_ALLOW_IPS) from the
+    outside."""
     import os
 
     for name in list(os.environ):
-        if name.startswith("CARPINUS_") or name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
+        if name.startswith(("CARPINUS_", "UVICORN_")) or name in ("WEB_CONCURRENCY",
+                                                                  "FORWARDED_ALLOW_IPS"):
             monkeypatch.delenv(name)
     yield monkeypatch
 
@@ -202,13 +204,14 @@ def test_hosts_refused(host: str) -> None:
 
 
 def test_command_options_are_the_table() -> None:
-    """One click option per row, with the row's spellings, default and env var."""
+    """One click option per row, with the row's spellings, default and env var (then
+    uvicorn's, for the options uvicorn has: tests/test_uvicorn_compat.py)."""
     params = {p.name: p for p in cli_main.params if isinstance(p, click.Option)}
     assert set(params) == {o.name for o in OPTIONS} | {"version"}
     for option in OPTIONS:
         param = params[option.name]
         assert param.opts == list(option.flags), option.name
-        assert param.envvar == option.envvar
+        assert param.envvar[0] == option.envvar
         assert param.multiple == option.multiple
         if option.type is bool and option.bool_style == "toggle":
             assert param.secondary_opts == ["--no-" + option.flag[2:]]

@@ -23,7 +23,9 @@ from carpinus.logging import LogConfigError
 from carpinus.logging import configure_logging as apply_logging
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.options import MAX_REQUEST_HEAD, OPTIONS
+from carpinus.resident_memory import memory_readable
 from carpinus.tls import SSL_CERT_REQS
+from carpinus.uvicorn_compat import adapt_app, wsgi_available
 
 __all__ = ["DEMO_APP", "MAX_REQUEST_HEAD", "Config", "ConfigError"]
 
@@ -148,6 +150,9 @@ class Config:
     workers: int
     max_requests: int | None
     max_requests_jitter: int
+    supervise: bool
+    max_worker_memory: int | None
+    max_worker_lifetime: float | None
     timeout_worker_healthcheck: float
     pid_file: str | None
     reload: bool
@@ -155,19 +160,25 @@ class Config:
     reload_includes: list[str]
     reload_excludes: list[str]
     reload_delay: float
-    ws: Literal["auto", "none", "wsproto"]
+    ws: Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
     ws_max_size: int
     ws_max_queue: int
     ws_ping_interval: float | None
     ws_ping_timeout: float | None
     ws_per_message_deflate: bool
-    loop: Literal["auto", "asyncio", "uvloop"]
+    loop: Literal["auto", "asyncio", "uvloop", "none", "zuvloop"]
     gc_freeze: bool
     malloc_tuning: bool
     optimizations: dict[str, bool]
     zero_copy_threshold: int
     lazy_headers_min: int
     scope_cache_size: int
+    http: Literal["auto", "h11", "httptools", "zttp"]
+    http2: bool
+    interface: Literal["auto", "asgi3", "asgi2", "wsgi"]
+    use_colors: bool
+    reset_contextvars: bool
+    h11_max_incomplete_event_size: int | None
 
     def __init__(
         self,
@@ -219,6 +230,9 @@ class Config:
         workers: int | None = None,
         max_requests: int | None = None,
         max_requests_jitter: int = 0,
+        supervise: bool = False,
+        max_worker_memory: int | None = None,
+        max_worker_lifetime: float | None = None,
         timeout_worker_healthcheck: float = 30.0,
         pid_file: str | None = None,
         reload: bool = False,
@@ -226,19 +240,25 @@ class Config:
         reload_includes: Sequence[str] | str | None = None,
         reload_excludes: Sequence[str] | str | None = None,
         reload_delay: float = 0.25,
-        ws: Literal["auto", "none", "wsproto"] = "auto",
+        ws: Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"] = "auto",
         ws_max_size: int = 16777216,
         ws_max_queue: int = 32,
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
-        loop: Literal["auto", "asyncio", "uvloop"] = "auto",
+        loop: Literal["auto", "asyncio", "uvloop", "none", "zuvloop"] = "auto",
         gc_freeze: bool = True,
         malloc_tuning: bool = True,
         optimizations: Mapping[str, bool] | None = None,
         zero_copy_threshold: int = 16384,
         lazy_headers_min: int = 4,
         scope_cache_size: int = 64,
+        http: Literal["auto", "h11", "httptools", "zttp"] = "auto",
+        http2: bool = False,
+        interface: Literal["auto", "asgi3", "asgi2", "wsgi"] = "auto",
+        use_colors: bool = False,
+        reset_contextvars: bool = False,
+        h11_max_incomplete_event_size: int | None = None,
         configure_logging: bool = True,
     ) -> None:
         arguments = dict(locals())  # (the first statement: only the arguments)
@@ -315,9 +335,16 @@ class Config:
         if self.uses_supervisor and not isinstance(self.app, str):
             # Worker processes import the app themselves (and reload re-imports it).
             raise ConfigError(
-                'workers > 1 and reload need the app as an import string ("module:attribute"), '
+                "workers > 1, reload, supervise and the max_worker_* options run worker "
+                'processes: they need the app as an import string ("module:attribute"), '
                 "not an object"
             )
+        if self.interface == "wsgi" and not wsgi_available():
+            raise ConfigError("interface wsgi needs the a2wsgi package (pip install "
+                              "'carpinus[wsgi]'): carpinus serves ASGI apps", "interface")
+        if self.max_worker_memory is not None and not memory_readable():
+            raise ConfigError("max_worker_memory reads a worker's memory from /proc, which "
+                              "this system does not have (Linux only)", "max_worker_memory")
         self._validate_network()
 
     def _validate_network(self) -> None:
@@ -397,8 +424,11 @@ class Config:
 
     @property
     def uses_supervisor(self) -> bool:
-        """True when a supervisor process runs the server in worker processes."""
-        return self.reload or self.workers > 1
+        """True when a supervisor process runs the server in worker processes:
+        more than one worker, --reload, --supervise, or a recycling option (only
+        a supervisor can replace a worker; docs/deployment.md)."""
+        return (self.reload or self.workers > 1 or self.supervise
+                or self.max_worker_memory is not None or self.max_worker_lifetime is not None)
 
     # -- loading ------------------------------------------------------------
 
@@ -422,12 +452,12 @@ class Config:
         if not callable(app):
             logger.error("ASGI app %r is not callable.", self.app)
             raise SystemExit(1)
-        self.loaded_app = app
+        self.loaded_app = adapt_app(app, self.interface)
         self.loaded = True
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
         """The event loop constructor the `loop` option asks for."""
-        if self.loop in ("auto", "uvloop"):
+        if self.loop in ("auto", "uvloop", "zuvloop"):  # (zuvloop: uvicorn's, taken as auto)
             try:
                 import uvloop
             except ImportError:

@@ -41,6 +41,7 @@ from carpinus.optimizations import OPTIMIZATIONS, parse_switch
 from carpinus.optimizations import bits as optimization_bits
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
+from carpinus.uvicorn_compat import INTERFACES, UVICORN_HTTP, UVICORN_LOOPS, UVICORN_WS
 
 ENV_PREFIX = "CARPINUS_"
 
@@ -268,6 +269,7 @@ RELOAD = "Reload"
 WEBSOCKET = "WebSocket"
 HTTP2 = "HTTP/2"
 TUNING = "Event loop and tuning"
+UVICORN = "Accepted for uvicorn's command lines"
 
 OPTIONS: tuple[Option, ...] = (
     # -- where to listen --
@@ -431,6 +433,22 @@ OPTIONS: tuple[Option, ...] = (
            "Add a random 0..N to --max-requests per worker, so that workers do not all "
            "recycle at once.", PROCESSES,
            flags=("--max-requests-jitter", "--limit-max-requests-jitter"), min=0),
+    # recycling and restarting under the supervisor (carpinus.supervisors.recycling)
+    Option("supervise", bool, False,
+           "Run the server under a supervisor even with one worker, so that a worker that "
+           "dies (a crash, kill -9, the OOM killer) is restarted.  Implied by --workers N > 1, "
+           "--reload, --max-worker-memory and --max-worker-lifetime.", PROCESSES,
+           bool_style="flag"),
+    Option("max_worker_memory", int, None,
+           "Replace a worker whose resident memory (RSS, read from /proc once a second) is "
+           "above this many MiB: a new worker starts first, then the old one drains within "
+           "--timeout-graceful-shutdown.  Implies a supervisor; Linux only.", PROCESSES,
+           min=1, metavar="MIB", default_text="never"),
+    Option("max_worker_lifetime", float, None,
+           "Replace each worker this many seconds after it started, plus a random 0-10% "
+           "so that workers started together do not restart together; gracefully, as "
+           "--max-worker-memory.  Implies a supervisor.", PROCESSES, positive=True,
+           metavar="SECONDS", default_text="never"),
     Option("timeout_worker_healthcheck", float, 30.0,
            "With a supervisor: kill and replace a worker that takes longer than this many "
            "seconds to start, or whose event loop stops answering for as long (not with "
@@ -463,8 +481,9 @@ OPTIONS: tuple[Option, ...] = (
     # -- WebSocket --
     Option("ws", str, "auto",
            "WebSocket support; auto serves WebSockets with the C core's frame codec, none "
-           "serves upgrade requests as plain HTTP; wsproto, the former codec, is accepted "
-           "as another name for auto.", WEBSOCKET, choices=("auto", "none", "wsproto")),
+           "serves upgrade requests as plain HTTP; uvicorn's implementations (websockets, "
+           "websockets-sansio, wsproto) are accepted as other names for auto.", WEBSOCKET,
+           choices=("auto", "none", *UVICORN_WS)),
     Option("ws_max_size", int, 16 * 1024 * 1024,
            "Largest incoming WebSocket message in bytes; larger closes with 1009.", WEBSOCKET,
            min=1),
@@ -482,8 +501,10 @@ OPTIONS: tuple[Option, ...] = (
            "Accept the permessage-deflate compression extension when a client offers it.",
            WEBSOCKET, bool_style="value"),
     # -- event loop, memory and the C core's optimizations --
-    Option("loop", str, "auto", "Event loop; auto picks uvloop when it is installed.", TUNING,
-           choices=("auto", "asyncio", "uvloop")),
+    Option("loop", str, "auto",
+           "Event loop; auto picks uvloop when it is installed.  uvicorn's none (asyncio) "
+           "and zuvloop (auto) are accepted too.", TUNING,
+           choices=("auto", "asyncio", "uvloop", *UVICORN_LOOPS)),
     Option("gc_freeze", bool, True,
            "After startup, move every object alive into the collector's permanent "
            "generation (gc.freeze) so collections while serving stay short.", TUNING),
@@ -508,6 +529,30 @@ OPTIONS: tuple[Option, ...] = (
     Option("scope_cache_size", int, 64,
            "Slots of the per-path scope template cache (scope_cache).", TUNING,
            min=1, max=1 << 20, core="scope_cache_size"),
+    # -- uvicorn's options for what carpinus does one fixed way (carpinus.uvicorn_compat):
+    # accepted so that uvicorn's command lines run; the server logs once what it does
+    # instead.  (--http: when the HTTP/2 work's --http auto|1|2 row arrives, it takes
+    # UVICORN_HTTP too and this row goes; see uvicorn_compat.http_version_from_uvicorn.)
+    Option("http", str, "auto",
+           "HTTP implementation, for uvicorn's command lines: h11, httptools and zttp all "
+           "mean carpinus's own C parser.  HTTP version selection (HTTP/2) will extend "
+           "this option.", UVICORN, choices=("auto", *UVICORN_HTTP)),
+    Option("http2", bool, False,
+           "uvicorn's HTTP/2 switch; accepted: carpinus chooses HTTP versions with --http.",
+           UVICORN, bool_style="flag"),
+    Option("interface", str, "auto",
+           "How to call APP: auto and asgi3 as ASGI 3 (carpinus does not guess ASGI 2, unlike "
+           "uvicorn), asgi2 through an adapter, wsgi through a2wsgi (pip install "
+           "'carpinus[wsgi]').",
+           UVICORN, choices=INTERFACES),
+    Option("use_colors", bool, False,
+           "uvicorn's coloured log; accepted, and the log stays plain.", UVICORN),
+    Option("reset_contextvars", bool, False,
+           "uvicorn's fresh context per request; carpinus always does that.", UVICORN,
+           bool_style="flag"),
+    Option("h11_max_incomplete_event_size", int, None,
+           "uvicorn's h11 buffer limit; accepted, and --limit-request-head applies instead.",
+           UVICORN, min=1, default_text="none"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
