@@ -360,7 +360,9 @@ def test_every_core_option_reaches_the_core(monkeypatch: pytest.MonkeyPatch) -> 
                   limit_request_headers=7, limit_request_header_size=200,
                   limit_request_head=4096, limit_request_body=10, limit_concurrency=3,
                   optimizations={"lazy_headers": True}, zero_copy_threshold=99,
-                  lazy_headers_min=2, scope_cache_size=5)
+                  lazy_headers_min=2, scope_cache_size=5, http="1",
+                  h2_max_concurrent_streams=7, h2_initial_window_size=1000,
+                  h2_connection_window_size=100_000, h2_max_header_list_size=1000)
     defaults = core_defaults()
     loop = asyncio.new_event_loop()
     try:

@@ -13,6 +13,10 @@ OPT_LAZY_HEADERS: int
 OPT_STATUS_CACHE: int
 ZERO_COPY_MAX: int
 ZERO_COPY_BUDGET: int
+# ServerState http_versions bits (--http); HAVE_HTTP2: built with libnghttp2
+HTTP_1: int
+HTTP_2: int
+HAVE_HTTP2: int
 
 class LazyHeaders(MutableSequence[tuple[bytes, bytes]]):
     """scope["headers"] with lazy_headers on: a list of (name, value) built on use."""

@@ -121,7 +121,7 @@ class Config:
     proxy_headers: bool
     forwarded_host: bool
     forwarded_allow_ips: str | Sequence[str]
-    http: Literal["auto", "1", "2"]
+    http: Literal["auto", "1", "2", "h11", "httptools", "zttp"]
     h2_max_concurrent_streams: int
     h2_initial_window_size: int
     h2_connection_window_size: int
@@ -173,7 +173,6 @@ class Config:
     zero_copy_threshold: int
     lazy_headers_min: int
     scope_cache_size: int
-    http: Literal["auto", "h11", "httptools", "zttp"]
     http2: bool
     interface: Literal["auto", "asgi3", "asgi2", "wsgi"]
     use_colors: bool
@@ -201,7 +200,7 @@ class Config:
         proxy_headers: bool = True,
         forwarded_host: bool = False,
         forwarded_allow_ips: str | Sequence[str] | None = None,
-        http: Literal["auto", "1", "2"] = "auto",
+        http: Literal["auto", "1", "2", "h11", "httptools", "zttp"] = "auto",
         h2_max_concurrent_streams: int = 100,
         h2_initial_window_size: int = 262144,
         h2_connection_window_size: int = 1048576,
@@ -253,7 +252,6 @@ class Config:
         zero_copy_threshold: int = 16384,
         lazy_headers_min: int = 4,
         scope_cache_size: int = 64,
-        http: Literal["auto", "h11", "httptools", "zttp"] = "auto",
         http2: bool = False,
         interface: Literal["auto", "asgi3", "asgi2", "wsgi"] = "auto",
         use_colors: bool = False,
@@ -355,7 +353,7 @@ class Config:
         from carpinus.proxy_headers import TrustedHosts
         from carpinus.tls import TLSConfigError, create_ssl_context
 
-        if self.http == "2" and not _core.HAVE_HTTP2:
+        if self.http_versions == "2" and not _core.HAVE_HTTP2:
             raise ConfigError(
                 "http='2' serves HTTP/2, but this build of carpinus has no libnghttp2: "
                 "install Debian's libnghttp2-dev (and pkg-config), then rebuild "
@@ -412,13 +410,21 @@ class Config:
         return self.ssl is not None
 
     @property
+    def http_versions(self) -> str:
+        """--http as carpinus's HTTP versions ("auto", "1", "2"), uvicorn's
+        implementation names (h11, httptools, zttp) translated."""
+        from carpinus.uvicorn_compat import http_version_from_uvicorn
+
+        return http_version_from_uvicorn(self.http)
+
+    @property
     def alpn_protocols(self) -> tuple[str, ...]:
         """What TLS offers by ALPN, preferred first: what --http serves (with
         'auto', HTTP/2 only when the build has libnghttp2)."""
         from carpinus import _core
 
-        h2 = self.http != "1" and bool(_core.HAVE_HTTP2)
-        if self.http == "2":
+        h2 = self.http_versions != "1" and bool(_core.HAVE_HTTP2)
+        if self.http_versions == "2":
             return ("h2",)
         return ("h2", "http/1.1") if h2 else ("http/1.1",)
 

@@ -41,7 +41,13 @@ from carpinus.optimizations import OPTIMIZATIONS, parse_switch
 from carpinus.optimizations import bits as optimization_bits
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
-from carpinus.uvicorn_compat import INTERFACES, UVICORN_HTTP, UVICORN_LOOPS, UVICORN_WS
+from carpinus.uvicorn_compat import (
+    INTERFACES,
+    UVICORN_HTTP,
+    UVICORN_LOOPS,
+    UVICORN_WS,
+    http_version_from_uvicorn,
+)
 
 ENV_PREFIX = "CARPINUS_"
 
@@ -246,7 +252,7 @@ HTTP_VERSIONS = {"auto": 3, "1": 1, "2": 2}
 
 
 def _http_to_core(value: str) -> int:
-    return HTTP_VERSIONS[value]
+    return HTTP_VERSIONS[http_version_from_uvicorn(value)]
 
 
 def _optimizations_to_core(switches: Mapping[str, bool] | None) -> int:
@@ -325,7 +331,8 @@ OPTIONS: tuple[Option, ...] = (
            "HTTP versions to serve on the port: 'auto' both HTTP/1.1 and HTTP/2 (h2 by ALPN "
            "over TLS, h2c with prior knowledge in cleartext), '1' HTTP/1.1 only, '2' HTTP/2 "
            "only (HTTP/1.1 requests get 505).  HTTP/2 needs the extension built with "
-           "libnghttp2 (docs/http2.md).", HTTP, choices=tuple(HTTP_VERSIONS),
+           "libnghttp2 (docs/http2.md).  uvicorn's h11 and httptools mean '1', zttp "
+           "'auto'.", HTTP, choices=(*HTTP_VERSIONS, *UVICORN_HTTP),
            core="http_versions", core_kind="size", to_core=_http_to_core),
     # -- HTTP/2 --
     Option("h2_max_concurrent_streams", int, 100,
@@ -531,12 +538,7 @@ OPTIONS: tuple[Option, ...] = (
            min=1, max=1 << 20, core="scope_cache_size"),
     # -- uvicorn's options for what carpinus does one fixed way (carpinus.uvicorn_compat):
     # accepted so that uvicorn's command lines run; the server logs once what it does
-    # instead.  (--http: when the HTTP/2 work's --http auto|1|2 row arrives, it takes
-    # UVICORN_HTTP too and this row goes; see uvicorn_compat.http_version_from_uvicorn.)
-    Option("http", str, "auto",
-           "HTTP implementation, for uvicorn's command lines: h11, httptools and zttp all "
-           "mean carpinus's own C parser.  HTTP version selection (HTTP/2) will extend "
-           "this option.", UVICORN, choices=("auto", *UVICORN_HTTP)),
+    # instead.  (uvicorn's --http values are taken by --http itself, above.)
     Option("http2", bool, False,
            "uvicorn's HTTP/2 switch; accepted: carpinus chooses HTTP versions with --http.",
            UVICORN, bool_style="flag"),

@@ -43,11 +43,8 @@ def http_version_from_uvicorn(http: str) -> str:
     HTTP/1.1 as well, so that --http2 need not be looked at.  Never "2": for
     carpinus that means HTTP/2 *only*.
 
-    Coordination note: --http is being extended to select HTTP/2 (branch h2,
-    HTTP_VERSIONS = auto, 1, 2).  When the two meet, its row allows
-    (*HTTP_VERSIONS, *UVICORN_HTTP) and converts through this function first
-    (to_core=lambda v: HTTP_VERSIONS[http_version_from_uvicorn(v)]); the
-    compat-only row in the uvicorn group goes.
+    carpinus.options' --http row allows both sets of values and converts
+    through this function.
     """
     return {"h11": "1", "httptools": "1", "zttp": "auto"}.get(http, http)
 

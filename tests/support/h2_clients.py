@@ -181,7 +181,7 @@ class H2Client:
         elif isinstance(event, h2.events.DataReceived):
             assert result is not None
             result.body += event.data
-            if self.auto_window and event.flow_controlled_length:
+            if self.auto_window and event.flow_controlled_length and sid:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, sid)
         elif isinstance(event, h2.events.TrailersReceived):
             assert result is not None

@@ -16,8 +16,8 @@ import h2.events
 import pytest
 
 from tests.support import apps
-from tests.support.h2_tools import curl_process
 from tests.support.h2_clients import H2Client, h2_http_client
+from tests.support.h2_tools import curl_process
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
