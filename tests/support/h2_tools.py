@@ -4,6 +4,7 @@ in the TLS leg, over TLS trusting the leg's CA."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -32,10 +33,17 @@ def curl_command(handle: ServerHandle, directory: Path, path: str) -> list[str]:
     return [curl, "-sS", "--max-time", "20", *how, handle.url + path]
 
 
+def tool_env() -> dict[str, str]:
+    """The environment for a client program: without the ASan runtime that the
+    sanitizer leg preloads into this process (scripts/run-asan.sh), which
+    uninstrumented programs such as curl do not start with."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+
+
 def curl_process(handle: ServerHandle, directory: Path, path: str,
                  *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*curl_command(handle, directory, path), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tool_env())
 
 
 def h2load_command(handle: ServerHandle, path: str, *options: str) -> list[str]:

@@ -596,8 +596,10 @@ static int finish_fields(cp_h2_stream *st)
         }
         f[i++] = (cp_header){name, st->authority};
     }
-    memcpy(f + i, st->fields, st->nfields * sizeof(*f));
-    i += st->nfields;
+    if (st->nfields > 0) {
+        memcpy(f + i, st->fields, st->nfields * sizeof(*f));
+        i += st->nfields;
+    }
     if (add_cookie) {
         cp_header ck;
         if (put_span(&st->buf, (const uint8_t *)"cookie", 6, &ck.name) < 0 ||

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from tests.support import apps, tls_leg
 from tests.support.h2_clients import h2_http_client
-from tests.support.h2_tools import curl_command, h2load_command
+from tests.support.h2_tools import curl_command, h2load_command, tool_env
 
 pytestmark = pytest.mark.skipif(
     not __import__("carpinus._core", fromlist=["HAVE_HTTP2"]).HAVE_HTTP2,
@@ -30,14 +30,15 @@ def test_curl(serve, tmp_path):
     handle = serve(apps.echo_body)
     out = subprocess.run([*curl_command(handle, tmp_path, "/echo"), "--data-binary", "hello h2",
                           "-w", "\\n%{http_version} %{response_code}"],
-                         capture_output=True, check=True, timeout=30).stdout
+                         capture_output=True, check=True, timeout=30, env=tool_env()).stdout
     assert out == b"hello h2\n2 200"
 
 
 def test_h2load_zero_failures(serve):
     handle = serve(apps.hello)
     out = subprocess.run(h2load_command(handle, "/", "-n", "3000", "-c", "4", "-m", "10"),
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+                         capture_output=True, text=True, check=True, timeout=60,
+                         env=tool_env()).stdout
     assert re.search(r"requests: 3000 total, 3000 started, 3000 done, 3000 succeeded, "
                      r"0 failed, 0 errored, 0 timeout", out), out
     assert "status codes: 3000 2xx" in out
@@ -49,7 +50,8 @@ def test_h2load_uploads(serve, tmp_path):
     body.write_bytes(b"u" * 16384)
     out = subprocess.run(h2load_command(handle, "/", "-n", "500", "-c", "2", "-m", "10",
                                         "-d", str(body)),
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+                         capture_output=True, text=True, check=True, timeout=60,
+                         env=tool_env()).stdout
     assert "500 succeeded, 0 failed" in out, out
     assert "status codes: 500 2xx" in out
 
@@ -141,7 +143,7 @@ def test_chromium_loads_a_page_over_h2(serve, tmp_path):
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
          f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
          f"https://127.0.0.1:{handle.port}/"],
-        capture_output=True, text=True, timeout=90).stdout
+        capture_output=True, text=True, timeout=90, env=tool_env()).stdout
     match = re.search(r"RESULT ([^<]*)", out)
     assert match is not None, out[-2000:]
     assert match.group(1).strip() == "h2 h2,h2 1@2,2@2"
