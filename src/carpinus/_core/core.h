@@ -300,6 +300,9 @@ typedef struct ServerState {
        passed to proxy_fixup(scope), which may rewrite client and scheme. */
     PyObject *proxy_fixup;
     PyObject *proxy_trust;
+    PyObject *tls_extensions; /* callable(transport) -> {"tls": {...}}: the
+                                 scope extensions of a TLS connection, asked
+                                 for once in its connection_made; or NULL */
     PyObject *websocket; /* callable(transport, scope, rest) taking over a
                             connection that asks for Upgrade: websocket, or
                             NULL: such requests are served as plain HTTP */
@@ -404,6 +407,8 @@ typedef struct HttpProtocol {
     PyObject *server_addr; /* (host, port), (path, None) or None */
     PyObject *scheme;      /* "http" or "https" (borrowed from mod) */
     int proxy_trusted;     /* the peer may set client/scheme by proxy headers */
+    PyObject *extensions;  /* TLS: what tls_extensions gave, a dict of dicts
+                              each scope gets a copy of; NULL: plain TCP, {} */
     struct HttpProtocol *prev, *next; /* ServerState.conns */
     int linked;
 

@@ -1078,6 +1078,24 @@ static int proxy_trust(HttpProtocol *c, PyObject *peer)
     return 0;
 }
 
+/* Ask once per TLS connection for its scope extensions (the ASGI tls
+   extension).  A failing call must not cost the connection: it is reported
+   and the scopes go without. */
+static void tls_extensions(HttpProtocol *c, PyObject *transport)
+{
+    ServerState *s = c->server;
+    PyObject *ext = PyObject_CallOneArg(s->tls_extensions, transport);
+    if (ext != NULL && !PyDict_CheckExact(ext)) {
+        PyErr_Format(PyExc_TypeError, "tls_extensions must return a dict, not %.100s",
+                     Py_TYPE(ext)->tp_name);
+        Py_CLEAR(ext);
+    }
+    if (ext == NULL) {
+        PyErr_WriteUnraisable(s->tls_extensions);
+    }
+    Py_XSETREF(c->extensions, ext);
+}
+
 static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
 {
     ServerState *s = c->server;
@@ -1099,6 +1117,9 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
         goto fail;
     }
     c->scheme = ssl != Py_None ? st->v_https : st->v_http;
+    if (ssl != Py_None && s->tls_extensions != NULL) {
+        tls_extensions(c, transport);
+    }
     if (s->proxy_fixup != NULL && proxy_trust(c, peer) < 0) {
         /* a failing check must not cost the connection: it is untrusted */
         PyErr_WriteUnraisable(s->proxy_trust);
@@ -1380,6 +1401,7 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
     Py_VISIT(c->write);
     Py_VISIT(c->client);
     Py_VISIT(c->server_addr);
+    Py_VISIT(c->extensions);
     Py_VISIT(c->cycle);
     Py_VISIT(c->zc_body);
     return 0;
@@ -1392,6 +1414,7 @@ static int proto_clear(HttpProtocol *c)
     Py_CLEAR(c->write);
     Py_CLEAR(c->client);
     Py_CLEAR(c->server_addr);
+    Py_CLEAR(c->extensions);
     Py_CLEAR(c->cycle);
     if (c->linked && c->server != NULL) {
         cp_conn_unlink(c->server, c);
