@@ -31,6 +31,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("protocols", ("carpinus.protocols.*",)),
     ("configuration and services", ("carpinus.config", "carpinus.options", "carpinus.logging",
                                     "carpinus.tls", "carpinus.tls_extension",
+                                    "carpinus.metrics.*",
                                     "carpinus.access_log",
                                     "carpinus.proxy_headers", "carpinus.optimizations",
                                     "carpinus.importer", "carpinus.demo")),

@@ -43,8 +43,9 @@ async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields;
     /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms;
-    /exit → sys.exit(3) from the app; /stream?ms=N → a Server-Sent-Events stream with one
-    event every N ms that never ends by itself (it logs how it ended)."""
+    /raise → the app raises (500); /exit → sys.exit(3) from the app; /stream?ms=N → a
+    Server-Sent-Events stream with one event every N ms that never ends by itself (it
+    logs how it ended)."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -62,6 +63,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _stream(scope, send)
     elif path == "/pid":
         await _text(send, str(os.getpid()).encode())
+    elif path == "/raise":
+        raise RuntimeError("process-app: raised on purpose")  # the server answers 500
     elif path == "/exit":
         sys.exit(3)  # before any await: on 3.12+ inside the read (eager start)
     elif path == "/block":

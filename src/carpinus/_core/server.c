@@ -172,6 +172,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "context_kwarg",
                              "report_refusal",
                              "tls_extensions",
+                             "metrics",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *lifespan_state = Py_None, *access_log = Py_None;
@@ -179,7 +180,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
     PyObject *websocket = Py_None, *base_context = Py_None, *report_refusal = Py_None;
     PyObject *tls_extensions = Py_None;
-    int context_kwarg = 0;
+    int context_kwarg = 0, metrics = 0;
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
         return NULL;
@@ -188,12 +189,13 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
        values it shares with kwds alive until the end.) */
     PyObject *kw = kwds != NULL ? PyDict_Copy(kwds) : PyDict_New();
     if (kw == NULL || set_core_options(s, kw) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOO:ServerState", kwlist,
+        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOOp:ServerState", kwlist,
                                      &app, &loop, &report_exception, &task_factory,
                                      &task_kwargs, &log_error, &lifespan_state, &access_log,
                                      &use_writelines, &default_headers, &proxy_fixup,
                                      &proxy_trust, &websocket, &base_context,
-                                     &context_kwarg, &report_refusal, &tls_extensions)) {
+                                     &context_kwarg, &report_refusal, &tls_extensions,
+                                     &metrics)) {
         goto fail;
     }
     if (report_refusal != Py_None && !PyCallable_Check(report_refusal)) {
@@ -249,6 +251,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->websocket = websocket != Py_None ? Py_NewRef(websocket) : NULL;
     s->tls_extensions = tls_extensions != Py_None ? Py_NewRef(tls_extensions) : NULL;
     s->use_writelines = use_writelines;
+    s->metrics = metrics;
     s->scope_cache = PyMem_Calloc(s->scope_cache_size, sizeof(cp_scope_slot));
     if (s->scope_cache == NULL) {
         PyErr_NoMemory();
@@ -508,6 +511,12 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
     return d;
 }
 
+static PyObject *server_metrics(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    return cp_metrics_snapshot(s);
+}
+
 static PyObject *server_get_connections(ServerState *s, void *closure)
 {
     (void)closure;
@@ -655,6 +664,10 @@ static PyMethodDef server_methods[] = {
      "Connections a graceful shutdown waits for: open ones, and closed ones whose "
      "transport still has bytes to send."},
     {"stats", (PyCFunction)server_stats, METH_NOARGS, "Counters, as a dict."},
+    {"metrics", (PyCFunction)server_metrics, METH_NOARGS,
+     "What --metrics-bind adds to stats() (counted only with metrics=True): responses by "
+     "status class, the request-duration histogram, bytes in and out; and the idle "
+     "connections."},
     {"_advance_clock", (PyCFunction)server_advance_clock, METH_O,
      "For tests: move this server's deadline clock on by so many seconds (the "
      "next tick() sees deadlines that would have come by then)."},

@@ -146,6 +146,7 @@ def make_server_state(
         context_kwarg=context_kwarg,
         report_refusal=RefusalLog(access_log),
         tls_extensions=tls,
+        metrics=config.metrics_bind is not None,
         # every option of the table the core reads (carpinus.options, core=)
         **core_kwargs(config),
     )
