@@ -212,8 +212,8 @@ def supervise(config: Config) -> int:
         for sock in sockets:
             log_listening(config, sock)
         return Supervisor(config, sockets, watcher, metrics).run()
-    except OSError as exc:  # the metrics listener could not bind
-        logger.error("--metrics-bind %s: %s", config.metrics_bind, exc)
+    except OSError as exc:  # the metrics listener could not bind (the message says so)
+        logger.error("%s", exc)
         return 1
     finally:
         if metrics is not None:

@@ -7,8 +7,11 @@ every HTTP and WebSocket scope carries `scope["extensions"]["tls"]`:
                        --ssl-certfile), or None
     client_cert_chain  PEM strings, the client's certificate first; empty when
                        the client sent none.  Python < 3.13 exposes only the
-                       client's own certificate, so that is all it holds there
-                       (3.13+: every certificate the client sent)
+                       client's own certificate, so that is all it holds there;
+                       3.13+ gives the chain (get_unverified_chain()): the
+                       client's certificate, then each issuer -- with OpenSSL 3
+                       up to the CA that verified it, even if the client did
+                       not send that one
     client_cert_name   the client certificate's subject as an RFC 4514 string,
                        or None
     client_cert_error  always None: a certificate that fails verification
@@ -90,8 +93,9 @@ def rfc4514_name(subject: Any) -> str:
 
 
 def _chain_pems(ssl_object: ssl.SSLObject) -> tuple[str, ...]:
-    """The certificates the client sent, as PEM, its own first (the spec's
-    "chain sent by the client": not the trust anchor the server added)."""
+    """The client's chain as PEM, its own certificate first, each next one
+    the issuer of the one before (see the module's docstring for what each
+    Python version can tell)."""
     get_chain = getattr(ssl_object, "get_unverified_chain", None)  # Python 3.13+
     if get_chain is not None:
         return tuple(ssl.DER_cert_to_PEM_cert(der) for der in get_chain())

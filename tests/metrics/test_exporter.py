@@ -207,4 +207,14 @@ def test_busy_metrics_port_stops_the_supervisor(spawn: Spawner) -> None:
         server = spawn.start(PROCESS_APP, "--workers", "2", "--metrics-bind",
                              f"127.0.0.1:{port}", wait=False)
         assert server.wait(30) == 1
-    assert "--metrics-bind" in server.output and "in use" in server.output
+    assert "cannot listen for --metrics-bind" in server.output and "in use" in server.output
+
+
+def test_busy_metrics_port_stops_a_single_server(spawn: Spawner) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = spawn.start(PROCESS_APP, "--metrics-bind", f"127.0.0.1:{port}", wait=False)
+        assert server.wait(30) == 1
+    assert f"cannot listen for --metrics-bind 127.0.0.1:{port}" in server.output

@@ -137,7 +137,11 @@ class Exporter:
         host, port = split_host_port(bind)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
-        self.httpd, self.thread = start_http_server(port, host or "0.0.0.0", registry)
+        try:
+            self.httpd, self.thread = start_http_server(port, host or "0.0.0.0", registry)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen for --metrics-bind {bind}: "
+                                     f"{exc.strerror or exc}") from None
         self.port: int = self.httpd.server_address[1]
         logger.info("Metrics at http://%s:%d/metrics", host or "0.0.0.0", self.port)
 
