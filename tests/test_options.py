@@ -42,6 +42,7 @@ RUNTIME_ARGUMENTS = {
     "app", "loop", "report_exception", "task_factory", "task_kwargs", "log_error",
     "lifespan_state", "access_log", "use_writelines", "default_headers", "proxy_fixup",
     "proxy_trust", "websocket", "base_context", "context_kwarg", "report_refusal",
+    "tls_extensions", "metrics",
 }
 
 
@@ -240,6 +241,7 @@ def env_sample(option: Option, tmp_path: Path) -> tuple[str, Any]:
         "log_level": ("debug", "debug"),
         "ws_ping_interval": ("0", None),
         "reload_dirs": ("src lib", ("src", "lib")),
+        "metrics_bind": ("127.0.0.1:9100", "127.0.0.1:9100"),
     }
     if option.name in special:
         return special[option.name]

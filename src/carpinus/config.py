@@ -155,6 +155,7 @@ class Config:
     max_worker_lifetime: float | None
     timeout_worker_healthcheck: float
     pid_file: str | None
+    metrics_bind: str | None
     reload: bool
     reload_dirs: list[str]
     reload_includes: list[str]
@@ -234,6 +235,7 @@ class Config:
         max_worker_lifetime: float | None = None,
         timeout_worker_healthcheck: float = 30.0,
         pid_file: str | None = None,
+        metrics_bind: str | None = None,
         reload: bool = False,
         reload_dirs: Sequence[str] | str | None = None,
         reload_includes: Sequence[str] | str | None = None,

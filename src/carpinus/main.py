@@ -221,9 +221,19 @@ def supervise(config: Config) -> int:
     except OSError as exc:
         logger.error("%s", exc)
         return 1
+    metrics = None
     try:
+        if config.metrics_bind is not None:
+            from carpinus.metrics.exporter import WorkerMetrics  # prometheus_client: optional
+
+            metrics = WorkerMetrics(config.metrics_bind)
         for sock in sockets:
             log_listening(config, sock)
-        return Supervisor(config, sockets, watcher).run()
+        return Supervisor(config, sockets, watcher, metrics).run()
+    except OSError as exc:  # the metrics listener could not bind (the message says so)
+        logger.error("%s", exc)
+        return 1
     finally:
+        if metrics is not None:
+            metrics.close()
         close_sockets(config, sockets)

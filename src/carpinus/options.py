@@ -28,6 +28,7 @@ fuzz harness, tests) starts from `core_defaults()`.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 import socket
@@ -199,6 +200,29 @@ def _either(words: tuple[str, ...]) -> str:
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
+def split_host_port(text: str) -> tuple[str, int]:
+    """"HOST:PORT" or "[IPv6]:PORT" -> (host, port).  ValueError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT with a port from 0 to 65535, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    problem = _check_host(host)
+    if problem is not None:
+        raise ValueError(f"has a host that {problem}")
+    return host, int(port)
+
+
+def _check_metrics_bind(text: Any) -> str | None:
+    try:
+        split_host_port(text)
+    except ValueError as exc:
+        return str(exc)
+    if importlib.util.find_spec("prometheus_client") is None:
+        return "needs prometheus_client: pip install 'carpinus[metrics]'"
+    return None
+
+
 def _check_host(host: Any) -> str | None:
     """An IPv4 or IPv6 address or a syntactically valid host name ('' binds
     every interface).  Whether a name resolves is found out when binding."""
@@ -271,6 +295,7 @@ LIMITS = "Limits"
 TLS = "TLS"
 LOGGING = "Logging"
 PROCESSES = "Processes"
+METRICS = "Metrics"
 RELOAD = "Reload"
 WEBSOCKET = "WebSocket"
 HTTP2 = "HTTP/2"
@@ -464,6 +489,13 @@ OPTIONS: tuple[Option, ...] = (
            "Write the pid of the process to signal (the supervisor, or the server when there "
            "is none) to this file; removed on exit.", PROCESSES, flags=("--pid",),
            metavar="PATH"),
+    # -- metrics --
+    Option("metrics_bind", str, None,
+           "Serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of their "
+           "own: requests, responses by status class, durations, connections, bytes, "
+           "refused requests, WebSocket sessions, worker restarts; one scrape sums every "
+           "worker (docs/metrics.md). Needs prometheus_client (carpinus[metrics]).",
+           METRICS, metavar="HOST:PORT", check=_check_metrics_bind, default_text="off"),
     # -- reload --
     Option("reload", bool, False,
            "Development: restart the worker when a watched file changes (needs watchfiles: "

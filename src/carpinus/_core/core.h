@@ -197,12 +197,17 @@ struct RequestCycle;
    optimization). */
 #define CP_ZERO_COPY_BUDGET (64 * 1024 * 1024)
 
+/* The request-duration histogram's bucket bounds (metrics.c). */
+#define CP_DURATION_BOUNDS 13
+
 typedef struct {
     uint64_t connections_total;
     uint64_t requests_total;
     /* requests the server answered itself, by cause */
     uint64_t parse_errors;        /* malformed or over a head or chunk limit:
                                      400, 414, 431, 501, 505 */
+    uint64_t parse_errors_by_status[5]; /* ... by that status, in that order
+                                           (metrics.c, cp_metrics_parse_error) */
     uint64_t bodies_too_large;    /* 413 (limit_request_body) */
     uint64_t timeouts;            /* 408, or closed: the client was too slow */
     uint64_t overloaded;          /* 503 (limit_concurrency) */
@@ -226,6 +231,14 @@ typedef struct {
     uint64_t status_lines_formatted;
     uint64_t websocket_upgrades;   /* connections handed to the websocket handler */
     uint64_t h2_connections;       /* connections that speak HTTP/2 */
+    /* --metrics-bind (metrics.c): counted only when ServerState.metrics */
+    uint64_t responses_by_class[5]; /* responses sent, 1xx .. 5xx (the server's
+                                       own answers to refused requests too) */
+    uint64_t duration_counts[CP_DURATION_BOUNDS + 1]; /* app responses by time
+                                       from head to last byte, per bucket */
+    double duration_sum;           /* seconds, of those */
+    uint64_t bytes_in;             /* read from transports (after TLS) */
+    uint64_t bytes_out;            /* handed to transports (HTTP, not WebSocket) */
 } cp_stats;
 
 /* ServerState.http_versions: what the server speaks (--http). */
@@ -305,12 +318,16 @@ typedef struct ServerState {
        passed to proxy_fixup(scope), which may rewrite client and scheme. */
     PyObject *proxy_fixup;
     PyObject *proxy_trust;
+    PyObject *tls_extensions; /* callable(transport) -> {"tls": {...}}: the
+                                 scope extensions of a TLS connection, asked
+                                 for once in its connection_made; or NULL */
     PyObject *websocket; /* callable(transport, scope, rest) taking over a
                             connection that asks for Upgrade: websocket, or
                             NULL: such requests are served as plain HTTP */
     int date_header;
     int use_writelines; /* the transport's writelines() is one vectored write
                            with flow control (uvloop) */
+    int metrics;        /* count what --metrics-bind exports (metrics.c) */
     cp_limits limits;
     int64_t max_body;             /* -1: unlimited */
     double timeout_keep_alive;    /* seconds */
@@ -415,6 +432,8 @@ typedef struct HttpProtocol {
     PyObject *server_addr; /* (host, port), (path, None) or None */
     PyObject *scheme;      /* "http" or "https" (borrowed from mod) */
     int proxy_trusted;     /* the peer may set client/scheme by proxy headers */
+    PyObject *extensions;  /* TLS: what tls_extensions gave, a dict of dicts
+                              each scope gets a copy of; NULL: plain TCP, {} */
     struct HttpProtocol *prev, *next; /* ServerState.conns */
     int linked;
 
@@ -687,6 +706,20 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
                        PyObject **extra);
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
+
+/* ---- metrics.c ----------------------------------------------------- */
+
+/* A response went out with this status; started: when its request's app
+   was started (cp_monotonic), or 0 for the server's own answers, which
+   have no duration.  Call only when s->metrics. */
+void cp_metrics_response(ServerState *s, int status, double started);
+/* A parse error answered with status (counted whether metrics are on or
+   not: it is the error path). */
+void cp_metrics_parse_error(ServerState *s, int status);
+/* data (bytes, bytearray or memoryview) is being written. */
+void cp_metrics_bytes_out(ServerState *s, PyObject *data);
+/* ServerState.metrics(): the counters above, and the idle connections. */
+PyObject *cp_metrics_snapshot(ServerState *s);
 
 /* ---- WsCodec (wsconn.c) -------------------------------------------- */
 

@@ -448,6 +448,9 @@ void cp_cycle_access_log(RequestCycle *cy, int status, int64_t body_bytes)
 static void response_finished(RequestCycle *cy)
 {
     HttpProtocol *c = cy->conn;
+    if (cy->server->metrics) {
+        cp_metrics_response(cy->server, cy->status, cy->started);
+    }
     cp_cycle_access_log(cy, cy->status, cy->out_sent);
     Py_CLEAR(cy->scope);
     /* receive() now answers http.disconnect */
@@ -849,6 +852,8 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
     if (s->access_log != NULL) {
         cy->scope = Py_NewRef(scope);
         cy->started = cp_monotonic();
+    } else if (s->metrics) {
+        cy->started = cp_monotonic(); /* the request-duration histogram */
     }
     receive = PyCFunction_New(&receive_def, (PyObject *)cy);
     send = PyCFunction_New(&send_def, (PyObject *)cy);
@@ -942,6 +947,9 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
                     PyErr_WriteUnraisable((PyObject *)cy);
                 }
                 Py_XDECREF(resp);
+                if (s->metrics) {
+                    cp_metrics_response(s, 500, cy->started);
+                }
                 cp_cycle_access_log(cy, 500, (int64_t)strlen(cp_reason_phrase(500)));
             }
             cp_conn_response_complete(c, 0);

@@ -439,6 +439,9 @@ static void refuse(cp_h2 *h, cp_h2_stream *st, int status, const char *reason)
     ServerState *s = c->server;
     st->refused = 1;
     cp_count_refusal(s, status);
+    if (s->metrics) {
+        cp_metrics_response(s, status, 0);
+    }
     if (submit_canned(h, st, status) < 0) {
         PyErr_WriteUnraisable((PyObject *)c);
     }
@@ -1126,6 +1129,9 @@ void cp_h2_app_failed(HttpProtocol *c, RequestCycle *cy)
         cy->status = 500;
         if (submit_canned(h, st, 500) < 0) {
             PyErr_WriteUnraisable((PyObject *)cy);
+        }
+        if (cy->server->metrics) {
+            cp_metrics_response(cy->server, 500, cy->started);
         }
         cp_cycle_access_log(cy, 500, (int64_t)strlen(cp_reason_phrase(500)));
     } else {

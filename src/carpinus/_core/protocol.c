@@ -160,6 +160,9 @@ int cp_conn_write(HttpProtocol *c, PyObject *data)
     if (c->write == NULL) {
         return 0;
     }
+    if (c->server->metrics) {
+        cp_metrics_bytes_out(c->server, data);
+    }
     PyObject *r = PyObject_CallOneArg(c->write, data);
     if (r == NULL) {
         return write_failed(c);
@@ -182,6 +185,11 @@ int cp_conn_writelines(HttpProtocol *c, PyObject *list)
             }
         }
         return 0;
+    }
+    if (c->server->metrics) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+            cp_metrics_bytes_out(c->server, PyList_GET_ITEM(list, i));
+        }
     }
     PyObject *r = PyObject_CallMethodOneArg(c->transport, c->server->mod->s_writelines, list);
     if (r == NULL) {
@@ -421,6 +429,7 @@ void cp_count_refusal(ServerState *s, int status)
         break;
     default:
         s->stats.parse_errors++;
+        cp_metrics_parse_error(s, status);
         break;
     }
 }
@@ -450,6 +459,9 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
     }
     detach_cycle(c);
     if (can_answer && status > 0 && !c->lost) {
+        if (s->metrics) {
+            cp_metrics_response(s, status, 0);
+        }
         PyObject *resp = cp_error_response(s, status);
         if (resp == NULL || cp_conn_write(c, resp) < 0) {
             PyErr_WriteUnraisable((PyObject *)c);
@@ -1153,6 +1165,24 @@ static void choose_tls_protocol(HttpProtocol *c, PyObject *transport)
     }
 }
 
+/* Ask once per TLS connection for its scope extensions (the ASGI tls
+   extension).  A failing call must not cost the connection: it is reported
+   and the scopes go without. */
+static void tls_extensions(HttpProtocol *c, PyObject *transport)
+{
+    ServerState *s = c->server;
+    PyObject *ext = PyObject_CallOneArg(s->tls_extensions, transport);
+    if (ext != NULL && !PyDict_CheckExact(ext)) {
+        PyErr_Format(PyExc_TypeError, "tls_extensions must return a dict, not %.100s",
+                     Py_TYPE(ext)->tp_name);
+        Py_CLEAR(ext);
+    }
+    if (ext == NULL) {
+        PyErr_WriteUnraisable(s->tls_extensions);
+    }
+    Py_XSETREF(c->extensions, ext);
+}
+
 static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
 {
     ServerState *s = c->server;
@@ -1174,6 +1204,9 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
         goto fail;
     }
     c->scheme = ssl != Py_None ? st->v_https : st->v_http;
+    if (ssl != Py_None && s->tls_extensions != NULL) {
+        tls_extensions(c, transport);
+    }
     if (s->proxy_fixup != NULL && proxy_trust(c, peer) < 0) {
         /* a failing check must not cost the connection: it is untrusted */
         PyErr_WriteUnraisable(s->proxy_trust);
@@ -1262,6 +1295,9 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         return NULL;
     }
     ServerState *s = c->server;
+    if (s != NULL && s->metrics) {
+        s->stats.bytes_in += (uint64_t)n;
+    }
     enum cp_read_into into = c->read_into;
     c->read_into = CP_READ_NONE;
     switch (into) {
@@ -1326,6 +1362,9 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
     }
     PyObject *res = NULL;
     size_t n = (size_t)view.len;
+    if (c->server != NULL && c->server->metrics) {
+        c->server->stats.bytes_in += n;
+    }
     if (c->state >= CP_ST_CLOSED) {
         res = Py_NewRef(Py_None); /* closing: dropped, as in get_buffer */
     } else if (c->processing) {
@@ -1461,6 +1500,7 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
     Py_VISIT(c->write);
     Py_VISIT(c->client);
     Py_VISIT(c->server_addr);
+    Py_VISIT(c->extensions);
     Py_VISIT(c->cycle);
     Py_VISIT(c->zc_body);
     return cp_h2_traverse(c, visit, arg);
@@ -1474,6 +1514,7 @@ static int proto_clear(HttpProtocol *c)
     Py_CLEAR(c->write);
     Py_CLEAR(c->client);
     Py_CLEAR(c->server_addr);
+    Py_CLEAR(c->extensions);
     Py_CLEAR(c->cycle);
     if (c->linked && c->server != NULL) {
         cp_conn_unlink(c->server, c);

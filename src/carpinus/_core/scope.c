@@ -269,6 +269,33 @@ fail:
     return NULL;
 }
 
+/* scope["extensions"] of a request on a TLS connection: a copy of
+   c->extensions (not NULL) with each value that is a dict copied too --
+   two levels deep: the app may edit scope["extensions"]["tls"] of one
+   request without the next request seeing it.  (Plain TCP never comes
+   here: its scopes get a new {} and pay one NULL test.) */
+static PyObject *tls_scope_extensions(HttpProtocol *c)
+{
+    PyObject *out = PyDict_Copy(c->extensions);
+    if (out == NULL) {
+        return NULL;
+    }
+    PyObject *name, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(c->extensions, &pos, &name, &value)) {
+        if (PyDict_CheckExact(value)) {
+            PyObject *copy = PyDict_Copy(value);
+            if (copy == NULL || PyDict_SetItem(out, name, copy) < 0) {
+                Py_XDECREF(copy);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(copy);
+        }
+    }
+    return out;
+}
+
 PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers)
 {
@@ -299,7 +326,8 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         PyDict_SetItem(scope, st->k_client, c->client) < 0 ||
         PyDict_SetItem(scope, st->k_server, c->server_addr) < 0 ||
         set_steal(scope, st->k_state, PyDict_Copy(s->lifespan_state)) < 0 ||
-        set_steal(scope, st->k_extensions, PyDict_New()) < 0) {
+        set_steal(scope, st->k_extensions,
+                  c->extensions == NULL ? PyDict_New() : tls_scope_extensions(c)) < 0) {
         Py_DECREF(scope);
         return NULL;
     }

@@ -59,12 +59,16 @@ import sys
 import time
 from collections import Counter
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from carpinus.config import Config, ConfigError
 from carpinus.server import STARTUP_FAILURE
 from carpinus.supervisors.recycling import CHECK_INTERVAL, RecyclingPolicy
 from carpinus.supervisors.reload import FileWatcher
 from carpinus.supervisors.supervised import BOOTSTRAP, READY, STOPPING
+
+if TYPE_CHECKING:  # prometheus_client is optional: imported only with --metrics-bind
+    from carpinus.metrics.exporter import WorkerMetrics
 
 logger = logging.getLogger("carpinus.error")
 
@@ -125,9 +129,11 @@ class Supervisor:
     """Runs config.workers worker processes on `sockets` until told to stop."""
 
     def __init__(
-        self, config: Config, sockets: list[socket.socket], watcher: FileWatcher | None = None
+        self, config: Config, sockets: list[socket.socket], watcher: FileWatcher | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics  # --metrics-bind: the workers publish, we serve the scrape
         self.sockets = sockets
         self.watcher = watcher
         self.target = config.workers
@@ -309,6 +315,8 @@ class Supervisor:
             if worker in self.restart_queue:
                 self.restart_queue.remove(worker)
             self._on_exit(worker, code)
+            if self.metrics is not None:
+                self.metrics.worker_exited(worker.pid, restarted=not self.stopping)
 
     def _on_exit(self, worker: WorkerProcess, code: int) -> None:
         how = describe_exit(code)
@@ -463,6 +471,7 @@ class Supervisor:
                 # --reload is for development: the worker shares the terminal,
                 # so breakpoint() works in the app.
                 stdin=None if self.watcher is not None else subprocess.DEVNULL,
+                env=self.metrics.worker_environment() if self.metrics is not None else None,
             )
         except OSError as exc:
             logger.error("Cannot start a worker process: %s", exc)

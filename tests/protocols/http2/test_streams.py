@@ -66,7 +66,13 @@ def test_scope(serve):
                                 ["x-dup", "1"], ["x-dup", "2"], ["cookie", "a=1; b=2"]]
     assert scope["_header_types"] == ["bytes,bytes"]
     assert scope["server"] == ["127.0.0.1", handle.port]
-    assert scope["state"] == {} and scope["extensions"] == {}
+    assert scope["state"] == {}
+    # the ASGI tls extension on HTTPS (h2 by ALPN), nothing else
+    tls = scope["extensions"].pop("tls", None)
+    assert scope["extensions"] == {}
+    assert (tls is not None) == (handle.tls is not None)
+    if tls is not None:
+        assert tls["tls_version"] in (0x0303, 0x0304)
 
 
 def test_a_request_with_its_own_host_gets_no_second_one(serve):
