@@ -17,6 +17,8 @@ VENV_FUZZ ?= .venv-fuzz
 FUZZ_SECONDS ?= 20
 # the end-to-end target's share of `make fuzz-smoke` (part of `make test`)
 PROTOCOL_SMOKE_SECONDS ?= 15
+# and the HTTP/2 end-to-end target's (fuzz/fuzz_h2.py)
+H2_SMOKE_SECONDS ?= 15
 SOAK_SECONDS ?= 600
 PYTEST_ARGS ?=
 PIP_FLAGS ?= --disable-pip-version-check -q
@@ -93,12 +95,16 @@ fuzz-smoke: tools $(VENV_FUZZ)/.built
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 	$(MAKE) -C fuzz run-protocol PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
 		PROTOCOL_SECONDS=$(PROTOCOL_SMOKE_SECONDS)
+	$(MAKE) -C fuzz run-h2 PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
+		H2_SECONDS=$(H2_SMOKE_SECONDS)
 
 # Every target for FUZZ_SECONDS each (default 600).
 fuzz: tools $(VENV_FUZZ)/.built
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$${FUZZ_SECONDS:-600}
 	$(MAKE) -C fuzz run-protocol PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
 		PROTOCOL_SECONDS=$${FUZZ_SECONDS:-600}
+	$(MAKE) -C fuzz run-h2 PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
+		H2_SECONDS=$${FUZZ_SECONDS:-600}
 
 # The parser corpus through carpinus, h11 and httptools (docs/reliability.md).
 differential: $(VENV)/.built
