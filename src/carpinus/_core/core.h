@@ -59,11 +59,13 @@ typedef struct {
         *k_raw_path, *k_query_string, *k_root_path, *k_headers, *k_client,
         *k_server, *k_state, *k_extensions;
     /* interned message keys */
-    PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version;
+    PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version, *k_trailers,
+        *k_more_trailers;
+    PyObject *k_ext_trailers; /* scope["extensions"] key of the trailers extension */
     /* constant values */
     PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_2, *v_3_0, *v_2_4;
     PyObject *v_http_request, *v_http_disconnect, *v_http_response_start,
-        *v_http_response_body;
+        *v_http_response_body, *v_http_response_trailers;
     PyObject *methods[CP_METHOD_COUNT]; /* str; [0] unused */
     PyObject *empty_bytes;
     PyObject *asgi_template; /* {"version": "3.0", "spec_version": "2.4"} */
@@ -581,6 +583,12 @@ typedef struct RequestCycle {
     int disconnected;
     int client_eof; /* the client half-closed: receive() says disconnect, but
                        the response can still be written */
+    /* the http.response.trailers extension: offered for this request (HTTP/2,
+       or HTTP/1.1 with TE: trailers), asked for by http.response.start
+       (trailers: True), and the final body sent, trailers due */
+    int trailers_allowed;
+    int trailers_expected;
+    int awaiting_trailers;
     PyObject *body_first; /* queued body not yet given to the app */
     PyObject *body_more;  /* list of further chunks, or NULL */
     size_t body_queued;   /* bytes in the queue */
@@ -673,6 +681,13 @@ PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_
 /* Serialize http.response.start into cy->head. Sets RuntimeError on a bad
    message. */
 int cp_response_start(RequestCycle *cy, PyObject *message);
+/* Read and check an http.response.trailers message: its fields are added
+   to cy->head as "name: value" lines (checked as response headers are),
+   *more says whether more_trailers follow.  -1 with an exception. */
+int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more);
+/* The end of a chunked HTTP/1.1 response with the trailer lines in
+   cy->head: "0\r\n", the lines, "\r\n".  New reference. */
+PyObject *cp_response_trailer_bytes(RequestCycle *cy);
 
 /* What one http.response.body puts on the wire, for cycle.c to write:
    prefix (the head and/or a chunk's size line), the body, a suffix. */

@@ -588,6 +588,57 @@ static int write_parts(RequestCycle *cy, cp_body_parts *parts)
     return write_pieces(c, prefix, plen, parts->body, parts->suffix, parts->slen);
 }
 
+/* http.response.trailers (the trailers extension): after the final body of
+   a response whose start said trailers: True.  Fields accumulate until a
+   message without more_trailers, which ends the response: the last chunk
+   and the fields on HTTP/1.1, a HEADERS frame with END_STREAM on HTTP/2.
+   Where the extension was not offered (and the start could not ask for
+   it), trailers sent anyway are dropped: the response is complete. */
+static PyObject *send_trailers(RequestCycle *cy, PyObject *message)
+{
+    cp_state *st = cy->server->mod;
+    if (!cy->awaiting_trailers) {
+        if (cy->response_complete && !cy->trailers_allowed) {
+            return Py_NewRef(st->done_awaitable);
+        }
+        PyErr_SetString(PyExc_RuntimeError,
+                        cy->trailers_expected
+                            ? "Unexpected ASGI message 'http.response.trailers' sent before "
+                              "the final 'http.response.body'."
+                            : "Unexpected ASGI message 'http.response.trailers' sent: the "
+                              "'http.response.start' did not say trailers: True.");
+        return NULL;
+    }
+    int more;
+    if (cp_response_trailers(cy, message, &more) < 0) {
+        return NULL;
+    }
+    if (more) {
+        return Py_NewRef(st->done_awaitable);
+    }
+    HttpProtocol *c = cy->conn;
+    if (c == NULL || cy->disconnected) {
+        PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+        return NULL;
+    }
+    int rc;
+    if (cy->stream_id != 0) {
+        rc = cp_h2_trailers(cy);
+    } else {
+        PyObject *end = cp_response_trailer_bytes(cy);
+        rc = end != NULL ? cp_conn_write(c, end) : -1;
+        Py_XDECREF(end);
+    }
+    cy->head.len = 0;
+    if (rc < 0) {
+        return NULL;
+    }
+    cy->awaiting_trailers = 0;
+    cy->response_complete = 1;
+    response_finished(cy);
+    return Py_NewRef(st->done_awaitable);
+}
+
 static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message);
 
 static PyObject *cycle_send(RequestCycle *cy, PyObject *message)
@@ -667,6 +718,12 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
                             "response already completed.");
             goto done;
         }
+        if (cy->awaiting_trailers) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Expected ASGI message 'http.response.trailers' (the start "
+                            "said trailers: True), but got 'http.response.body'.");
+            goto done;
+        }
         if (cy->conn == NULL) {
             PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
             goto done;
@@ -708,6 +765,8 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
                 cy->unyielded = 0;
             }
         }
+    } else if (type_is(type, st->v_http_response_trailers)) {
+        result = send_trailers(cy, message);
     } else {
         PyErr_Format(PyExc_RuntimeError,
                      "Unexpected ASGI message %R sent, expected 'http.response.start' or "

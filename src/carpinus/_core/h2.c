@@ -72,6 +72,11 @@ typedef struct cp_h2_stream {
     int out_eof;        /* the app's final body message is queued */
     int deferred;       /* the data source said DEFERRED: resume on data */
     int wake;           /* out_queued fell below the high-water mark */
+    /* trailer fields, sent when the data runs out (head_to_nv over a copy
+       of their lines), or NULL */
+    nghttp2_nv *trailer_nva;
+    Py_ssize_t trailer_n;
+    char *trailer_lines, *trailer_lower;
 } cp_h2_stream;
 
 typedef struct cp_h2 {
@@ -154,6 +159,15 @@ static int outq_push(cp_h2_stream *st, PyObject *b)
     return 0;
 }
 
+static void trailers_free(cp_h2_stream *st)
+{
+    free(st->trailer_nva);
+    free(st->trailer_lines);
+    free(st->trailer_lower);
+    st->trailer_nva = NULL;
+    st->trailer_lines = st->trailer_lower = NULL;
+}
+
 /* Unlink and free a stream; its cycle hears http.disconnect if its
    response was not complete. */
 static void stream_free(cp_h2 *h, cp_h2_stream *st)
@@ -173,6 +187,7 @@ static void stream_free(cp_h2 *h, cp_h2_stream *st)
     cp_buf_release(&st->buf);
     cp_buf_release(&st->cookie);
     free(st->fields);
+    trailers_free(st);
     free(st);
     if (cy != NULL) {
         if (!cy->response_complete) {
@@ -282,10 +297,12 @@ static int connection_specific(const char *n, size_t len)
    its name lowercased, connection-specific fields dropped; up to the blank
    line, or the end.  *body_at: where the bytes after the blank line start
    (len if none).  content_length >= 0: a content-length field is added
-   with that value.  The arrays point into *lower, which the caller frees.
-   Returns the number of entries, -1 with an exception. */
-static Py_ssize_t head_to_nv(const char *head, size_t len, int64_t content_length,
-                             nghttp2_nv **nva, char **lower, size_t *body_at)
+   with that value.  status_line 0: there is none (trailer fields).  Names
+   point into *lower, which the caller frees, values into head.  Returns
+   the number of entries, -1 with an exception. */
+static Py_ssize_t head_to_nv(const char *head, size_t len, int status_line,
+                             int64_t content_length, nghttp2_nv **nva, char **lower,
+                             size_t *body_at)
 {
     size_t lines = 2;
     for (size_t i = 0; i < len; i++) {
@@ -305,9 +322,9 @@ static Py_ssize_t head_to_nv(const char *head, size_t len, int64_t content_lengt
     Py_ssize_t n = 0;
     *body_at = len;
     /* "HTTP/1.1 NNN Reason\r\n" */
-    const char *eol = memchr(head, '\n', len);
-    size_t pos = eol != NULL ? (size_t)(eol - head) + 1 : len;
-    if (len >= 12) {
+    const char *eol = status_line ? memchr(head, '\n', len) : NULL;
+    size_t pos = !status_line ? 0 : eol != NULL ? (size_t)(eol - head) + 1 : len;
+    if (status_line && len >= 12) {
         memcpy(w, head + 9, 3);
         (*nva)[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)w, 7, 3,
                                    NGHTTP2_NV_FLAG_NO_COPY_NAME};
@@ -357,8 +374,6 @@ static Py_ssize_t head_to_nv(const char *head, size_t len, int64_t content_lengt
 static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
-    (void)session;
-    (void)id;
     (void)user_data;
     cp_h2_stream *st = source->ptr;
     size_t n = 0;
@@ -383,6 +398,15 @@ static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     }
     if (st->outq_len == 0 && st->out_eof) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailer_nva != NULL) {
+            /* the stream ends with the trailers' HEADERS, not this DATA */
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            int rv = nghttp2_submit_trailer(session, id, st->trailer_nva, (size_t)st->trailer_n);
+            trailers_free(st);
+            if (rv != 0) {
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+            }
+        }
     } else if (n == 0) {
         st->deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
@@ -403,7 +427,7 @@ static int submit_canned(cp_h2 *h, cp_h2_stream *st, int status)
     size_t body_at;
     const char *p = PyBytes_AS_STRING(resp);
     size_t len = (size_t)PyBytes_GET_SIZE(resp);
-    Py_ssize_t n = head_to_nv(p, len, -1, &nva, &lower, &body_at);
+    Py_ssize_t n = head_to_nv(p, len, 1, -1, &nva, &lower, &body_at);
     if (n < 0) {
         Py_DECREF(resp);
         return -1;
@@ -683,6 +707,7 @@ static int start_request(cp_h2 *h, cp_h2_stream *st, int end_stream)
     cy->is_head = req.method_id == CP_METHOD_HEAD;
     cy->framing.http_minor = 1;
     cy->framing.keep_alive = 1;
+    cy->trailers_allowed = 1;
     cy->body_complete = end_stream;
     st->cy = cy; /* the stream's reference */
     cp_buf_release(&st->cookie);
@@ -1055,6 +1080,16 @@ void cp_h2_body_consumed(RequestCycle *cy, size_t n)
     }
 }
 
+/* The stream has data (or its end) again for a data source that said
+   DEFERRED. */
+static void resume(cp_h2 *h, cp_h2_stream *st)
+{
+    if (st->deferred && (st->outq_len > 0 || st->out_eof)) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(h->session, st->id);
+    }
+}
+
 int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
 {
     cp_h2 *h = live_h2(cy);
@@ -1072,11 +1107,13 @@ int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
         int64_t length = !parts->more_body && f->length < 0 && !f->no_body
                              ? (int64_t)parts->body_len
                              : -1;
-        Py_ssize_t n = head_to_nv(cy->head.data, cy->head.len, length, &nva, &lower, &body_at);
+        Py_ssize_t n =
+            head_to_nv(cy->head.data, cy->head.len, 1, length, &nva, &lower, &body_at);
         if (n < 0) {
             return -1;
         }
-        int with_data = parts->more_body || parts->body != NULL;
+        /* HEADERS alone end the stream unless data or trailers follow */
+        int with_data = parts->more_body || parts->body != NULL || cy->trailers_expected;
         nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = data_read};
         int rv = nghttp2_submit_response(h->session, cy->stream_id, nva, (size_t)n,
                                          with_data ? &prd : NULL);
@@ -1091,13 +1128,43 @@ int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
     if (parts->body != NULL && outq_push(st, parts->body) < 0) {
         return -1;
     }
-    if (!parts->more_body) {
+    if (!parts->more_body && !cy->trailers_expected) {
         st->out_eof = 1;
     }
-    if (st->deferred && (st->outq_len > 0 || st->out_eof)) {
-        st->deferred = 0;
-        nghttp2_session_resume_data(h->session, cy->stream_id);
+    resume(h, st);
+    cp_h2_flush(cy->conn);
+    return 0;
+}
+
+int cp_h2_trailers(RequestCycle *cy)
+{
+    cp_h2 *h = live_h2(cy);
+    cp_h2_stream *st = h != NULL ? stream_of(h, cy->stream_id) : NULL;
+    if (st == NULL || st->refused) {
+        PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+        return -1;
     }
+    trailers_free(st);
+    size_t len = cy->head.len, body_at;
+    st->trailer_lines = malloc(len + 1);
+    if (st->trailer_lines == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (len > 0) {
+        memcpy(st->trailer_lines, cy->head.data, len);
+    }
+    st->trailer_n = head_to_nv(st->trailer_lines, len, 0, -1, &st->trailer_nva,
+                               &st->trailer_lower, &body_at);
+    if (st->trailer_n < 0) {
+        trailers_free(st);
+        return -1;
+    }
+    if (st->trailer_n == 0) {
+        trailers_free(st); /* no fields: the DATA ends the stream */
+    }
+    st->out_eof = 1;
+    resume(h, st);
     cp_h2_flush(cy->conn);
     return 0;
 }
@@ -1211,6 +1278,12 @@ void cp_h2_body_consumed(RequestCycle *cy, size_t n)
 int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
 {
     (void)parts;
+    PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+    return -1;
+}
+
+int cp_h2_trailers(RequestCycle *cy)
+{
     PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
     return -1;
 }

@@ -63,6 +63,10 @@ void cp_h2_body_consumed(RequestCycle *cy, size_t n);
    first, then DATA as the peer's window allows.  0, or -1 with an
    exception. */
 int cp_h2_write(RequestCycle *cy, cp_body_parts *parts);
+/* The trailer fields in cy->head ("name: value" lines) end the stream:
+   HEADERS with END_STREAM once the queued DATA is out.  0, or -1 with an
+   exception. */
+int cp_h2_trailers(RequestCycle *cy);
 /* Whether send() must wait: the transport paused writing or the stream's
    unsent data is above the high-water mark (the peer's window is short). */
 int cp_h2_must_wait(RequestCycle *cy);

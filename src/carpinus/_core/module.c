@@ -41,6 +41,9 @@ static inline cp_state *get_state(PyObject *module)
     X(k_server)                                                                          \
     X(k_state)                                                                           \
     X(k_extensions)                                                                      \
+    X(k_trailers)                                                                        \
+    X(k_more_trailers)                                                                   \
+    X(k_ext_trailers)                                                                    \
     X(k_status)                                                                          \
     X(k_body)                                                                            \
     X(k_more_body)                                                                       \
@@ -57,6 +60,7 @@ static inline cp_state *get_state(PyObject *module)
     X(v_http_disconnect)                                                                 \
     X(v_http_response_start)                                                             \
     X(v_http_response_body)                                                              \
+    X(v_http_response_trailers)                                                          \
     X(empty_bytes)                                                                       \
     X(asgi_template)                                                                     \
     X(s_write)                                                                           \
@@ -173,6 +177,10 @@ static int core_exec(PyObject *module)
         intern(&st->k_root_path, "root_path") < 0 || intern(&st->k_headers, "headers") < 0 ||
         intern(&st->k_client, "client") < 0 || intern(&st->k_server, "server") < 0 ||
         intern(&st->k_state, "state") < 0 || intern(&st->k_extensions, "extensions") < 0 ||
+        intern(&st->k_trailers, "trailers") < 0 ||
+        intern(&st->k_more_trailers, "more_trailers") < 0 ||
+        intern(&st->k_ext_trailers, "http.response.trailers") < 0 ||
+        intern(&st->v_http_response_trailers, "http.response.trailers") < 0 ||
         intern(&st->k_status, "status") < 0 || intern(&st->k_body, "body") < 0 ||
         intern(&st->k_more_body, "more_body") < 0 || intern(&st->k_version, "version") < 0 ||
         intern(&st->k_spec_version, "spec_version") < 0 || intern(&st->v_http, "http") < 0 ||

@@ -428,6 +428,10 @@ static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
     size_t vl = h->value.len;
 
     switch (h->name.len) {
+    case 2:
+        if (ci_equal(name, "te", 2) && cp_list_has_token((const char *)v, vl, "trailers", 8))
+            out->flags |= CP_F_TE_TRAILERS;
+        break;
     case 4:
         if (ci_equal(name, "host", 4)) {
             if (++f->hosts > 1)

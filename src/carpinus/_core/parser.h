@@ -84,6 +84,8 @@ int cp_method_id(const char *m, size_t n);
                                      X-Forwarded-Host or Forwarded is present
                                      (not validated: read only for trusted
                                      peers) */
+#define CP_F_TE_TRAILERS 0x200    /* TE lists "trailers": the client takes
+                                     trailer fields in a chunked response */
 
 typedef struct {
     cp_span method;

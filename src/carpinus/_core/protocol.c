@@ -795,6 +795,7 @@ static int try_head(HttpProtocol *c)
     cy->framing.http_minor = req.http_minor;
     cy->is_head = req.method_id == CP_METHOD_HEAD;
     cy->framing.keep_alive = keep_alive_of(&req);
+    cy->trailers_allowed = req.http_minor == 1 && (req.flags & CP_F_TE_TRAILERS);
     c->cycle = cy; /* the connection's reference */
     if (cp_body_begin(c, &req) < 0) {
         Py_DECREF(scope);

@@ -67,9 +67,9 @@ def test_scope(serve):
     assert scope["_header_types"] == ["bytes,bytes"]
     assert scope["server"] == ["127.0.0.1", handle.port]
     assert scope["state"] == {}
-    # the ASGI tls extension on HTTPS (h2 by ALPN), nothing else
+    # trailers (always offered on HTTP/2) and the tls extension on HTTPS (h2 by ALPN)
     tls = scope["extensions"].pop("tls", None)
-    assert scope["extensions"] == {}
+    assert scope["extensions"] == {"http.response.trailers": {}}
     assert (tls is not None) == (handle.tls is not None)
     if tls is not None:
         assert tls["tls_version"] in (0x0303, 0x0304)
@@ -423,3 +423,26 @@ def test_http_2_refuses_http11(serve):
     assert r is None or r.status == 505
     with H2Client.to(handle) as h:
         assert h.get("/").status == 200
+
+
+@pytest.mark.parametrize("body", [b"", b"payload"])
+def test_trailers(serve, body):
+    """gRPC's shape: data, then trailer fields that end the stream."""
+    offered = []
+
+    async def app(scope, receive, send):
+        offered.append("http.response.trailers" in scope["extensions"])
+        await send({"type": "http.response.start", "status": 200, "trailers": True,
+                    "headers": [(b"content-type", b"application/grpc")]})
+        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.trailers", "more_trailers": True,
+                    "headers": [(b"grpc-status", b"0")]})
+        await send({"type": "http.response.trailers", "headers": [(b"Grpc-Message", b"ok")]})
+
+    handle = serve(app)
+    with H2Client.to(handle) as c:
+        r = c.get("/")
+        assert r.status == 200 and bytes(r.body) == body
+        assert r.trailers == [(b"grpc-status", b"0"), (b"grpc-message", b"ok")]
+        assert c.get("/").trailers  # the connection goes on
+    assert offered == [True, True]
