@@ -3,7 +3,7 @@
 #   make serve     build, then serve the bundled demo app on http://127.0.0.1:8000
 #   make test      build with -Werror and run every test: ruff + mypy, the suite on 3.11,
 #                  the behavioural suite with optimizations off, with all of them on
-#                  (lazy_headers too) and over TLS,
+#                  (lazy_headers too) and over TLS, the build without libnghttp2,
 #                  the C parser tests, the suite again under ASan+UBSan, a short
 #                  fuzz run, and the suite on pyenv's 3.12/3.13 when present
 #
@@ -27,8 +27,8 @@ PORT ?= 8000
 
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
-.PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-c test-asan \
-	test-next fuzz fuzz-smoke test-valgrind soak differential bench autobahn lint clean
+.PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c \
+	test-asan test-next fuzz fuzz-smoke test-valgrind soak differential bench autobahn lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -40,7 +40,8 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: tools lint test-main test-opts-off test-lazy-headers test-tls test-c test-asan fuzz-smoke test-next
+test: tools lint test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c test-asan \
+	fuzz-smoke test-next
 	@echo "all test legs passed"
 
 tools:
@@ -64,6 +65,11 @@ test-lazy-headers: $(VENV)/.built
 # certificate, their clients trust its CA (tests/support/tls_leg.py says which tests).
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The build without libnghttp2 still builds and serves HTTP/1.1, and --http 2
+# says which package it lacks (scripts/test-no-http2.sh).
+test-no-http2: $(VENV)/.built
+	bash scripts/test-no-http2.sh $(VENV)/bin/python
 
 # The wire floor's own C tests: parser, writer, WebSocket codec (gcc, -Werror,
 # ASan+UBSan); the parser's cases are the request spec (tests/spec/, written out
