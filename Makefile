@@ -3,7 +3,7 @@
 #   make serve     build, then serve the bundled demo app on http://127.0.0.1:8000
 #   make test      build with -Werror and run every test: ruff + mypy, the suite on 3.11,
 #                  the behavioural suite with optimizations off, with all of them on
-#                  (lazy_headers too) and over TLS,
+#                  (lazy_headers too) and over TLS, the build without libnghttp2,
 #                  the C parser tests, the suite again under ASan+UBSan, a short
 #                  fuzz run, and the suite on pyenv's 3.12/3.13 when present
 #
@@ -17,6 +17,8 @@ VENV_FUZZ ?= .venv-fuzz
 FUZZ_SECONDS ?= 20
 # the end-to-end target's share of `make fuzz-smoke` (part of `make test`)
 PROTOCOL_SMOKE_SECONDS ?= 15
+# and the HTTP/2 end-to-end target's (fuzz/fuzz_h2.py)
+H2_SMOKE_SECONDS ?= 15
 SOAK_SECONDS ?= 600
 PYTEST_ARGS ?=
 PIP_FLAGS ?= --disable-pip-version-check -q
@@ -25,8 +27,9 @@ PORT ?= 8000
 
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
-.PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-c test-asan \
-	test-next fuzz fuzz-smoke test-valgrind soak differential bench bench-ws autobahn lint clean
+.PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c \
+	test-asan test-next fuzz fuzz-smoke test-valgrind soak differential bench bench-ws autobahn \
+	lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -38,7 +41,8 @@ $(VENV)/.built: $(SOURCES)
 	CARPINUS_WERROR=1 $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[test,standard]'
 	touch $@
 
-test: tools lint test-main test-opts-off test-lazy-headers test-tls test-c test-asan fuzz-smoke test-next
+test: tools lint test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c test-asan \
+	fuzz-smoke test-next
 	@echo "all test legs passed"
 
 tools:
@@ -62,6 +66,11 @@ test-lazy-headers: $(VENV)/.built
 # certificate, their clients trust its CA (tests/support/tls_leg.py says which tests).
 test-tls: $(VENV)/.built
 	CARPINUS_TEST_TLS=1 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The build without libnghttp2 still builds and serves HTTP/1.1, and --http 2
+# says which package it lacks (scripts/test-no-http2.sh).
+test-no-http2: $(VENV)/.built
+	bash scripts/test-no-http2.sh $(VENV)/bin/python
 
 # The wire floor's own C tests: parser, writer, WebSocket codec (gcc, -Werror,
 # ASan+UBSan); the parser's cases are the request spec (tests/spec/, written out
@@ -93,12 +102,16 @@ fuzz-smoke: tools $(VENV_FUZZ)/.built
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 	$(MAKE) -C fuzz run-protocol PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
 		PROTOCOL_SECONDS=$(PROTOCOL_SMOKE_SECONDS)
+	$(MAKE) -C fuzz run-h2 PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
+		H2_SECONDS=$(H2_SMOKE_SECONDS)
 
 # Every target for FUZZ_SECONDS each (default 600).
 fuzz: tools $(VENV_FUZZ)/.built
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$${FUZZ_SECONDS:-600}
 	$(MAKE) -C fuzz run-protocol PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
 		PROTOCOL_SECONDS=$${FUZZ_SECONDS:-600}
+	$(MAKE) -C fuzz run-h2 PYTHON_FUZZ=$(abspath $(VENV_FUZZ))/bin/python \
+		H2_SECONDS=$${FUZZ_SECONDS:-600}
 
 # The parser corpus through carpinus, h11 and httptools (docs/reliability.md).
 differential: $(VENV)/.built

@@ -6,9 +6,16 @@ Environment toggles (as in msgspec's setup.py):
   CARPINUS_WERROR=1    warnings are errors (the test build sets this)
   CARPINUS_FUZZ=1      libFuzzer coverage instrumentation (-fsanitize=fuzzer-no-link;
                        build with CC=clang), for the atheris target fuzz/fuzz_protocol.py
+  CARPINUS_NO_HTTP2=1  build without libnghttp2 even when pkg-config finds it (HTTP/1.1
+                       only; what a machine without libnghttp2-dev gets)
+
+HTTP/2 (h2.c) is built on libnghttp2, found with pkg-config; without it the
+extension still builds and serves HTTP/1.1, and --http 2 fails at start-up.
 """
 
 import os
+import shutil
+import subprocess
 import sys
 from glob import glob
 
@@ -37,6 +44,32 @@ if FUZZ:
 if WERROR:
     compile_args.append("-Werror")
 
+
+
+def pkg_config(package: str) -> tuple[list[str], list[str]] | None:
+    """(compile flags, link flags) of an installed package, or None."""
+    if shutil.which("pkg-config") is None:
+        return None
+    try:
+        cflags = subprocess.run(["pkg-config", "--cflags", package], check=True,
+                                capture_output=True, text=True).stdout.split()
+        libs = subprocess.run(["pkg-config", "--libs", package], check=True,
+                              capture_output=True, text=True).stdout.split()
+    except subprocess.CalledProcessError:
+        return None
+    return cflags, libs
+
+
+define_macros = []
+nghttp2 = None if os.environ.get("CARPINUS_NO_HTTP2") == "1" else pkg_config("libnghttp2")
+if nghttp2 is not None:
+    define_macros.append(("CP_HAVE_NGHTTP2", "1"))
+    compile_args += nghttp2[0]
+    link_args += nghttp2[1]
+else:
+    print("carpinus: libnghttp2 not found (pkg-config libnghttp2): building without HTTP/2",
+          file=sys.stderr)
+
 if sys.platform == "win32":  # MSVC understands none of the above
     compile_args, link_args = [], []
 
@@ -48,11 +81,13 @@ core = Extension(
     extra_compile_args=compile_args,
     extra_link_args=link_args,
     undef_macros=undef_macros,
+    define_macros=define_macros,
 )
 
 # Each flavour builds in its own directory: setuptools reuses an object file
 # or extension in build/ when it is newer than the sources, whatever flags it
 # was built with, so a sanitized install could otherwise pick up a plain one.
 flavour = "-".join(name for name, on in (("sanitize", SANITIZE), ("debug", DEBUG),
+                                         ("nohttp2", nghttp2 is None),
                                          ("fuzz", FUZZ)) if on) or "release"
 setup(ext_modules=[core], options={"build": {"build_base": os.path.join("build", flavour)}})

@@ -145,14 +145,18 @@ def modes() -> dict[str, dict[str, bool]]:
 
 
 async def drive(workload: str, requests: int, read_size: int,
-                switches: dict[str, bool], zero_copy_threshold: int) -> float:
+                switches: dict[str, bool], zero_copy_threshold: int,
+                metrics: bool = False) -> float:
     """Send `requests` requests of a workload through one connection; seconds taken."""
     from carpinus.demo import app as demo_app
 
     app = APPS.get(workload, demo_app)
     loop = asyncio.get_running_loop()
+    # metrics: the core counts what --metrics-bind exports (no listener is
+    # opened here: only a Server does that)
     config = Config(app, access_log=False, configure_logging=False, optimizations=switches,
-                    zero_copy_threshold=zero_copy_threshold)
+                    zero_copy_threshold=zero_copy_threshold,
+                    metrics_bind="127.0.0.1:0" if metrics else None)
     state = make_server_state(config, loop, app, {})
     raws = WORKLOADS[workload]
     if isinstance(raws, bytes):
@@ -197,16 +201,16 @@ async def drive(workload: str, requests: int, read_size: int,
 
 def measure(factory: Callable[[], asyncio.AbstractEventLoop], workload: str, n: int,
             read_size: int, switches: dict[str, bool], repeat: int,
-            zero_copy_threshold: int) -> float:
+            zero_copy_threshold: int, metrics: bool = False) -> float:
     """Best of `repeat` runs, in ns per request (the minimum is the least noisy)."""
     best = float("inf")
     for _ in range(repeat):
         loop = factory()
         try:
             loop.run_until_complete(drive(workload, min(200, n), read_size, switches,
-                                          zero_copy_threshold))
+                                          zero_copy_threshold, metrics))
             elapsed = loop.run_until_complete(drive(workload, n, read_size, switches,
-                                                     zero_copy_threshold))
+                                                     zero_copy_threshold, metrics))
         finally:
             loop.close()
         best = min(best, elapsed / n * 1e9)
@@ -221,7 +225,8 @@ def requests_for(workload: str, requests: int) -> int:
 
 
 def count_instructions(workload: str, mode: str, loop: str, read_size: int,
-                       zero_copy_threshold: int, low: int, high: int) -> float:
+                       zero_copy_threshold: int, low: int, high: int,
+                       metrics: bool = False) -> float:
     """Instructions per request: callgrind totals at two request counts, differenced,
     so start-up, imports and warm-up cancel out.  The str hash seed is fixed
     (unless PYTHONHASHSEED is set): with a random one, dict probes differ from
@@ -238,7 +243,8 @@ def count_instructions(workload: str, mode: str, loop: str, read_size: int,
                sys.executable, __file__, "--workloads", workload, "--modes", mode,
                "--requests", str(n), "--repeat", "1", "--loop", loop,
                "--read-size", str(read_size),
-               "--zero-copy-threshold", str(zero_copy_threshold)]
+               "--zero-copy-threshold", str(zero_copy_threshold),
+               *(["--metrics"] if metrics else [])]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
         match = re.search(r"Collected : (\d+)", out)
         if match is None:
@@ -264,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per request with valgrind instead of timing")
+    parser.add_argument("--metrics", action="store_true",
+                        help="with the counting --metrics-bind turns on in the core")
     args = parser.parse_args(argv)
 
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
@@ -286,12 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             n = requests_for(workload, args.requests)
             if args.instructions:
                 value = count_instructions(workload, mode, args.loop, args.read_size,
-                                           args.zero_copy_threshold, 1000, 3000)
+                                           args.zero_copy_threshold, 1000, 3000, args.metrics)
                 results.append({"mode": mode, "workload": workload,
                                 "instructions_per_request": round(value)})
             else:
                 value = measure(factory, workload, n, args.read_size, table[mode], args.repeat,
-                                args.zero_copy_threshold)
+                                args.zero_copy_threshold, args.metrics)
                 results.append({"mode": mode, "workload": workload, "requests": n,
                                 "ns_per_request": round(value, 1)})
             row.append(value)

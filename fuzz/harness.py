@@ -781,10 +781,13 @@ class Run:
         self.app.write_error = self.write_error
         self.reported: list[tuple[BaseException, bool, Seen | None]] = []
         self.logged: list[str] = []
+        # HTTP/1.1 only: the checks below read HTTP/1.1 responses, and an input
+        # that opens with the HTTP/2 preface is fuzz_h2.py's (here: a 505)
         self.state = _core.ServerState(
             self.app, loop, self._report, loop.create_task, None, self.logged.append,
             **core_defaults(optimizations=opts.optimizations,
-                            zero_copy_threshold=opts.zero_copy_threshold, **opts.limits))
+                            zero_copy_threshold=opts.zero_copy_threshold,
+                            http=_core.HTTP_1, **opts.limits))
         self.protocol = self.state()
         self.transport = FakeTransport(
             loop, self.protocol, buffered=opts.buffered, tls=opts.tls,

@@ -48,7 +48,7 @@ def test_config_error_is_a_value_error() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"loop": "bogus"}, "loop must be auto, asyncio or uvloop, got 'bogus'"),
+    ({"loop": "bogus"}, "loop must be auto, asyncio, uvloop, none or zuvloop, got 'bogus'"),
     ({"loop": "trio"}, "loop must be"),
     ({"lifespan": "maybe"}, "lifespan must be auto, on or off, got 'maybe'"),
     ({"lifespan": True}, "lifespan must be"),
@@ -329,6 +329,16 @@ def test_process_model_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.timeout_worker_healthcheck == 30.0
 
 
+@pytest.mark.parametrize("options", [
+    {"workers": 2}, {"reload": True}, {"supervise": True}, {"max_worker_memory": 512},
+    {"max_worker_lifetime": 3600.0},
+])
+def test_what_runs_a_supervisor(monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]) -> None:
+    """Each of these needs worker processes, even with one worker (docs/deployment.md)."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert Config("tests.support.apps:hello", configure_logging=False, **options).uses_supervisor
+
+
 def test_workers_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     """$WEB_CONCURRENCY gives the worker count when `workers` is not set (as in uvicorn)."""
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
@@ -380,7 +390,8 @@ def test_websocket_defaults() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"ws": "websockets"}, "ws must be auto, none or wsproto, got 'websockets'"),
+    ({"ws": "websocket"},
+     "ws must be auto, none, websockets, websockets-sansio or wsproto, got 'websocket'"),
     ({"ws_max_size": 0}, "ws_max_size must be >= 1"),
     ({"ws_max_queue": 0}, "ws_max_queue must be >= 1"),
     ({"ws_ping_interval": 0}, "ws_ping_interval must be positive"),

@@ -30,9 +30,12 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "carpinus.pidfile")),
     ("protocols", ("carpinus.protocols.*",)),
     ("configuration and services", ("carpinus.config", "carpinus.options", "carpinus.logging",
-                                    "carpinus.tls", "carpinus.access_log",
+                                    "carpinus.tls", "carpinus.tls_extension",
+                                    "carpinus.metrics.*",
+                                    "carpinus.access_log",
                                     "carpinus.proxy_headers", "carpinus.optimizations",
-                                    "carpinus.importer", "carpinus.demo")),
+                                    "carpinus.importer", "carpinus.demo",
+                                    "carpinus.resident_memory", "carpinus.uvicorn_compat")),
     ("the C core", ("carpinus._core",)),
 )
 

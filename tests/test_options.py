@@ -42,16 +42,19 @@ RUNTIME_ARGUMENTS = {
     "app", "loop", "report_exception", "task_factory", "task_kwargs", "log_error",
     "lifespan_state", "access_log", "use_writelines", "default_headers", "proxy_fixup",
     "proxy_trust", "websocket", "base_context", "context_kwarg", "report_refusal",
+    "tls_extensions", "metrics",
 }
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """No CARPINUS_* (nor $WEB_CONCURRENCY, $FORWARDED_ALLOW_IPS) from the outside."""
+    """No CARPINUS_* or UVICORN_* (nor $WEB_CONCURRENCY, $FORWARDED_ALLOW_IPS) from the
+    outside."""
     import os
 
     for name in list(os.environ):
-        if name.startswith("CARPINUS_") or name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
+        if name.startswith(("CARPINUS_", "UVICORN_")) or name in ("WEB_CONCURRENCY",
+                                                                  "FORWARDED_ALLOW_IPS"):
             monkeypatch.delenv(name)
     yield monkeypatch
 
@@ -202,13 +205,14 @@ def test_hosts_refused(host: str) -> None:
 
 
 def test_command_options_are_the_table() -> None:
-    """One click option per row, with the row's spellings, default and env var."""
+    """One click option per row, with the row's spellings, default and env var (then
+    uvicorn's, for the options uvicorn has: tests/test_uvicorn_compat.py)."""
     params = {p.name: p for p in cli_main.params if isinstance(p, click.Option)}
     assert set(params) == {o.name for o in OPTIONS} | {"version"}
     for option in OPTIONS:
         param = params[option.name]
         assert param.opts == list(option.flags), option.name
-        assert param.envvar == option.envvar
+        assert param.envvar[0] == option.envvar
         assert param.multiple == option.multiple
         if option.type is bool and option.bool_style == "toggle":
             assert param.secondary_opts == ["--no-" + option.flag[2:]]
@@ -237,6 +241,7 @@ def env_sample(option: Option, tmp_path: Path) -> tuple[str, Any]:
         "log_level": ("debug", "debug"),
         "ws_ping_interval": ("0", None),
         "reload_dirs": ("src lib", ("src", "lib")),
+        "metrics_bind": ("127.0.0.1:9100", "127.0.0.1:9100"),
     }
     if option.name in special:
         return special[option.name]
@@ -357,7 +362,9 @@ def test_every_core_option_reaches_the_core(monkeypatch: pytest.MonkeyPatch) -> 
                   limit_request_headers=7, limit_request_header_size=200,
                   limit_request_head=4096, limit_request_body=10, limit_concurrency=3,
                   optimizations={"lazy_headers": True}, zero_copy_threshold=99,
-                  lazy_headers_min=2, scope_cache_size=5)
+                  lazy_headers_min=2, scope_cache_size=5, http="1",
+                  h2_max_concurrent_streams=7, h2_initial_window_size=1000,
+                  h2_connection_window_size=100_000, h2_max_header_list_size=1000)
     defaults = core_defaults()
     loop = asyncio.new_event_loop()
     try:

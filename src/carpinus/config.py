@@ -23,7 +23,9 @@ from carpinus.logging import LogConfigError
 from carpinus.logging import configure_logging as apply_logging
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.options import MAX_REQUEST_HEAD, OPTIONS
+from carpinus.resident_memory import memory_readable
 from carpinus.tls import SSL_CERT_REQS
+from carpinus.uvicorn_compat import adapt_app, wsgi_available
 
 __all__ = ["DEMO_APP", "MAX_REQUEST_HEAD", "Config", "ConfigError"]
 
@@ -119,6 +121,11 @@ class Config:
     proxy_headers: bool
     forwarded_host: bool
     forwarded_allow_ips: str | Sequence[str]
+    http: Literal["auto", "1", "2", "h11", "httptools", "zttp"]
+    h2_max_concurrent_streams: int
+    h2_initial_window_size: int
+    h2_connection_window_size: int
+    h2_max_header_list_size: int
     timeout_keep_alive: float
     timeout_request_header: float
     timeout_request_body: float
@@ -143,26 +150,35 @@ class Config:
     workers: int
     max_requests: int | None
     max_requests_jitter: int
+    supervise: bool
+    max_worker_memory: int | None
+    max_worker_lifetime: float | None
     timeout_worker_healthcheck: float
     pid_file: str | None
+    metrics_bind: str | None
     reload: bool
     reload_dirs: list[str]
     reload_includes: list[str]
     reload_excludes: list[str]
     reload_delay: float
-    ws: Literal["auto", "none", "wsproto"]
+    ws: Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
     ws_max_size: int
     ws_max_queue: int
     ws_ping_interval: float | None
     ws_ping_timeout: float | None
     ws_per_message_deflate: bool
-    loop: Literal["auto", "asyncio", "uvloop"]
+    loop: Literal["auto", "asyncio", "uvloop", "none", "zuvloop"]
     gc_freeze: bool
     malloc_tuning: bool
     optimizations: dict[str, bool]
     zero_copy_threshold: int
     lazy_headers_min: int
     scope_cache_size: int
+    http2: bool
+    interface: Literal["auto", "asgi3", "asgi2", "wsgi"]
+    use_colors: bool
+    reset_contextvars: bool
+    h11_max_incomplete_event_size: int | None
 
     def __init__(
         self,
@@ -185,6 +201,11 @@ class Config:
         proxy_headers: bool = True,
         forwarded_host: bool = False,
         forwarded_allow_ips: str | Sequence[str] | None = None,
+        http: Literal["auto", "1", "2", "h11", "httptools", "zttp"] = "auto",
+        h2_max_concurrent_streams: int = 100,
+        h2_initial_window_size: int = 262144,
+        h2_connection_window_size: int = 1048576,
+        h2_max_header_list_size: int = 65536,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
         timeout_request_body: float = 60.0,
@@ -209,26 +230,35 @@ class Config:
         workers: int | None = None,
         max_requests: int | None = None,
         max_requests_jitter: int = 0,
+        supervise: bool = False,
+        max_worker_memory: int | None = None,
+        max_worker_lifetime: float | None = None,
         timeout_worker_healthcheck: float = 30.0,
         pid_file: str | None = None,
+        metrics_bind: str | None = None,
         reload: bool = False,
         reload_dirs: Sequence[str] | str | None = None,
         reload_includes: Sequence[str] | str | None = None,
         reload_excludes: Sequence[str] | str | None = None,
         reload_delay: float = 0.25,
-        ws: Literal["auto", "none", "wsproto"] = "auto",
+        ws: Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"] = "auto",
         ws_max_size: int = 16777216,
         ws_max_queue: int = 32,
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
-        loop: Literal["auto", "asyncio", "uvloop"] = "auto",
+        loop: Literal["auto", "asyncio", "uvloop", "none", "zuvloop"] = "auto",
         gc_freeze: bool = True,
         malloc_tuning: bool = True,
         optimizations: Mapping[str, bool] | None = None,
         zero_copy_threshold: int = 16384,
         lazy_headers_min: int = 4,
         scope_cache_size: int = 64,
+        http2: bool = False,
+        interface: Literal["auto", "asgi3", "asgi2", "wsgi"] = "auto",
+        use_colors: bool = False,
+        reset_contextvars: bool = False,
+        h11_max_incomplete_event_size: int | None = None,
         configure_logging: bool = True,
     ) -> None:
         arguments = dict(locals())  # (the first statement: only the arguments)
@@ -305,9 +335,16 @@ class Config:
         if self.uses_supervisor and not isinstance(self.app, str):
             # Worker processes import the app themselves (and reload re-imports it).
             raise ConfigError(
-                'workers > 1 and reload need the app as an import string ("module:attribute"), '
+                "workers > 1, reload, supervise and the max_worker_* options run worker "
+                'processes: they need the app as an import string ("module:attribute"), '
                 "not an object"
             )
+        if self.interface == "wsgi" and not wsgi_available():
+            raise ConfigError("interface wsgi needs the a2wsgi package (pip install "
+                              "'carpinus[wsgi]'): carpinus serves ASGI apps", "interface")
+        if self.max_worker_memory is not None and not memory_readable():
+            raise ConfigError("max_worker_memory reads a worker's memory from /proc, which "
+                              "this system does not have (Linux only)", "max_worker_memory")
         self._validate_network()
 
     def _validate_network(self) -> None:
@@ -318,6 +355,13 @@ class Config:
         from carpinus.proxy_headers import TrustedHosts
         from carpinus.tls import TLSConfigError, create_ssl_context
 
+        if self.http_versions == "2" and not _core.HAVE_HTTP2:
+            raise ConfigError(
+                "http='2' serves HTTP/2, but this build of carpinus has no libnghttp2: "
+                "install Debian's libnghttp2-dev (and pkg-config), then rebuild "
+                "(pip install --force-reinstall carpinus); or serve HTTP/1.1 (--http 1)",
+                "http",
+            )
         self.ssl: ssl.SSLContext | None = None
         if self.ssl_certfile:
             try:
@@ -329,6 +373,7 @@ class Config:
                     cert_reqs=self.ssl_cert_reqs,
                     ca_certs=self.ssl_ca_certs,
                     ciphers=self.ssl_ciphers,
+                    alpn=self.alpn_protocols,
                 )
             except TLSConfigError as exc:
                 raise ConfigError(str(exc)) from None
@@ -367,9 +412,31 @@ class Config:
         return self.ssl is not None
 
     @property
+    def http_versions(self) -> str:
+        """--http as carpinus's HTTP versions ("auto", "1", "2"), uvicorn's
+        implementation names (h11, httptools, zttp) translated."""
+        from carpinus.uvicorn_compat import http_version_from_uvicorn
+
+        return http_version_from_uvicorn(self.http)
+
+    @property
+    def alpn_protocols(self) -> tuple[str, ...]:
+        """What TLS offers by ALPN, preferred first: what --http serves (with
+        'auto', HTTP/2 only when the build has libnghttp2)."""
+        from carpinus import _core
+
+        h2 = self.http_versions != "1" and bool(_core.HAVE_HTTP2)
+        if self.http_versions == "2":
+            return ("h2",)
+        return ("h2", "http/1.1") if h2 else ("http/1.1",)
+
+    @property
     def uses_supervisor(self) -> bool:
-        """True when a supervisor process runs the server in worker processes."""
-        return self.reload or self.workers > 1
+        """True when a supervisor process runs the server in worker processes:
+        more than one worker, --reload, --supervise, or a recycling option (only
+        a supervisor can replace a worker; docs/deployment.md)."""
+        return (self.reload or self.workers > 1 or self.supervise
+                or self.max_worker_memory is not None or self.max_worker_lifetime is not None)
 
     # -- loading ------------------------------------------------------------
 
@@ -393,12 +460,12 @@ class Config:
         if not callable(app):
             logger.error("ASGI app %r is not callable.", self.app)
             raise SystemExit(1)
-        self.loaded_app = app
+        self.loaded_app = adapt_app(app, self.interface)
         self.loaded = True
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
         """The event loop constructor the `loop` option asks for."""
-        if self.loop in ("auto", "uvloop"):
+        if self.loop in ("auto", "uvloop", "zuvloop"):  # (zuvloop: uvicorn's, taken as auto)
             try:
                 import uvloop
             except ImportError:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from carpinus.uvicorn_compat import log_config_from_uvicorn
+
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
@@ -37,6 +39,29 @@ class LevelPrefixFormatter(logging.Formatter):
         return f"{prefix}{super().formatMessage(record)}"
 
 
+class UvicornFormatter(logging.Formatter):
+    """The fields of uvicorn's DefaultFormatter and AccessFormatter, for --log-config
+    files written for uvicorn (carpinus.uvicorn_compat.log_config_from_uvicorn):
+    %(levelprefix)s ("INFO:    "), and on access records %(request_line)s
+    ("GET /path?q HTTP/1.1") besides the fields every access record has
+    (%(client_addr)s, %(status_code)s, ...).  Without colours: use_colors is
+    accepted and ignored."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
+                 style: Any = "%", use_colors: bool | None = None) -> None:
+        super().__init__(fmt, datefmt, style)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (stdlib name)
+        record.levelprefix = f"{record.levelname}:".ljust(9)
+        method = getattr(record, "method", None)
+        if method is not None and not hasattr(record, "request_line"):
+            query = getattr(record, "query_string", "")
+            record.request_line = (f"{method} {getattr(record, 'path', '')}"
+                                   f"{'?' + query if query else ''} "
+                                   f"HTTP/{getattr(record, 'http_version', '')}")
+        return super().formatMessage(record)
+
+
 class LogConfigError(ValueError):
     """A --log-config file that cannot be loaded or applied."""
 
@@ -56,12 +81,12 @@ def apply_log_config(log_config: str | os.PathLike[str] | Mapping[str, Any]) -> 
     .ini format), keeping loggers that already exist."""
     try:
         if isinstance(log_config, Mapping):
-            logging.config.dictConfig(dict(log_config))
+            logging.config.dictConfig(log_config_from_uvicorn(dict(log_config)))
             return
         path = os.fspath(log_config)
         if path.endswith(".json"):
             with open(path, encoding="utf-8") as file:
-                logging.config.dictConfig(json.load(file))
+                logging.config.dictConfig(log_config_from_uvicorn(json.load(file)))
         elif path.endswith((".yaml", ".yml")):
             try:
                 import yaml
@@ -71,7 +96,7 @@ def apply_log_config(log_config: str | os.PathLike[str] | Mapping[str, Any]) -> 
                     "(pip install 'carpinus[standard]' or 'carpinus[yaml]')"
                 ) from None
             with open(path, encoding="utf-8") as file:
-                logging.config.dictConfig(yaml.safe_load(file))
+                logging.config.dictConfig(log_config_from_uvicorn(yaml.safe_load(file)))
         else:
             if not os.path.exists(path):  # fileConfig's own error names a missing section
                 raise FileNotFoundError(f"No such file: {path!r}")

@@ -4,19 +4,23 @@ Both entry points build a Config and hand it to launch(), which picks:
 
 - one server in this process (the default: `--workers 1`, no `--reload`),
   with no supervisor in between (carpinus.server);
-- a supervisor with worker processes (`--workers N`, N > 1, or `--reload`),
-  see carpinus.supervisors.multiprocess.
+- a supervisor with worker processes (`--workers N`, N > 1, `--reload`,
+  `--supervise`, `--max-worker-memory`, `--max-worker-lifetime`), see
+  carpinus.supervisors.multiprocess.
 
 `--pid PATH` names whichever process is the one to signal: the server in the
 first case, the supervisor in the second.  The command has one option per
 Config field, named as in uvicorn: both are made from the option table
-(carpinus.options).
+(carpinus.options).  Every uvicorn option is accepted; the ones for things
+carpinus does one fixed way are logged once here, with what it does instead
+(carpinus.uvicorn_compat).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,6 +36,7 @@ from carpinus.server import Server
 from carpinus.sockets import bind_sockets, close_sockets, log_listening
 from carpinus.supervisors.multiprocess import Supervisor
 from carpinus.supervisors.reload import FileWatcher
+from carpinus.uvicorn_compat import UVICORN_APP_ENVVAR, compatibility_notes, uvicorn_envvar
 
 logger = logging.getLogger("carpinus.error")
 
@@ -60,11 +65,16 @@ class TableOption(click.Option):
     its spellings, type, default and environment variable come from the row,
     its value is checked against the row's rules (the same Config applies),
     and its --help line ends with the default, the allowed values and the
-    environment variable."""
+    environment variable.  uvicorn's variable for the option (UVICORN_PORT)
+    is read too, when carpinus's is not set."""
 
     def __init__(self, param_decls: Sequence[str], *, row: Option) -> None:
         self.row = row
-        kwargs: dict[str, Any] = {"help": row.help, "envvar": row.envvar,
+        self.envvars = [row.envvar]
+        uvicorn = uvicorn_envvar(row.name)
+        if uvicorn is not None:
+            self.envvars.append(uvicorn)
+        kwargs: dict[str, Any] = {"help": row.help, "envvar": self.envvars,
                                   "multiple": row.multiple, "metavar": row.metavar}
         if row.type is bool and row.bool_style != "value":
             kwargs["is_flag"] = True
@@ -98,7 +108,8 @@ class TableOption(click.Option):
             return value
         except click.BadParameter as exc:
             if ctx.get_parameter_source(self.name or "") is ParameterSource.ENVIRONMENT:
-                exc.param_hint = f"{self.get_error_hint(ctx)} (from ${self.row.envvar})"
+                source = next(name for name in self.envvars if os.environ.get(name))
+                exc.param_hint = f"{self.get_error_hint(ctx)} (from ${source})"
             raise
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
@@ -142,7 +153,7 @@ class GroupedCommand(click.Command):
 
 
 @click.command(cls=GroupedCommand, context_settings={"max_content_width": 100})
-@click.argument("app", required=False, default=None)
+@click.argument("app", required=False, default=None, envvar=UVICORN_APP_ENVVAR)
 @table_options
 @click.option("--version", is_flag=True, callback=_print_version, expose_value=False,
               is_eager=True, help="Show the version and exit.")
@@ -152,6 +163,11 @@ def main(app: str | None, **options: Any) -> None:
     Without APP, serve the bundled demo app (carpinus.demo:app).  Every option
     can also come from the environment variable shown with it
     (docs/configuration.md).
+
+    A drop-in for the uvicorn command: every uvicorn option is accepted, with
+    the same meaning where carpinus has the concept; the ones in the last
+    section are logged once with what carpinus does instead
+    (docs/migrating-from-uvicorn.md).
     """
     try:
         config = Config(app, **options)
@@ -183,6 +199,8 @@ def run(app: Any, **kwargs: Any) -> None:
 
 def launch(config: Config) -> int:
     """Serve until told to stop; returns the process exit code."""
+    for note in compatibility_notes(config):
+        logger.info("%s", note)
     try:
         with contextlib.ExitStack() as stack:
             if config.pid_file is not None:
@@ -203,9 +221,19 @@ def supervise(config: Config) -> int:
     except OSError as exc:
         logger.error("%s", exc)
         return 1
+    metrics = None
     try:
+        if config.metrics_bind is not None:
+            from carpinus.metrics.exporter import WorkerMetrics  # prometheus_client: optional
+
+            metrics = WorkerMetrics(config.metrics_bind)
         for sock in sockets:
             log_listening(config, sock)
-        return Supervisor(config, sockets, watcher).run()
+        return Supervisor(config, sockets, watcher, metrics).run()
+    except OSError as exc:  # the metrics listener could not bind (the message says so)
+        logger.error("%s", exc)
+        return 1
     finally:
+        if metrics is not None:
+            metrics.close()
         close_sockets(config, sockets)

@@ -28,6 +28,7 @@ fuzz harness, tests) starts from `core_defaults()`.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 import socket
@@ -41,6 +42,13 @@ from carpinus.optimizations import OPTIMIZATIONS, parse_switch
 from carpinus.optimizations import bits as optimization_bits
 from carpinus.optimizations import resolve as resolve_optimizations
 from carpinus.tls import SSL_CERT_REQS, SSL_CIPHERS, SSL_PROTOCOL_VERSION
+from carpinus.uvicorn_compat import (
+    INTERFACES,
+    UVICORN_HTTP,
+    UVICORN_LOOPS,
+    UVICORN_WS,
+    http_version_from_uvicorn,
+)
 
 ENV_PREFIX = "CARPINUS_"
 
@@ -192,6 +200,29 @@ def _either(words: tuple[str, ...]) -> str:
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
+def split_host_port(text: str) -> tuple[str, int]:
+    """"HOST:PORT" or "[IPv6]:PORT" -> (host, port).  ValueError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT with a port from 0 to 65535, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    problem = _check_host(host)
+    if problem is not None:
+        raise ValueError(f"has a host that {problem}")
+    return host, int(port)
+
+
+def _check_metrics_bind(text: Any) -> str | None:
+    try:
+        split_host_port(text)
+    except ValueError as exc:
+        return str(exc)
+    if importlib.util.find_spec("prometheus_client") is None:
+        return "needs prometheus_client: pip install 'carpinus[metrics]'"
+    return None
+
+
 def _check_host(host: Any) -> str | None:
     """An IPv4 or IPv6 address or a syntactically valid host name ('' binds
     every interface).  Whether a name resolves is found out when binding."""
@@ -240,6 +271,14 @@ def _switches_from_cli(texts: tuple[str, ...]) -> dict[str, bool]:
     return dict(parse_switch(text) for text in texts)
 
 
+# --http: which versions the core speaks (its CP_HTTP_1 | CP_HTTP_2 bits)
+HTTP_VERSIONS = {"auto": 3, "1": 1, "2": 2}
+
+
+def _http_to_core(value: str) -> int:
+    return HTTP_VERSIONS[http_version_from_uvicorn(value)]
+
+
 def _optimizations_to_core(switches: Mapping[str, bool] | None) -> int:
     return optimization_bits(resolve_optimizations(switches))
 
@@ -256,9 +295,12 @@ LIMITS = "Limits"
 TLS = "TLS"
 LOGGING = "Logging"
 PROCESSES = "Processes"
+METRICS = "Metrics"
 RELOAD = "Reload"
 WEBSOCKET = "WebSocket"
+HTTP2 = "HTTP/2"
 TUNING = "Event loop and tuning"
+UVICORN = "Accepted for uvicorn's command lines"
 
 OPTIONS: tuple[Option, ...] = (
     # -- where to listen --
@@ -310,6 +352,30 @@ OPTIONS: tuple[Option, ...] = (
            "which also trusts Unix-socket peers) or '*' to trust with proxy headers.", HTTP,
            default_text="$FORWARDED_ALLOW_IPS or 127.0.0.1",
            annotation="str | Sequence[str] | None", attribute="str | Sequence[str]"),
+    Option("http", str, "auto",
+           "HTTP versions to serve on the port: 'auto' both HTTP/1.1 and HTTP/2 (h2 by ALPN "
+           "over TLS, h2c with prior knowledge in cleartext), '1' HTTP/1.1 only, '2' HTTP/2 "
+           "only (HTTP/1.1 requests get 505).  HTTP/2 needs the extension built with "
+           "libnghttp2 (docs/http2.md).  uvicorn's h11 and httptools mean '1', zttp "
+           "'auto'.", HTTP, choices=(*HTTP_VERSIONS, *UVICORN_HTTP),
+           core="http_versions", core_kind="size", to_core=_http_to_core),
+    # -- HTTP/2 --
+    Option("h2_max_concurrent_streams", int, 100,
+           "Most streams a client may have open at once on one HTTP/2 connection "
+           "(SETTINGS_MAX_CONCURRENT_STREAMS); each running stream is one request.", HTTP2,
+           min=1, max=(1 << 31) - 1, core="h2_max_concurrent_streams"),
+    Option("h2_initial_window_size", int, 256 * 1024,
+           "Request body bytes one stream may send ahead of what its app has read "
+           "(SETTINGS_INITIAL_WINDOW_SIZE): the flow-control window given back as the app "
+           "reads.", HTTP2, min=1, max=(1 << 31) - 1, core="h2_initial_window_size"),
+    Option("h2_connection_window_size", int, 1024 * 1024,
+           "Request body bytes all streams of a connection together may send ahead of what "
+           "their apps have read (the connection's window).", HTTP2, min=65535,
+           max=(1 << 31) - 1, core="h2_connection_window_size"),
+    Option("h2_max_header_list_size", int, 65536,
+           "Largest request header list, decoded, as HTTP/2 measures it (each field's name "
+           "and value plus 32 bytes; SETTINGS_MAX_HEADER_LIST_SIZE); larger gets 431.",
+           HTTP2, min=256, max=MAX_REQUEST_HEAD, core="h2_max_header_list_size"),
     # -- timeouts --
     Option("timeout_keep_alive", float, 5.0,
            "Close an idle keep-alive connection after this many seconds.", TIMEOUTS,
@@ -399,6 +465,22 @@ OPTIONS: tuple[Option, ...] = (
            "Add a random 0..N to --max-requests per worker, so that workers do not all "
            "recycle at once.", PROCESSES,
            flags=("--max-requests-jitter", "--limit-max-requests-jitter"), min=0),
+    # recycling and restarting under the supervisor (carpinus.supervisors.recycling)
+    Option("supervise", bool, False,
+           "Run the server under a supervisor even with one worker, so that a worker that "
+           "dies (a crash, kill -9, the OOM killer) is restarted.  Implied by --workers N > 1, "
+           "--reload, --max-worker-memory and --max-worker-lifetime.", PROCESSES,
+           bool_style="flag"),
+    Option("max_worker_memory", int, None,
+           "Replace a worker whose resident memory (RSS, read from /proc once a second) is "
+           "above this many MiB: a new worker starts first, then the old one drains within "
+           "--timeout-graceful-shutdown.  Implies a supervisor; Linux only.", PROCESSES,
+           min=1, metavar="MIB", default_text="never"),
+    Option("max_worker_lifetime", float, None,
+           "Replace each worker this many seconds after it started, plus a random 0-10% "
+           "so that workers started together do not restart together; gracefully, as "
+           "--max-worker-memory.  Implies a supervisor.", PROCESSES, positive=True,
+           metavar="SECONDS", default_text="never"),
     Option("timeout_worker_healthcheck", float, 30.0,
            "With a supervisor: kill and replace a worker that takes longer than this many "
            "seconds to start, or whose event loop stops answering for as long (not with "
@@ -407,6 +489,13 @@ OPTIONS: tuple[Option, ...] = (
            "Write the pid of the process to signal (the supervisor, or the server when there "
            "is none) to this file; removed on exit.", PROCESSES, flags=("--pid",),
            metavar="PATH"),
+    # -- metrics --
+    Option("metrics_bind", str, None,
+           "Serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of their "
+           "own: requests, responses by status class, durations, connections, bytes, "
+           "refused requests, WebSocket sessions, worker restarts; one scrape sums every "
+           "worker (docs/metrics.md). Needs prometheus_client (carpinus[metrics]).",
+           METRICS, metavar="HOST:PORT", check=_check_metrics_bind, default_text="off"),
     # -- reload --
     Option("reload", bool, False,
            "Development: restart the worker when a watched file changes (needs watchfiles: "
@@ -431,8 +520,9 @@ OPTIONS: tuple[Option, ...] = (
     # -- WebSocket --
     Option("ws", str, "auto",
            "WebSocket support; auto serves WebSockets with the C core's frame codec, none "
-           "serves upgrade requests as plain HTTP; wsproto, the former codec, is accepted "
-           "as another name for auto.", WEBSOCKET, choices=("auto", "none", "wsproto")),
+           "serves upgrade requests as plain HTTP; uvicorn's implementations (websockets, "
+           "websockets-sansio, wsproto) are accepted as other names for auto.", WEBSOCKET,
+           choices=("auto", "none", *UVICORN_WS)),
     Option("ws_max_size", int, 16 * 1024 * 1024,
            "Largest incoming WebSocket message in bytes; larger closes with 1009.", WEBSOCKET,
            min=1),
@@ -450,8 +540,10 @@ OPTIONS: tuple[Option, ...] = (
            "Accept the permessage-deflate compression extension when a client offers it.",
            WEBSOCKET, bool_style="value"),
     # -- event loop, memory and the C core's optimizations --
-    Option("loop", str, "auto", "Event loop; auto picks uvloop when it is installed.", TUNING,
-           choices=("auto", "asyncio", "uvloop")),
+    Option("loop", str, "auto",
+           "Event loop; auto picks uvloop when it is installed.  uvicorn's none (asyncio) "
+           "and zuvloop (auto) are accepted too.", TUNING,
+           choices=("auto", "asyncio", "uvloop", *UVICORN_LOOPS)),
     Option("gc_freeze", bool, True,
            "After startup, move every object alive into the collector's permanent "
            "generation (gc.freeze) so collections while serving stay short.", TUNING),
@@ -476,6 +568,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("scope_cache_size", int, 64,
            "Slots of the per-path scope template cache (scope_cache).", TUNING,
            min=1, max=1 << 20, core="scope_cache_size"),
+    # -- uvicorn's options for what carpinus does one fixed way (carpinus.uvicorn_compat):
+    # accepted so that uvicorn's command lines run; the server logs once what it does
+    # instead.  (uvicorn's --http values are taken by --http itself, above.)
+    Option("http2", bool, False,
+           "uvicorn's HTTP/2 switch; accepted: carpinus chooses HTTP versions with --http.",
+           UVICORN, bool_style="flag"),
+    Option("interface", str, "auto",
+           "How to call APP: auto and asgi3 as ASGI 3 (carpinus does not guess ASGI 2, unlike "
+           "uvicorn), asgi2 through an adapter, wsgi through a2wsgi (pip install "
+           "'carpinus[wsgi]').",
+           UVICORN, choices=INTERFACES),
+    Option("use_colors", bool, False,
+           "uvicorn's coloured log; accepted, and the log stays plain.", UVICORN),
+    Option("reset_contextvars", bool, False,
+           "uvicorn's fresh context per request; carpinus always does that.", UVICORN,
+           bool_style="flag"),
+    Option("h11_max_incomplete_event_size", int, None,
+           "uvicorn's h11 buffer limit; accepted, and --limit-request-head applies instead.",
+           UVICORN, min=1, default_text="none"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

@@ -41,6 +41,8 @@ class Server:
         self.bound_sockets: list[socket.socket] = []  # the sockets this server bound itself
         self.state: Any = None  # carpinus._core.ServerState once started
         self.lifespan: Lifespan | None = None
+        # --metrics-bind: publish(state) every tick and at the end, close()
+        self.metrics: Any = None
         self._captured_signals: list[int] = []
         # --max-requests: this server stops gracefully after this many
         # requests; the jitter staggers workers so they do not all recycle
@@ -108,12 +110,15 @@ class Server:
 
         self.state = make_server_state(config, loop, config.loaded_app, lifespan_state)
         try:
+            if config.metrics_bind is not None:
+                self.metrics = self.open_metrics()
             await self._listen(loop, sockets)
         except OSError as exc:
             logger.error("%s", exc)
             for server in self.servers:
                 server.close()
             self._release_sockets()
+            self.close_metrics()
             self.should_exit = True
             self.exit_code = 1
             if self.lifespan is not None:
@@ -143,6 +148,20 @@ class Server:
         for sock in sockets:
             self._log_listening(sock)
 
+    def open_metrics(self) -> Any:
+        """--metrics-bind in a single server process: the scrape endpoint is
+        ours (carpinus.metrics; a supervised worker publishes instead)."""
+        from carpinus.metrics.exporter import InProcessMetrics
+
+        assert self.config.metrics_bind is not None
+        return InProcessMetrics(self.config.metrics_bind, self.state)
+
+    def close_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.publish(self.state)  # the final numbers
+            self.metrics.close()
+            self.metrics = None
+
     def _log_listening(self, sock: socket.socket) -> None:
         log_listening(self.config, sock)
 
@@ -169,6 +188,8 @@ class Server:
 
     def on_tick(self) -> None:
         """Called by the main loop every TICK_INTERVAL; subclasses add their own checks."""
+        if self.metrics is not None:
+            self.metrics.publish(self.state)
         if (
             self.max_requests is not None
             and self.state.stats()["requests_total"] >= self.max_requests
@@ -242,6 +263,7 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         self._release_sockets()
+        self.close_metrics()
 
         if self.lifespan is not None:
             if self.force_exit:

@@ -41,6 +41,7 @@ def create_ssl_context(
     cert_reqs: int = SSL_CERT_REQS,
     ca_certs: str | os.PathLike[str] | None = None,
     ciphers: str | None = SSL_CIPHERS,
+    alpn: tuple[str, ...] = ("http/1.1",),
 ) -> ssl.SSLContext:
     """A server context with the certificate chain loaded.  Raises
     TLSConfigError with a message a person can act on."""
@@ -93,7 +94,7 @@ def create_ssl_context(
             ctx.set_ciphers(ciphers)
         except ssl.SSLError as exc:
             raise TLSConfigError(f"ssl_ciphers {ciphers!r} selects no cipher: {exc}") from None
-    # We speak HTTP/1.1 only; saying so lets a client that offers h2 settle
-    # at once instead of guessing.
-    ctx.set_alpn_protocols(["http/1.1"])
+    # What --http serves, in our order of preference ("h2" first): a client
+    # that offers both gets HTTP/2, one that offers neither still gets HTTP/1.1.
+    ctx.set_alpn_protocols(list(alpn))
     return ctx

@@ -20,6 +20,9 @@ STREAM_MARKER = "process-app: stream started"
 STREAM_ENDED = "process-app: stream ended"
 LIFESPAN_GREETING = "hello from lifespan"
 
+# What /hold allocates stays here for the life of the process: a leak on demand.
+_held: list[bytes] = []
+
 
 async def _text(send: Any, body: bytes, status: int = 200) -> None:
     await send({"type": "http.response.start", "status": status,
@@ -43,8 +46,10 @@ async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields;
     /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms;
-    /exit → sys.exit(3) from the app; /stream?ms=N → a Server-Sent-Events stream with one
-    event every N ms that never ends by itself (it logs how it ended)."""
+    /raise → the app raises (500); /exit → sys.exit(3) from the app; /stream?ms=N → a
+    Server-Sent-Events stream with one event every N ms that never ends by itself (it
+    logs how it ended); /hold?mib=N → allocates N MiB and keeps it for good (a leak),
+    answers with the pid."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -62,6 +67,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _stream(scope, send)
     elif path == "/pid":
         await _text(send, str(os.getpid()).encode())
+    elif path == "/hold":
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        # written, not calloc'ed zeros: the pages must be resident to count
+        _held.append(b"\x01" * (int(query.get("mib", ["1"])[0]) << 20))
+        await _text(send, str(os.getpid()).encode())
+    elif path == "/raise":
+        raise RuntimeError("process-app: raised on purpose")  # the server answers 500
     elif path == "/exit":
         sys.exit(3)  # before any await: on 3.12+ inside the read (eager start)
     elif path == "/block":

@@ -59,11 +59,13 @@ typedef struct {
         *k_raw_path, *k_query_string, *k_root_path, *k_headers, *k_client,
         *k_server, *k_state, *k_extensions;
     /* interned message keys */
-    PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version;
+    PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version, *k_trailers,
+        *k_more_trailers;
+    PyObject *k_ext_trailers; /* scope["extensions"] key of the trailers extension */
     /* constant values */
-    PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_3_0, *v_2_4;
+    PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_2, *v_3_0, *v_2_4;
     PyObject *v_http_request, *v_http_disconnect, *v_http_response_start,
-        *v_http_response_body;
+        *v_http_response_body, *v_http_response_trailers;
     PyObject *methods[CP_METHOD_COUNT]; /* str; [0] unused */
     PyObject *empty_bytes;
     PyObject *asgi_template; /* {"version": "3.0", "spec_version": "2.4"} */
@@ -197,12 +199,17 @@ struct RequestCycle;
    optimization). */
 #define CP_ZERO_COPY_BUDGET (64 * 1024 * 1024)
 
+/* The request-duration histogram's bucket bounds (metrics.c). */
+#define CP_DURATION_BOUNDS 13
+
 typedef struct {
     uint64_t connections_total;
     uint64_t requests_total;
     /* requests the server answered itself, by cause */
     uint64_t parse_errors;        /* malformed or over a head or chunk limit:
                                      400, 414, 431, 501, 505 */
+    uint64_t parse_errors_by_status[5]; /* ... by that status, in that order
+                                           (metrics.c, cp_metrics_parse_error) */
     uint64_t bodies_too_large;    /* 413 (limit_request_body) */
     uint64_t timeouts;            /* 408, or closed: the client was too slow */
     uint64_t overloaded;          /* 503 (limit_concurrency) */
@@ -225,7 +232,20 @@ typedef struct {
     uint64_t status_lines_cached;  /* status lines copied from the cache */
     uint64_t status_lines_formatted;
     uint64_t websocket_upgrades;   /* connections handed to the websocket handler */
+    uint64_t h2_connections;       /* connections that speak HTTP/2 */
+    /* --metrics-bind (metrics.c): counted only when ServerState.metrics */
+    uint64_t responses_by_class[5]; /* responses sent, 1xx .. 5xx (the server's
+                                       own answers to refused requests too) */
+    uint64_t duration_counts[CP_DURATION_BOUNDS + 1]; /* app responses by time
+                                       from head to last byte, per bucket */
+    double duration_sum;           /* seconds, of those */
+    uint64_t bytes_in;             /* read from transports (after TLS) */
+    uint64_t bytes_out;            /* handed to transports (HTTP, not WebSocket) */
 } cp_stats;
+
+/* ServerState.http_versions: what the server speaks (--http). */
+#define CP_HTTP_1 0x01 /* HTTP/1.1 (and 1.0) */
+#define CP_HTTP_2 0x02 /* HTTP/2: ALPN "h2" on TLS, the preface on cleartext */
 
 /* One slot of the scope template cache: requests whose raw path is `key`
    start from a copy of `scope` (path and raw_path already set). */
@@ -300,18 +320,27 @@ typedef struct ServerState {
        passed to proxy_fixup(scope), which may rewrite client and scheme. */
     PyObject *proxy_fixup;
     PyObject *proxy_trust;
+    PyObject *tls_extensions; /* callable(transport) -> {"tls": {...}}: the
+                                 scope extensions of a TLS connection, asked
+                                 for once in its connection_made; or NULL */
     PyObject *websocket; /* callable(transport, scope, rest) taking over a
                             connection that asks for Upgrade: websocket, or
                             NULL: such requests are served as plain HTTP */
     int date_header;
     int use_writelines; /* the transport's writelines() is one vectored write
                            with flow control (uvloop) */
+    int metrics;        /* count what --metrics-bind exports (metrics.c) */
     cp_limits limits;
     int64_t max_body;             /* -1: unlimited */
     double timeout_keep_alive;    /* seconds */
     double timeout_request_header;
     double timeout_request_body;  /* longest silence while awaiting body bytes */
     int64_t limit_concurrency;    /* -1: none */
+    size_t http_versions;         /* CP_HTTP_* */
+    size_t h2_max_concurrent_streams;
+    size_t h2_initial_window_size;    /* each stream's receive window */
+    size_t h2_connection_window_size; /* the connection's receive window */
+    size_t h2_max_header_list_size;   /* a request's decoded field list */
 
     /* runtime */
     struct HttpProtocol *conns; /* intrusive doubly-linked list (strong refs) */
@@ -369,6 +398,7 @@ enum cp_conn_state {
     CP_ST_WAIT_RESPONSE, /* body done; holding further bytes until the
                             response is complete (pipelining) */
     CP_ST_DRAIN,         /* response sent; discarding the rest of the body */
+    CP_ST_H2,            /* speaking HTTP/2: every byte goes to h2.c */
     CP_ST_CLOSED,        /* closing or closed: ignore everything */
     CP_ST_UPGRADED       /* handed to the websocket handler, which switched
                             the transport to its own protocol: terminal,
@@ -404,6 +434,8 @@ typedef struct HttpProtocol {
     PyObject *server_addr; /* (host, port), (path, None) or None */
     PyObject *scheme;      /* "http" or "https" (borrowed from mod) */
     int proxy_trusted;     /* the peer may set client/scheme by proxy headers */
+    PyObject *extensions;  /* TLS: what tls_extensions gave, a dict of dicts
+                              each scope gets a copy of; NULL: plain TCP, {} */
     struct HttpProtocol *prev, *next; /* ServerState.conns */
     int linked;
 
@@ -448,6 +480,9 @@ typedef struct HttpProtocol {
     int zc_ticks;
 
     struct RequestCycle *cycle; /* strong; the request being served */
+    struct cp_h2 *h2;           /* the HTTP/2 session (CP_ST_H2), or NULL */
+    int served;                 /* a request head was parsed: an HTTP/2
+                                   preface can no longer start h2c */
 
     /* timeouts (monotonic seconds; 0 = none) */
     double deadline;
@@ -480,6 +515,11 @@ void cp_conn_fail(HttpProtocol *c, int status, const char *reason);
    written, closed.  -1; or -2 with the exception still set when it must
    propagate (cp_err_must_propagate). */
 int cp_conn_internal_error(HttpProtocol *c);
+/* A response the server made itself: counted by cause, and reported to
+   Python (its log line and access line; request as in ServerState's
+   report_refusal). */
+void cp_count_refusal(ServerState *s, int status);
+void cp_conn_report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request);
 /* Recompute the reading policy and the body deadline after an event. */
 void cp_conn_update_reading(HttpProtocol *c);
 
@@ -529,6 +569,7 @@ typedef struct RequestCycle {
     PyObject_HEAD
     ServerState *server;  /* strong */
     HttpProtocol *conn;   /* strong until the response is complete */
+    int32_t stream_id;    /* the HTTP/2 stream, or 0: HTTP/1.x */
     PyObject *scope;      /* kept for the access log only, else NULL */
     PyObject *task;
 
@@ -542,6 +583,12 @@ typedef struct RequestCycle {
     int disconnected;
     int client_eof; /* the client half-closed: receive() says disconnect, but
                        the response can still be written */
+    /* the http.response.trailers extension: offered for this request (HTTP/2,
+       or HTTP/1.1 with TE: trailers), asked for by http.response.start
+       (trailers: True), and the final body sent, trailers due */
+    int trailers_allowed;
+    int trailers_expected;
+    int awaiting_trailers;
     PyObject *body_first; /* queued body not yet given to the app */
     PyObject *body_more;  /* list of further chunks, or NULL */
     size_t body_queued;   /* bytes in the queue */
@@ -634,10 +681,17 @@ PyObject *cp_header_name_ex(cp_state *st, int use_cache, const char *name, size_
 /* Serialize http.response.start into cy->head. Sets RuntimeError on a bad
    message. */
 int cp_response_start(RequestCycle *cy, PyObject *message);
+/* Read and check an http.response.trailers message: its fields are added
+   to cy->head as "name: value" lines (checked as response headers are),
+   *more says whether more_trailers follow.  -1 with an exception. */
+int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more);
+/* The end of a chunked HTTP/1.1 response with the trailer lines in
+   cy->head: "0\r\n", the lines, "\r\n".  New reference. */
+PyObject *cp_response_trailer_bytes(RequestCycle *cy);
 
 /* What one http.response.body puts on the wire, for cycle.c to write:
    prefix (the head and/or a chunk's size line), the body, a suffix. */
-typedef struct {
+typedef struct cp_body_parts {
     const char *prefix;
     size_t plen;
     size_t head_end;  /* prefix[0..head_end) is the head (when first) */
@@ -668,6 +722,20 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
 /* A canned error response (400, 413, 500, 503, ...) with Connection: close. */
 PyObject *cp_error_response(ServerState *s, int status);
 
+/* ---- metrics.c ----------------------------------------------------- */
+
+/* A response went out with this status; started: when its request's app
+   was started (cp_monotonic), or 0 for the server's own answers, which
+   have no duration.  Call only when s->metrics. */
+void cp_metrics_response(ServerState *s, int status, double started);
+/* A parse error answered with status (counted whether metrics are on or
+   not: it is the error path). */
+void cp_metrics_parse_error(ServerState *s, int status);
+/* data (bytes, bytearray or memoryview) is being written. */
+void cp_metrics_bytes_out(ServerState *s, PyObject *data);
+/* ServerState.metrics(): the counters above, and the idle connections. */
+PyObject *cp_metrics_snapshot(ServerState *s);
+
 /* ---- WsCodec (wsconn.c) -------------------------------------------- */
 
 /* One WebSocket connection's frame codec over wsframe.c, and the module
@@ -694,5 +762,7 @@ int cp_ws_add_constants(PyObject *module);
 /* A streaming app whose send() never has to wait gives the loop a turn
    after this many body bytes (send() returns a bare yield). */
 #define CP_YIELD_BYTES (256 * 1024)
+
+#include "h2.h"
 
 #endif /* CARPINUS_CORE_H */

@@ -175,12 +175,17 @@ static PyObject *next_request_message(RequestCycle *cy)
         Py_DECREF(body);
         return NULL;
     }
+    size_t taken = (size_t)PyBytes_GET_SIZE(body);
     Py_DECREF(body);
     if (!more) {
         cy->body_final_sent = 1;
     }
     if (cy->conn != NULL) {
-        cp_conn_body_consumed(cy->conn);
+        if (cy->stream_id != 0) {
+            cp_h2_body_consumed(cy, taken); /* the peer may send as much again */
+        } else {
+            cp_conn_body_consumed(cy->conn);
+        }
     }
     return msg;
 }
@@ -443,6 +448,9 @@ void cp_cycle_access_log(RequestCycle *cy, int status, int64_t body_bytes)
 static void response_finished(RequestCycle *cy)
 {
     HttpProtocol *c = cy->conn;
+    if (cy->server->metrics) {
+        cp_metrics_response(cy->server, cy->status, cy->started);
+    }
     cp_cycle_access_log(cy, cy->status, cy->out_sent);
     Py_CLEAR(cy->scope);
     /* receive() now answers http.disconnect */
@@ -462,7 +470,7 @@ static PyObject *send_wait(RequestCycle *cy)
 {
     HttpProtocol *c = cy->conn;
     cp_state *st = cy->server->mod;
-    if (c == NULL || !c->writing_paused || c->lost) {
+    if (c == NULL || c->lost || !(cy->stream_id ? cp_h2_must_wait(cy) : c->writing_paused)) {
         return Py_NewRef(st->done_awaitable);
     }
     if (cy->write_waiters == NULL && (cy->write_waiters = PyList_New(0)) == NULL) {
@@ -557,6 +565,9 @@ static int write_parts(RequestCycle *cy, cp_body_parts *parts)
         PyErr_SetString(cy->server->mod->ClientDisconnected, "The connection is closed.");
         return -1;
     }
+    if (cy->stream_id != 0) {
+        return cp_h2_write(cy, parts); /* HEADERS and DATA frames */
+    }
     const char *prefix = parts->prefix;
     size_t plen = parts->plen;
     if (parts->first && !(cy->server->opts & CP_OPT_DIRECT_RESPONSE)) {
@@ -575,6 +586,57 @@ static int write_parts(RequestCycle *cy, cp_body_parts *parts)
         }
     }
     return write_pieces(c, prefix, plen, parts->body, parts->suffix, parts->slen);
+}
+
+/* http.response.trailers (the trailers extension): after the final body of
+   a response whose start said trailers: True.  Fields accumulate until a
+   message without more_trailers, which ends the response: the last chunk
+   and the fields on HTTP/1.1, a HEADERS frame with END_STREAM on HTTP/2.
+   Where the extension was not offered (and the start could not ask for
+   it), trailers sent anyway are dropped: the response is complete. */
+static PyObject *send_trailers(RequestCycle *cy, PyObject *message)
+{
+    cp_state *st = cy->server->mod;
+    if (!cy->awaiting_trailers) {
+        if (cy->response_complete && !cy->trailers_allowed) {
+            return Py_NewRef(st->done_awaitable);
+        }
+        PyErr_SetString(PyExc_RuntimeError,
+                        cy->trailers_expected
+                            ? "Unexpected ASGI message 'http.response.trailers' sent before "
+                              "the final 'http.response.body'."
+                            : "Unexpected ASGI message 'http.response.trailers' sent: the "
+                              "'http.response.start' did not say trailers: True.");
+        return NULL;
+    }
+    int more;
+    if (cp_response_trailers(cy, message, &more) < 0) {
+        return NULL;
+    }
+    if (more) {
+        return Py_NewRef(st->done_awaitable);
+    }
+    HttpProtocol *c = cy->conn;
+    if (c == NULL || cy->disconnected) {
+        PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+        return NULL;
+    }
+    int rc;
+    if (cy->stream_id != 0) {
+        rc = cp_h2_trailers(cy);
+    } else {
+        PyObject *end = cp_response_trailer_bytes(cy);
+        rc = end != NULL ? cp_conn_write(c, end) : -1;
+        Py_XDECREF(end);
+    }
+    cy->head.len = 0;
+    if (rc < 0) {
+        return NULL;
+    }
+    cy->awaiting_trailers = 0;
+    cy->response_complete = 1;
+    response_finished(cy);
+    return Py_NewRef(st->done_awaitable);
 }
 
 static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message);
@@ -656,6 +718,12 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
                             "response already completed.");
             goto done;
         }
+        if (cy->awaiting_trailers) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Expected ASGI message 'http.response.trailers' (the start "
+                            "said trailers: True), but got 'http.response.body'.");
+            goto done;
+        }
         if (cy->conn == NULL) {
             PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
             goto done;
@@ -697,6 +765,8 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
                 cy->unyielded = 0;
             }
         }
+    } else if (type_is(type, st->v_http_response_trailers)) {
+        result = send_trailers(cy, message);
     } else {
         PyErr_Format(PyExc_RuntimeError,
                      "Unexpected ASGI message %R sent, expected 'http.response.start' or "
@@ -841,6 +911,8 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
     if (s->access_log != NULL) {
         cy->scope = Py_NewRef(scope);
         cy->started = cp_monotonic();
+    } else if (s->metrics) {
+        cy->started = cp_monotonic(); /* the request-duration histogram */
     }
     receive = PyCFunction_New(&receive_def, (PyObject *)cy);
     send = PyCFunction_New(&send_def, (PyObject *)cy);
@@ -922,7 +994,11 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
     wake_receiver(cy);
     if (c != NULL) {
         cy->conn = NULL;
-        if (c->cycle == cy && !c->lost) {
+        if (cy->stream_id != 0) {
+            if (!c->lost) {
+                cp_h2_app_failed(c, cy);
+            }
+        } else if (c->cycle == cy && !c->lost) {
             if (!cy->wire_started) {
                 cy->status = 500;
                 PyObject *resp = cp_error_response(s, 500);
@@ -930,6 +1006,9 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
                     PyErr_WriteUnraisable((PyObject *)cy);
                 }
                 Py_XDECREF(resp);
+                if (s->metrics) {
+                    cp_metrics_response(s, 500, cy->started);
+                }
                 cp_cycle_access_log(cy, 500, (int64_t)strlen(cp_reason_phrase(500)));
             }
             cp_conn_response_complete(c, 0);

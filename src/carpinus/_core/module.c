@@ -41,6 +41,9 @@ static inline cp_state *get_state(PyObject *module)
     X(k_server)                                                                          \
     X(k_state)                                                                           \
     X(k_extensions)                                                                      \
+    X(k_trailers)                                                                        \
+    X(k_more_trailers)                                                                   \
+    X(k_ext_trailers)                                                                    \
     X(k_status)                                                                          \
     X(k_body)                                                                            \
     X(k_more_body)                                                                       \
@@ -50,12 +53,14 @@ static inline cp_state *get_state(PyObject *module)
     X(v_https)                                                                           \
     X(v_1_0)                                                                             \
     X(v_1_1)                                                                             \
+    X(v_2)                                                                               \
     X(v_3_0)                                                                             \
     X(v_2_4)                                                                             \
     X(v_http_request)                                                                    \
     X(v_http_disconnect)                                                                 \
     X(v_http_response_start)                                                             \
     X(v_http_response_body)                                                              \
+    X(v_http_response_trailers)                                                          \
     X(empty_bytes)                                                                       \
     X(asgi_template)                                                                     \
     X(s_write)                                                                           \
@@ -172,11 +177,16 @@ static int core_exec(PyObject *module)
         intern(&st->k_root_path, "root_path") < 0 || intern(&st->k_headers, "headers") < 0 ||
         intern(&st->k_client, "client") < 0 || intern(&st->k_server, "server") < 0 ||
         intern(&st->k_state, "state") < 0 || intern(&st->k_extensions, "extensions") < 0 ||
+        intern(&st->k_trailers, "trailers") < 0 ||
+        intern(&st->k_more_trailers, "more_trailers") < 0 ||
+        intern(&st->k_ext_trailers, "http.response.trailers") < 0 ||
+        intern(&st->v_http_response_trailers, "http.response.trailers") < 0 ||
         intern(&st->k_status, "status") < 0 || intern(&st->k_body, "body") < 0 ||
         intern(&st->k_more_body, "more_body") < 0 || intern(&st->k_version, "version") < 0 ||
         intern(&st->k_spec_version, "spec_version") < 0 || intern(&st->v_http, "http") < 0 ||
         intern(&st->v_https, "https") < 0 || intern(&st->v_1_0, "1.0") < 0 ||
-        intern(&st->v_1_1, "1.1") < 0 || intern(&st->v_3_0, "3.0") < 0 ||
+        intern(&st->v_1_1, "1.1") < 0 || intern(&st->v_2, "2") < 0 ||
+        intern(&st->v_3_0, "3.0") < 0 ||
         intern(&st->v_2_4, "2.4") < 0 || intern(&st->v_http_request, "http.request") < 0 ||
         intern(&st->v_http_disconnect, "http.disconnect") < 0 ||
         intern(&st->v_http_response_start, "http.response.start") < 0 ||
@@ -224,7 +234,11 @@ static int core_exec(PyObject *module)
         PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
         PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0 ||
-        PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0) {
+        PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0 ||
+        PyModule_AddIntConstant(module, "HTTP_1", CP_HTTP_1) < 0 ||
+        PyModule_AddIntConstant(module, "HTTP_2", CP_HTTP_2) < 0 ||
+        /* 1 when built with libnghttp2 (HTTP/2) */
+        PyModule_AddIntConstant(module, "HAVE_HTTP2", cp_h2_available()) < 0) {
         goto fail;
     }
     for (int code = 100; code < 600; code++) {

@@ -176,8 +176,9 @@ static ptrdiff_t line_failure(cp_request *out, int r, size_t ls, size_t max,
 
 /* ---- request line ------------------------------------------------------- */
 
-static int method_id(const unsigned char *m, size_t n)
+int cp_method_id(const char *method, size_t n)
 {
+    const unsigned char *m = (const unsigned char *)method;
 #define IS(lit) (n == sizeof(lit) - 1 && memcmp(m, lit, sizeof(lit) - 1) == 0)
     switch (n) {
     case 3:
@@ -276,7 +277,7 @@ static ptrdiff_t parse_request_line(const char *buf, size_t s, size_t e,
     out->http_minor = p[vs + 7] - '0';
 
     size_t mlen = out->method.len;
-    out->method_id = method_id(p + s, mlen);
+    out->method_id = cp_method_id((const char *)(p + s), mlen);
     if (mlen == 7 && memcmp(p + s, "CONNECT", 7) == 0)
         return fail(out, 501, "CONNECT is not supported");
 
@@ -427,6 +428,10 @@ static ptrdiff_t note_header(const unsigned char *p, const cp_header *h,
     size_t vl = h->value.len;
 
     switch (h->name.len) {
+    case 2:
+        if (ci_equal(name, "te", 2) && cp_list_has_token((const char *)v, vl, "trailers", 8))
+            out->flags |= CP_F_TE_TRAILERS;
+        break;
     case 4:
         if (ci_equal(name, "host", 4)) {
             if (++f->hosts > 1)

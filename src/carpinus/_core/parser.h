@@ -69,6 +69,9 @@ enum {
     CP_METHOD_COUNT
 };
 
+/* The CP_METHOD_* of a method token (CP_METHOD_OTHER when not one of them). */
+int cp_method_id(const char *m, size_t n);
+
 /* cp_request.flags */
 #define CP_F_CHUNKED 0x01         /* Transfer-Encoding: chunked */
 #define CP_F_CONN_CLOSE 0x02      /* Connection: close */
@@ -81,6 +84,8 @@ enum {
                                      X-Forwarded-Host or Forwarded is present
                                      (not validated: read only for trusted
                                      peers) */
+#define CP_F_TE_TRAILERS 0x200    /* TE lists "trailers": the client takes
+                                     trailer fields in a chunked response */
 
 typedef struct {
     cp_span method;

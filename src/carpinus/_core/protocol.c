@@ -160,6 +160,9 @@ int cp_conn_write(HttpProtocol *c, PyObject *data)
     if (c->write == NULL) {
         return 0;
     }
+    if (c->server->metrics) {
+        cp_metrics_bytes_out(c->server, data);
+    }
     PyObject *r = PyObject_CallOneArg(c->write, data);
     if (r == NULL) {
         return write_failed(c);
@@ -182,6 +185,11 @@ int cp_conn_writelines(HttpProtocol *c, PyObject *list)
             }
         }
         return 0;
+    }
+    if (c->server->metrics) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+            cp_metrics_bytes_out(c->server, PyList_GET_ITEM(list, i));
+        }
     }
     PyObject *r = PyObject_CallMethodOneArg(c->transport, c->server->mod->s_writelines, list);
     if (r == NULL) {
@@ -225,8 +233,9 @@ void cp_conn_close(HttpProtocol *c)
     cp_conn_enter(c, CP_ST_CLOSED);
     /* Closed under a request in flight (ServerState.close_all): without this
        its later send() -- or the 500 for an app that then fails -- would
-       write to a closing transport. */
+       write to a closing transport.  On HTTP/2, every stream's. */
     detach_cycle(c);
+    cp_h2_close(c);
     /* stdlib TLS reads what is pending from inside close(): get_buffer()
        sees CLOSED and hands out the discard buffer */
     call_transport(c, c->server->mod->s_close);
@@ -351,6 +360,10 @@ void cp_conn_enter(HttpProtocol *c, enum cp_conn_state next)
     case CP_ST_DRAIN:
         update_body_deadline(c);
         break;
+    case CP_ST_H2:
+        /* idle until the first stream opens; h2.c keeps it from there */
+        set_keep_alive_deadline(c);
+        break;
     default: /* WAIT_RESPONSE: the app answers; CLOSED, UPGRADED: nothing due */
         c->deadline = 0;
         break;
@@ -378,7 +391,7 @@ static PyObject *refused_request(HttpProtocol *c, const char *base, const cp_req
 
 /* Tell Python about a response the server made itself: it logs the reason
    (rate-limited) and writes the access line. */
-static void report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request)
+void cp_conn_report_refusal(HttpProtocol *c, int status, const char *reason, PyObject *request)
 {
     ServerState *s = c->server;
     if (s->report_refusal == NULL) {
@@ -399,7 +412,7 @@ static void report_refusal(HttpProtocol *c, int status, const char *reason, PyOb
     Py_XDECREF(why);
 }
 
-static void count_refusal(ServerState *s, int status)
+void cp_count_refusal(ServerState *s, int status)
 {
     switch (status) {
     case 408:
@@ -416,6 +429,7 @@ static void count_refusal(ServerState *s, int status)
         break;
     default:
         s->stats.parse_errors++;
+        cp_metrics_parse_error(s, status);
         break;
     }
 }
@@ -430,7 +444,7 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
         return;
     }
     ServerState *s = c->server;
-    count_refusal(s, status);
+    cp_count_refusal(s, status);
     cp_body_drop(c);
     RequestCycle *cy = c->cycle;
     /* no answer once response bytes are out, or while draining the body of
@@ -445,6 +459,9 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
     }
     detach_cycle(c);
     if (can_answer && status > 0 && !c->lost) {
+        if (s->metrics) {
+            cp_metrics_response(s, status, 0);
+        }
         PyObject *resp = cp_error_response(s, status);
         if (resp == NULL || cp_conn_write(c, resp) < 0) {
             PyErr_WriteUnraisable((PyObject *)c);
@@ -453,7 +470,7 @@ static void conn_fail_request(HttpProtocol *c, int status, const char *reason,
     }
     cp_conn_close(c);
     if (request != NULL) {
-        report_refusal(c, status, reason, request);
+        cp_conn_report_refusal(c, status, reason, request);
         Py_DECREF(request);
     }
 }
@@ -484,6 +501,10 @@ static void check_deadline(HttpProtocol *c, double now)
     if (c->deadline == 0 || now < c->deadline || c->state >= CP_ST_CLOSED) {
         return;
     }
+    if (c->state == CP_ST_H2) {
+        cp_h2_idle_timeout(c); /* no stream open for timeout_keep_alive */
+        return;
+    }
     if (c->deadline_kind == CP_DL_HEADER && c->state == CP_ST_HEAD && c->rlen > c->rpos) {
         cp_conn_fail(c, 408, "request head not complete in time"); /* part of it came */
     } else if (c->deadline_kind == CP_DL_BODY &&
@@ -501,6 +522,10 @@ static void check_deadline(HttpProtocol *c, double now)
 
 void cp_conn_shutdown(HttpProtocol *c)
 {
+    if (c->state == CP_ST_H2) {
+        cp_h2_shutdown(c); /* GOAWAY; streams in flight finish */
+        return;
+    }
     if (c->state != CP_ST_HEAD || c->cycle != NULL) {
         return; /* the response in flight carries Connection: close; a
                    connection draining a body closes when the body ends */
@@ -722,11 +747,27 @@ static int try_head(HttpProtocol *c)
         return cp_conn_internal_error(c);
     }
     if (r == CP_ERROR) {
+        /* "PRI * HTTP/2.0" is no HTTP/1.1 request: on a connection's first
+           bytes it is the HTTP/2 preface (h2c with prior knowledge) */
+        if ((s->http_versions & CP_HTTP_2) && !c->served && c->rpos == 0) {
+            size_t n = len < CP_H2_PREFACE_LEN ? len : CP_H2_PREFACE_LEN;
+            if (memcmp(base, CP_H2_PREFACE, n) == 0) {
+                if (n < CP_H2_PREFACE_LEN) {
+                    return 0; /* the rest of the preface is on its way */
+                }
+                return cp_h2_begin(c) < 0 ? cp_conn_internal_error(c) : 1;
+            }
+        }
         conn_fail_request(c, req.error_status, req.error_reason, base, &req);
         return -1;
     }
     c->deadline = 0;
+    c->served = 1;
     s->stats.requests_total++;
+    if (!(s->http_versions & CP_HTTP_1)) {
+        conn_fail_request(c, 505, "HTTP/1.1 is off (--http 2)", base, &req);
+        return -1;
+    }
 
     if (req.content_length >= 0 && s->max_body >= 0 && req.content_length > s->max_body) {
         conn_fail_request(c, 413, "Content-Length over limit_request_body", base, &req);
@@ -754,6 +795,7 @@ static int try_head(HttpProtocol *c)
     cy->framing.http_minor = req.http_minor;
     cy->is_head = req.method_id == CP_METHOD_HEAD;
     cy->framing.keep_alive = keep_alive_of(&req);
+    cy->trailers_allowed = req.http_minor == 1 && (req.flags & CP_F_TE_TRAILERS);
     c->cycle = cy; /* the connection's reference */
     if (cp_body_begin(c, &req) < 0) {
         Py_DECREF(scope);
@@ -839,6 +881,9 @@ static int conn_process(HttpProtocol *c)
         case CP_ST_BODY:
         case CP_ST_DRAIN:
             r = cp_body_feed(c);
+            break;
+        case CP_ST_H2:
+            r = cp_h2_feed(c); /* takes every byte: 0 */
             break;
         default:
             r = 0;
@@ -1078,6 +1123,67 @@ static int proxy_trust(HttpProtocol *c, PyObject *peer)
     return 0;
 }
 
+/* Whether TLS's ALPN chose "h2" for this connection: 1, 0, -1 on error. */
+static int alpn_is_h2(HttpProtocol *c, PyObject *transport)
+{
+    PyObject *name = PyUnicode_InternFromString("ssl_object");
+    PyObject *sslobj = name != NULL ? extra_info(c, transport, name) : NULL;
+    Py_XDECREF(name);
+    if (sslobj == NULL) {
+        return -1;
+    }
+    if (sslobj == Py_None) {
+        Py_DECREF(sslobj);
+        return 0;
+    }
+    PyObject *proto = PyObject_CallMethod(sslobj, "selected_alpn_protocol", NULL);
+    Py_DECREF(sslobj);
+    if (proto == NULL) {
+        return -1;
+    }
+    int h2 = PyUnicode_Check(proto) && PyUnicode_CompareWithASCIIString(proto, "h2") == 0;
+    Py_DECREF(proto);
+    return h2;
+}
+
+/* A TLS connection whose client chose "h2" by ALPN speaks HTTP/2 from its
+   first byte; one that did not is refused when HTTP/1.1 is off. */
+static void choose_tls_protocol(HttpProtocol *c, PyObject *transport)
+{
+    ServerState *s = c->server;
+    int h2 = (s->http_versions & CP_HTTP_2) ? alpn_is_h2(c, transport) : 0;
+    if (h2 < 0) {
+        PyErr_WriteUnraisable((PyObject *)c);
+        h2 = 0;
+    }
+    if (h2) {
+        if (cp_h2_begin(c) < 0) {
+            PyErr_WriteUnraisable((PyObject *)c);
+            cp_conn_close(c);
+        }
+    } else if (!(s->http_versions & CP_HTTP_1)) {
+        cp_conn_close(c); /* --http 2 and the client did not offer h2 */
+    }
+}
+
+/* Ask once per TLS connection for its scope extensions (the ASGI tls
+   extension).  A failing call must not cost the connection: it is reported
+   and the scopes go without. */
+static void tls_extensions(HttpProtocol *c, PyObject *transport)
+{
+    ServerState *s = c->server;
+    PyObject *ext = PyObject_CallOneArg(s->tls_extensions, transport);
+    if (ext != NULL && !PyDict_CheckExact(ext)) {
+        PyErr_Format(PyExc_TypeError, "tls_extensions must return a dict, not %.100s",
+                     Py_TYPE(ext)->tp_name);
+        Py_CLEAR(ext);
+    }
+    if (ext == NULL) {
+        PyErr_WriteUnraisable(s->tls_extensions);
+    }
+    Py_XSETREF(c->extensions, ext);
+}
+
 static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
 {
     ServerState *s = c->server;
@@ -1099,17 +1205,24 @@ static PyObject *proto_connection_made(HttpProtocol *c, PyObject *transport)
         goto fail;
     }
     c->scheme = ssl != Py_None ? st->v_https : st->v_http;
+    if (ssl != Py_None && s->tls_extensions != NULL) {
+        tls_extensions(c, transport);
+    }
     if (s->proxy_fixup != NULL && proxy_trust(c, peer) < 0) {
         /* a failing check must not cost the connection: it is untrusted */
         PyErr_WriteUnraisable(s->proxy_trust);
         c->proxy_trusted = 0;
     }
+    int tls = ssl != Py_None;
     Py_DECREF(peer);
     Py_DECREF(sock);
     Py_DECREF(ssl);
     s->stats.connections_total++;
     cp_conn_link(s, c);
     cp_conn_enter(c, CP_ST_HEAD);
+    if (tls && s->http_versions != CP_HTTP_1) {
+        choose_tls_protocol(c, transport);
+    }
     Py_RETURN_NONE;
 fail:
     /* Not served: a connection outside the server's list would have no
@@ -1183,6 +1296,9 @@ static PyObject *proto_buffer_updated(HttpProtocol *c, PyObject *arg)
         return NULL;
     }
     ServerState *s = c->server;
+    if (s != NULL && s->metrics) {
+        s->stats.bytes_in += (uint64_t)n;
+    }
     enum cp_read_into into = c->read_into;
     c->read_into = CP_READ_NONE;
     switch (into) {
@@ -1247,6 +1363,9 @@ static PyObject *proto_data_received(HttpProtocol *c, PyObject *data)
     }
     PyObject *res = NULL;
     size_t n = (size_t)view.len;
+    if (c->server != NULL && c->server->metrics) {
+        c->server->stats.bytes_in += n;
+    }
     if (c->state >= CP_ST_CLOSED) {
         res = Py_NewRef(Py_None); /* closing: dropped, as in get_buffer */
     } else if (c->processing) {
@@ -1298,6 +1417,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
 {
     c->lost = 1;
     cp_conn_enter(c, CP_ST_CLOSED);
+    cp_h2_close(c);
     RequestCycle *cy = c->cycle;
     c->cycle = NULL;
     if (cy != NULL) {
@@ -1338,13 +1458,14 @@ static PyObject *proto_resume_writing(HttpProtocol *c, PyObject *unused)
     if (c->cycle != NULL) {
         cp_cycle_wake_writer(c->cycle);
     }
+    cp_h2_resume_writing(c);
     Py_RETURN_NONE;
 }
 
 static PyObject *proto_get_state(HttpProtocol *c, void *closure)
 {
     (void)closure;
-    static const char *const names[] = {"head", "body", "wait_response", "drain",
+    static const char *const names[] = {"head", "body", "wait_response", "drain", "h2",
                                         "closed", "upgraded"};
     return PyUnicode_FromString(names[c->state]);
 }
@@ -1380,18 +1501,21 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
     Py_VISIT(c->write);
     Py_VISIT(c->client);
     Py_VISIT(c->server_addr);
+    Py_VISIT(c->extensions);
     Py_VISIT(c->cycle);
     Py_VISIT(c->zc_body);
-    return 0;
+    return cp_h2_traverse(c, visit, arg);
 }
 
 static int proto_clear(HttpProtocol *c)
 {
+    cp_h2_close(c);
     cp_body_drop(c);
     Py_CLEAR(c->transport);
     Py_CLEAR(c->write);
     Py_CLEAR(c->client);
     Py_CLEAR(c->server_addr);
+    Py_CLEAR(c->extensions);
     Py_CLEAR(c->cycle);
     if (c->linked && c->server != NULL) {
         cp_conn_unlink(c->server, c);

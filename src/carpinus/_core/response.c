@@ -186,7 +186,10 @@ done:
 
 /* ---- http.response.start ------------------------------------------- */
 
-static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+/* One [name, value] pair of a message's headers, checked: the bytes of
+   each (borrowed from item).  -1 with an exception. */
+static int field_of(PyObject *item, const char **np, size_t *nlen, const char **vp,
+                    size_t *vlen)
 {
     PyObject *name, *value;
     if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
@@ -209,20 +212,30 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
                      item);
         return -1;
     }
-    const char *np = PyBytes_AS_STRING(name);
-    size_t nlen = (size_t)PyBytes_GET_SIZE(name);
-    const char *vp = PyBytes_AS_STRING(value);
-    size_t vlen = (size_t)PyBytes_GET_SIZE(value);
-    if (nlen == 0) {
+    *np = PyBytes_AS_STRING(name);
+    *nlen = (size_t)PyBytes_GET_SIZE(name);
+    *vp = PyBytes_AS_STRING(value);
+    *vlen = (size_t)PyBytes_GET_SIZE(value);
+    if (*nlen == 0) {
         PyErr_SetString(PyExc_RuntimeError, "Invalid HTTP header name: empty.");
         return -1;
     }
-    if (!cp_field_name_ok(np, nlen)) {
+    if (!cp_field_name_ok(*np, *nlen)) {
         PyErr_Format(PyExc_RuntimeError, "Invalid HTTP header name: %R.", name);
         return -1;
     }
-    if (!cp_field_value_ok(vp, vlen)) {
+    if (!cp_field_value_ok(*vp, *vlen)) {
         PyErr_Format(PyExc_RuntimeError, "Invalid HTTP header value: %R.", value);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+{
+    const char *np, *vp;
+    size_t nlen, vlen;
+    if (field_of(item, &np, &nlen, &vp, &vlen) < 0) {
         return -1;
     }
     cp_framing *f = &cy->framing;
@@ -246,8 +259,10 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
         if (cp_name_is(np, nlen, "content-length", 14)) {
             int64_t cl;
             if (cp_parse_length(vp, vlen, &cl) < 0 || (f->length >= 0 && f->length != cl)) {
+                /* (item is a checked pair: field_of) */
                 PyErr_Format(PyExc_RuntimeError, "Invalid Content-Length header: %R.",
-                             value);
+                             PyTuple_Check(item) ? PyTuple_GET_ITEM(item, 1)
+                                                 : PyList_GET_ITEM(item, 1));
                 return -1;
             }
             f->length = cl;
@@ -302,6 +317,20 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         return -1;
     }
     cy->status = (int)status;
+    /* trailers: True asks for the trailers extension, where it is offered */
+    cy->trailers_expected = 0;
+    if (cy->trailers_allowed) {
+        PyObject *trailers = msg_get(s, message, st->k_trailers, "trailers");
+        if (trailers == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        int want = trailers != NULL ? PyObject_IsTrue(trailers) : 0;
+        Py_XDECREF(trailers);
+        if (want < 0) {
+            return -1;
+        }
+        cy->trailers_expected = want;
+    }
     /* a start that failed validation may have set these: start afresh */
     cy->framing.length = -1;
     cy->framing.app_close = 0;
@@ -355,7 +384,73 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
     }
     int code = cy->status;
     cy->framing.no_body = cy->is_head || code == 204 || code == 304;
+    /* HTTP/1.1 carries trailers only after a chunked body: not after none,
+       nor after one the app delimited with its Content-Length */
+    if (cy->stream_id == 0 && (cy->framing.no_body || cy->framing.length >= 0)) {
+        cy->trailers_expected = 0;
+    }
     return 0;
+}
+
+/* ---- http.response.trailers ---------------------------------------- */
+
+int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
+{
+    ServerState *s = cy->server;
+    cp_state *st = s->mod;
+    PyObject *more_obj = msg_get(s, message, st->k_more_trailers, "more_trailers");
+    if (more_obj == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    *more = more_obj != NULL ? PyObject_IsTrue(more_obj) : 0;
+    Py_XDECREF(more_obj);
+    if (*more < 0) {
+        return -1;
+    }
+    PyObject *headers = msg_get(s, message, st->k_headers, "headers");
+    if (headers == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *seq = PySequence_Fast(headers, "Expected 'headers' to be an iterable.");
+    Py_DECREF(headers);
+    if (seq == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && rc == 0; i++) {
+        PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+        const char *np, *vp;
+        size_t nlen, vlen;
+        rc = field_of(item, &np, &nlen, &vp, &vlen);
+        /* what frames or routes a message cannot come after it (RFC 9110 6.5.1) */
+        if (rc == 0 && (cp_name_is(np, nlen, "content-length", 14) ||
+                        cp_name_is(np, nlen, "transfer-encoding", 17) ||
+                        cp_name_is(np, nlen, "host", 4) || cp_name_is(np, nlen, "connection", 10) ||
+                        cp_name_is(np, nlen, "trailer", 7))) {
+            PyErr_Format(PyExc_RuntimeError, "%R cannot be a trailer field.", item);
+            rc = -1;
+        }
+        if (rc == 0 && cp_buf_put_field(&cy->head, np, nlen, vp, vlen) < 0) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+        Py_DECREF(item);
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+PyObject *cp_response_trailer_bytes(RequestCycle *cy)
+{
+    size_t n = cy->head.len;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n + 5));
+    if (out != NULL) {
+        char *w = PyBytes_AS_STRING(out);
+        memcpy(w, "0\r\n", 3);
+        memcpy(w + 3, cy->head.data, n);
+        memcpy(w + 3 + n, "\r\n", 2);
+    }
+    return out;
 }
 
 /* ---- http.response.body -------------------------------------------- */
@@ -423,9 +518,14 @@ int cp_response_body_parts(RequestCycle *cy, PyObject *message, cp_body_parts *p
        second set of framing lines after the first blank line */
     parts->head_len = cy->head.len;
     parts->framing = *f;
-    if (parts->first) {
+    if (parts->first && cy->stream_id != 0) {
+        /* HTTP/2: DATA frames delimit the body (h2.c); the head stays as
+           response.c wrote it */
+        parts->head_end = cy->head.len;
+    } else if (parts->first) {
         f->keep_alive = f->keep_alive && !s->shutting_down;
-        if (cp_finish_head(&cy->head, f, blen, more_body) < 0) {
+        /* trailers due: the body is chunked and its last chunk waits for them */
+        if (cp_finish_head(&cy->head, f, blen, more_body || cy->trailers_expected) < 0) {
             *f = parts->framing;
             cy->head.len = parts->head_len;
             Py_DECREF(body);
@@ -438,7 +538,7 @@ int cp_response_body_parts(RequestCycle *cy, PyObject *message, cp_body_parts *p
         Py_CLEAR(body); /* HEAD, 204, 304: not one body byte */
     } else if (f->chunked) {
         size_t prelen = cp_chunk_prefix(parts->pre, blen);
-        parts->suffix = cp_chunk_suffix(blen, more_body, &parts->slen);
+        parts->suffix = cp_chunk_suffix(blen, more_body || cy->trailers_expected, &parts->slen);
         if (parts->first && prelen > 0) {
             /* the head and the first chunk's size line in one piece */
             if (cp_buf_put(&cy->head, parts->pre, prelen) < 0) {
@@ -478,7 +578,9 @@ void cp_response_body_written(RequestCycle *cy, cp_body_parts *parts, int ok)
             cy->head.len = 0; /* the head is on the wire */
             cy->wire_started = 1;
         }
-        if (!parts->more_body) {
+        if (!parts->more_body && cy->trailers_expected) {
+            cy->awaiting_trailers = 1; /* complete once they are sent */
+        } else if (!parts->more_body) {
             cy->response_complete = 1;
             if (f->length >= 0 && !f->no_body && cy->out_sent < f->length) {
                 /* shorter than declared: the client would wait for the rest */

@@ -269,6 +269,52 @@ fail:
     return NULL;
 }
 
+/* scope["extensions"] of a request on a TLS connection: a copy of
+   c->extensions (not NULL) with each value that is a dict copied too --
+   two levels deep: the app may edit scope["extensions"]["tls"] of one
+   request without the next request seeing it.  (Plain TCP never comes
+   here: its scopes get a new {} and pay one NULL test.) */
+static PyObject *tls_scope_extensions(HttpProtocol *c)
+{
+    PyObject *out = PyDict_Copy(c->extensions);
+    if (out == NULL) {
+        return NULL;
+    }
+    PyObject *name, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(c->extensions, &pos, &name, &value)) {
+        if (PyDict_CheckExact(value)) {
+            PyObject *copy = PyDict_Copy(value);
+            if (copy == NULL || PyDict_SetItem(out, name, copy) < 0) {
+                Py_XDECREF(copy);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(copy);
+        }
+    }
+    return out;
+}
+
+/* scope["extensions"]: {} on plain TCP, the connection's (tls) on TLS, and
+   http.response.trailers where trailers can reach the client: on HTTP/2,
+   and on HTTP/1.1 when the request said TE: trailers (its chunked response
+   can end with them).  Not advertised elsewhere, so an app that checks
+   (as the extension asks) sends none that would be lost. */
+static PyObject *scope_extensions(cp_state *st, HttpProtocol *c, const cp_request *req)
+{
+    PyObject *ext = c->extensions == NULL ? PyDict_New() : tls_scope_extensions(c);
+    if (ext != NULL && (req->http_minor == 2 ||
+                        (req->http_minor == 1 && (req->flags & CP_F_TE_TRAILERS)))) {
+        PyObject *empty = PyDict_New();
+        if (empty == NULL || PyDict_SetItem(ext, st->k_ext_trailers, empty) < 0) {
+            Py_CLEAR(ext);
+        }
+        Py_XDECREF(empty);
+    }
+    return ext;
+}
+
 PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
                          const cp_request *req, const cp_header *headers)
 {
@@ -284,7 +330,10 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         return NULL;
     }
     if (set_steal(scope, st->k_asgi, PyDict_Copy(st->asgi_template)) < 0 ||
-        PyDict_SetItem(scope, st->k_http_version, req->http_minor ? st->v_1_1 : st->v_1_0) < 0 ||
+        PyDict_SetItem(scope, st->k_http_version,
+                       req->http_minor == 1   ? st->v_1_1
+                       : req->http_minor == 0 ? st->v_1_0
+                                              : st->v_2) < 0 ||
         set_steal(scope, st->k_method, scope_method(st, buf, req)) < 0 ||
         PyDict_SetItem(scope, st->k_scheme, c->scheme) < 0 ||
         (req->query.len &&
@@ -296,7 +345,7 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         PyDict_SetItem(scope, st->k_client, c->client) < 0 ||
         PyDict_SetItem(scope, st->k_server, c->server_addr) < 0 ||
         set_steal(scope, st->k_state, PyDict_Copy(s->lifespan_state)) < 0 ||
-        set_steal(scope, st->k_extensions, PyDict_New()) < 0) {
+        set_steal(scope, st->k_extensions, scope_extensions(st, c, req)) < 0) {
         Py_DECREF(scope);
         return NULL;
     }

@@ -171,13 +171,16 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "base_context",
                              "context_kwarg",
                              "report_refusal",
+                             "tls_extensions",
+                             "metrics",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *lifespan_state = Py_None, *access_log = Py_None;
     int use_writelines = 0;
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
     PyObject *websocket = Py_None, *base_context = Py_None, *report_refusal = Py_None;
-    int context_kwarg = 0;
+    PyObject *tls_extensions = Py_None;
+    int context_kwarg = 0, metrics = 0;
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
         return NULL;
@@ -186,13 +189,27 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
        values it shares with kwds alive until the end.) */
     PyObject *kw = kwds != NULL ? PyDict_Copy(kwds) : PyDict_New();
     if (kw == NULL || set_core_options(s, kw) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpO:ServerState", kwlist,
+        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOOp:ServerState", kwlist,
                                      &app, &loop, &report_exception, &task_factory,
                                      &task_kwargs, &log_error, &lifespan_state, &access_log,
                                      &use_writelines, &default_headers, &proxy_fixup,
                                      &proxy_trust, &websocket, &base_context,
-                                     &context_kwarg, &report_refusal)) {
+                                     &context_kwarg, &report_refusal, &tls_extensions,
+                                     &metrics)) {
         goto fail;
+    }
+    if (s->http_versions == 0 || (s->http_versions & ~(size_t)(CP_HTTP_1 | CP_HTTP_2)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "http must be 1 (HTTP/1.1), 2 (HTTP/2) or 3 (both)");
+        goto fail;
+    }
+    if (!cp_h2_available()) {
+        /* built without libnghttp2: 'auto' is HTTP/1.1; HTTP/2 alone cannot be */
+        if (s->http_versions == CP_HTTP_2) {
+            PyErr_SetString(PyExc_ValueError,
+                            "HTTP/2 needs libnghttp2, which this build of carpinus lacks");
+            goto fail;
+        }
+        s->http_versions = CP_HTTP_1;
     }
     if (report_refusal != Py_None && !PyCallable_Check(report_refusal)) {
         PyErr_SetString(PyExc_TypeError, "report_refusal must be a callable or None");
@@ -200,6 +217,10 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     if (base_context != Py_None && !PyContext_CheckExact(base_context)) {
         PyErr_SetString(PyExc_TypeError, "base_context must be a contextvars.Context or None");
+        goto fail;
+    }
+    if (tls_extensions != Py_None && !PyCallable_Check(tls_extensions)) {
+        PyErr_SetString(PyExc_TypeError, "tls_extensions must be a callable or None");
         goto fail;
     }
     if (websocket != Py_None && !PyCallable_Check(websocket)) {
@@ -241,7 +262,9 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         s->proxy_trust = proxy_trust != Py_None ? Py_NewRef(proxy_trust) : NULL;
     }
     s->websocket = websocket != Py_None ? Py_NewRef(websocket) : NULL;
+    s->tls_extensions = tls_extensions != Py_None ? Py_NewRef(tls_extensions) : NULL;
     s->use_writelines = use_writelines;
+    s->metrics = metrics;
     s->scope_cache = PyMem_Calloc(s->scope_cache_size, sizeof(cp_scope_slot));
     if (s->scope_cache == NULL) {
         PyErr_NoMemory();
@@ -483,6 +506,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         {"status_lines_cached", (long long)t->status_lines_cached},
         {"status_lines_formatted", (long long)t->status_lines_formatted},
         {"websocket_upgrades", (long long)t->websocket_upgrades},
+        {"h2_connections", (long long)t->h2_connections},
         /* module-wide: shared by every server of this interpreter */
         {"header_name_hits", (long long)st->header_name_hits},
         {"header_name_misses", (long long)st->header_name_misses},
@@ -499,6 +523,12 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         Py_DECREF(v);
     }
     return d;
+}
+
+static PyObject *server_metrics(ServerState *s, PyObject *unused)
+{
+    (void)unused;
+    return cp_metrics_snapshot(s);
 }
 
 static PyObject *server_get_connections(ServerState *s, void *closure)
@@ -561,6 +591,7 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->log_error);
     Py_VISIT(s->tasks);
     Py_VISIT(s->websocket);
+    Py_VISIT(s->tls_extensions);
     Py_VISIT(s->scratch_view);
     for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
         if (o->kind == CP_KW_STR) {
@@ -606,6 +637,7 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->log_error);
     Py_CLEAR(s->tasks);
     Py_CLEAR(s->websocket);
+    Py_CLEAR(s->tls_extensions);
     Py_CLEAR(s->scratch_view);
     for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
         if (o->kind == CP_KW_STR) {
@@ -646,6 +678,10 @@ static PyMethodDef server_methods[] = {
      "Connections a graceful shutdown waits for: open ones, and closed ones whose "
      "transport still has bytes to send."},
     {"stats", (PyCFunction)server_stats, METH_NOARGS, "Counters, as a dict."},
+    {"metrics", (PyCFunction)server_metrics, METH_NOARGS,
+     "What --metrics-bind adds to stats() (counted only with metrics=True): responses by "
+     "status class, the request-duration histogram, bytes in and out; and the idle "
+     "connections."},
     {"_advance_clock", (PyCFunction)server_advance_clock, METH_O,
      "For tests: move this server's deadline clock on by so many seconds (the "
      "next tick() sees deadlines that would have come by then)."},

@@ -11,6 +11,11 @@ static const cp_core_option cp_core_options[] = {
     {"root_path", CP_KW_STR, offsetof(ServerState, root_path), -INFINITY, INFINITY, 0, ""},
     {"server_header", CP_KW_BOOL, offsetof(ServerState, server_header), -INFINITY, INFINITY, 0, ""},
     {"date_header", CP_KW_BOOL, offsetof(ServerState, date_header), -INFINITY, INFINITY, 0, ""},
+    {"http", CP_KW_SIZE, offsetof(ServerState, http_versions), 0, INFINITY, 0, ""},
+    {"h2_max_concurrent_streams", CP_KW_SIZE, offsetof(ServerState, h2_max_concurrent_streams), 1, 2147483647, 0, "between 1 and 2147483647"},
+    {"h2_initial_window_size", CP_KW_SIZE, offsetof(ServerState, h2_initial_window_size), 1, 2147483647, 0, "between 1 and 2147483647"},
+    {"h2_connection_window_size", CP_KW_SIZE, offsetof(ServerState, h2_connection_window_size), 65535, 2147483647, 0, "between 65535 and 2147483647"},
+    {"h2_max_header_list_size", CP_KW_SIZE, offsetof(ServerState, h2_max_header_list_size), 256, 67108864, 0, "between 256 and 67108864"},
     {"timeout_keep_alive", CP_KW_SECONDS, offsetof(ServerState, timeout_keep_alive), 0, INFINITY, 1, "positive"},
     {"timeout_request_header", CP_KW_SECONDS, offsetof(ServerState, timeout_request_header), 0, INFINITY, 1, "positive"},
     {"timeout_request_body", CP_KW_SECONDS, offsetof(ServerState, timeout_request_body), 0, INFINITY, 1, "positive"},
@@ -31,6 +36,11 @@ static const cp_core_option cp_core_options[] = {
 CP_CORE_FIELD(root_path, PyObject *);
 CP_CORE_FIELD(server_header, int);
 CP_CORE_FIELD(date_header, int);
+CP_CORE_FIELD(http_versions, size_t);
+CP_CORE_FIELD(h2_max_concurrent_streams, size_t);
+CP_CORE_FIELD(h2_initial_window_size, size_t);
+CP_CORE_FIELD(h2_connection_window_size, size_t);
+CP_CORE_FIELD(h2_max_header_list_size, size_t);
 CP_CORE_FIELD(timeout_keep_alive, double);
 CP_CORE_FIELD(timeout_request_header, double);
 CP_CORE_FIELD(timeout_request_body, double);

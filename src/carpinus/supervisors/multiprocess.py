@@ -29,6 +29,13 @@ workers and replaces them one at a time: start a new worker, and only when it
 is READY retire the old one.  If the new worker fails to start, the old ones
 keep serving and the replacement is abandoned.
 
+Recycling (carpinus.supervisors.recycling): a serving worker above
+--max-worker-memory or past its --max-worker-lifetime joins the same queue,
+so it is replaced like that too, new worker first.  Every replacement is
+logged with its reason and counted (`replaced`, by reason: memory, lifetime,
+max-requests, died, unresponsive); the counts are logged when the supervisor
+stops.
+
 Exit: SIGTERM/SIGINT retire every worker and wait for all of them (each
 drains and runs lifespan shutdown); a second signal makes them quit
 without waiting (SIGINT), a third kills them.  A worker that fails before it
@@ -50,12 +57,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from carpinus.config import Config, ConfigError
 from carpinus.server import STARTUP_FAILURE
+from carpinus.supervisors.recycling import CHECK_INTERVAL, RecyclingPolicy
 from carpinus.supervisors.reload import FileWatcher
 from carpinus.supervisors.supervised import BOOTSTRAP, READY, STOPPING
+
+if TYPE_CHECKING:  # prometheus_client is optional: imported only with --metrics-bind
+    from carpinus.metrics.exporter import WorkerMetrics
 
 logger = logging.getLogger("carpinus.error")
 
@@ -84,6 +97,9 @@ class WorkerProcess:
         self.killed = False
         # While booting as a rolling replacement: the worker it will retire.
         self.replaces = replaces
+        self.lifetime: float | None = None  # --max-worker-lifetime, jitter included
+        # queued for replacement by the recycling policy: why ("memory", "lifetime")
+        self.recycling: str | None = None
 
     @property
     def retiring(self) -> bool:
@@ -113,9 +129,11 @@ class Supervisor:
     """Runs config.workers worker processes on `sockets` until told to stop."""
 
     def __init__(
-        self, config: Config, sockets: list[socket.socket], watcher: FileWatcher | None = None
+        self, config: Config, sockets: list[socket.socket], watcher: FileWatcher | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics  # --metrics-bind: the workers publish, we serve the scrape
         self.sockets = sockets
         self.watcher = watcher
         self.target = config.workers
@@ -125,6 +143,10 @@ class Supervisor:
         self.stop_requests = 0
         self.boot_failed = False  # with --reload: start nothing until the next change
         self.exit_code = 0
+        self.recycling = RecyclingPolicy.from_config(config)
+        self.next_recycling_check = 0.0
+        # Workers replaced or restarted, by reason (see the module docstring).
+        self.replaced: Counter[str] = Counter()
         self.selector = selectors.DefaultSelector()
         try:
             self.options = pickle.dumps((sys.path, pickle.dumps(config.arguments)))
@@ -156,6 +178,7 @@ class Supervisor:
                 self._handle_signals()
                 self._reap()
                 self._check_deadlines()
+                self._check_recycling()
                 self._converge()
         finally:
             for worker in self.workers:  # only after an unexpected error
@@ -168,6 +191,11 @@ class Supervisor:
             self.selector.close()
             os.close(wake_read)
             os.close(wake_write)
+        if self.replaced.total():
+            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.replaced.items())
+                               if n)
+            logger.info("Workers replaced while serving: %d (%s).",
+                        sum(self.replaced.values()), counts)
         logger.info("Stopping supervisor process [%d]", os.getpid())
         return self.exit_code
 
@@ -265,6 +293,7 @@ class Supervisor:
             # It stops by itself (--max-requests): start its successor now
             # rather than when its last request is done.
             worker.retiring_since = now
+            self.replaced["max-requests"] += 1
             logger.info("Worker [%d] is stopping by itself; starting a replacement.", worker.pid)
         # Any message, HEARTBEAT included, refreshed last_seen above.
 
@@ -286,6 +315,8 @@ class Supervisor:
             if worker in self.restart_queue:
                 self.restart_queue.remove(worker)
             self._on_exit(worker, code)
+            if self.metrics is not None:
+                self.metrics.worker_exited(worker.pid, restarted=not self.stopping)
 
     def _on_exit(self, worker: WorkerProcess, code: int) -> None:
         how = describe_exit(code)
@@ -300,6 +331,8 @@ class Supervisor:
                 how,
                 worker.replaces.pid,
             )
+            if worker.replaces.recycling is not None:
+                self.replaced[worker.replaces.recycling] -= 1  # counted when it began
             self.restart_queue.clear()
             return
         if not worker.ready:
@@ -320,6 +353,8 @@ class Supervisor:
             self.exit_code = STARTUP_FAILURE
             self._stop("A worker could not start")
             return
+        if not worker.killed:  # (one the healthcheck killed is counted as unresponsive)
+            self.replaced["died"] += 1
         if code == 0:
             logger.info("Worker [%d] exited; starting a replacement.", worker.pid)
         else:
@@ -360,6 +395,30 @@ class Supervisor:
                     limit,
                 )
                 worker.kill()
+                self.replaced["unresponsive"] += 1
+
+    def _check_recycling(self) -> None:
+        """Queue the serving workers that --max-worker-memory/--max-worker-lifetime
+        say are due for replacement (looked at once per CHECK_INTERVAL)."""
+        now = time.monotonic()
+        if not self.recycling.enabled or self.stopping or now < self.next_recycling_check:
+            return
+        self.next_recycling_check = now + CHECK_INTERVAL
+        for worker in self.workers:
+            if not worker.ready or worker.retiring or worker.recycling is not None \
+                    or worker.killed:
+                continue
+            due = self.recycling.due(worker.pid, now - worker.started, worker.lifetime)
+            if due is None:
+                continue
+            # Once: if its replacement cannot start, the worker keeps serving
+            # (as after a failed SIGHUP) rather than a new one being tried each second.
+            worker.recycling = due.kind
+            self.replaced[due.kind] += 1
+            logger.info("Recycling worker [%d]: %s; starting its replacement (%s #%d).",
+                        worker.pid, due.detail, due.kind, self.replaced[due.kind])
+            if worker not in self.restart_queue:
+                self.restart_queue.append(worker)
 
     # -- converging on the wanted workers -------------------------------------
 
@@ -412,6 +471,7 @@ class Supervisor:
                 # --reload is for development: the worker shares the terminal,
                 # so breakpoint() works in the app.
                 stdin=None if self.watcher is not None else subprocess.DEVNULL,
+                env=self.metrics.worker_environment() if self.metrics is not None else None,
             )
         except OSError as exc:
             logger.error("Cannot start a worker process: %s", exc)
@@ -428,6 +488,7 @@ class Supervisor:
             os.close(options_write)
         os.set_blocking(status_read, False)
         worker = WorkerProcess(proc, status_read, replaces)
+        worker.lifetime = self.recycling.lifetime()
         self.selector.register(status_read, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         logger.info("Started worker process [%d]", worker.pid)

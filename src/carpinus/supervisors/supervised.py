@@ -21,6 +21,7 @@ import os
 import pickle
 import socket
 import time
+from typing import Any
 
 from carpinus.config import Config, ConfigError
 from carpinus.server import STARTUP_FAILURE, Server
@@ -52,6 +53,12 @@ class SupervisedServer(Server):
         self.status_fd = status_fd
         self.supervisor_pid = os.getppid()
         self._last_heartbeat = 0.0
+
+    def open_metrics(self) -> Any:
+        # The supervisor serves the scrape; we publish into its directory.
+        from carpinus.metrics.exporter import WORKER_METRICS_DIR_ENV, WorkerPublisher
+
+        return WorkerPublisher(os.environ[WORKER_METRICS_DIR_ENV])
 
     def _log_listening(self, sock: socket.socket) -> None:
         # The supervisor logged the address once; N copies would only be noise.

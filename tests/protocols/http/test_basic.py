@@ -44,7 +44,11 @@ def test_scope_fields(serve):
     assert scope["server"] == ["127.0.0.1", handle.port]
     assert scope["_types"]["client"] == "tuple" and scope["_types"]["server"] == "tuple"
     assert scope["state"] == {}
+    # the ASGI tls extension on HTTPS only (its fields: tests/test_tls_extension.py)
+    tls = scope["extensions"].pop("tls", None)
     assert scope["extensions"] == {}
+    assert (tls is not None) == (handle.tls is not None)
+    assert tls is None or tls["tls_version"] >= 0x0303
     assert scope["_types"]["raw_path"] == "bytes"
     assert scope["_types"]["query_string"] == "bytes"
 

@@ -44,6 +44,8 @@ def test_echo_text_and_binary(serve):
     assert scope["query_string"] == "room=1"
     assert scope["root_path"] == ""
     assert scope["subprotocols"] == []
+    tls = scope["extensions"].pop("tls", None)  # the ASGI tls extension, on wss only
+    assert (tls is not None) == (handle.tls is not None)
     assert scope["extensions"] == {"websocket.http.response": {}}
     assert scope["server"] == ["127.0.0.1", handle.port]
     assert "sec-websocket-key" in scope["header_names"]

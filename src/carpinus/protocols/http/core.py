@@ -16,6 +16,7 @@ from carpinus.config import Config
 from carpinus.logging import ERROR_LOGGER
 from carpinus.options import core_kwargs
 from carpinus.proxy_headers import ProxyHeaders
+from carpinus.tls_extension import TLSExtensions
 
 logger = logging.getLogger(ERROR_LOGGER)
 
@@ -126,6 +127,7 @@ def make_server_state(
 
         websocket = WebSocketHandler(config, loop, app, base_context)
     access_log = make_access_log(config.access_log, config.access_log_formatter)
+    tls = TLSExtensions(config.ssl, config.ssl_certfile) if config.ssl is not None else None
     state = _core.ServerState(
         app,
         loop,
@@ -143,6 +145,8 @@ def make_server_state(
         base_context=base_context,
         context_kwarg=context_kwarg,
         report_refusal=RefusalLog(access_log),
+        tls_extensions=tls,
+        metrics=config.metrics_bind is not None,
         # every option of the table the core reads (carpinus.options, core=)
         **core_kwargs(config),
     )
