@@ -1092,16 +1092,23 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
 
 /* _file_length(n): the body will be n bytes.  The response gets a
    Content-Length of n unless the app gave one, which must say n. */
+/* A byte count from Python: 0, or -1 with an exception. */
+static int byte_count(PyObject *arg, long long *n)
+{
+    *n = PyLong_AsLongLong(arg);
+    if (*n >= 0) {
+        return 0;
+    }
+    if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "negative length");
+    }
+    return -1;
+}
+
 static PyObject *cycle_file_length(RequestCycle *cy, PyObject *arg)
 {
-    long long n = PyLong_AsLongLong(arg);
-    if (n < 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "negative length");
-        }
-        return NULL;
-    }
-    if (cycle_cleared(cy)) {
+    long long n;
+    if (byte_count(arg, &n) < 0 || cycle_cleared(cy)) {
         return NULL;
     }
     if (cy->head.len == 0 || cy->wire_started) {
@@ -1144,11 +1151,8 @@ static PyObject *cycle_sendfile_transport(RequestCycle *cy, PyObject *unused)
 /* _file_sent(n): loop.sendfile() wrote n body bytes behind our back. */
 static PyObject *cycle_file_sent(RequestCycle *cy, PyObject *arg)
 {
-    long long n = PyLong_AsLongLong(arg);
-    if (n < 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "negative length");
-        }
+    long long n;
+    if (byte_count(arg, &n) < 0) {
         return NULL;
     }
     cy->out_sent += n;
