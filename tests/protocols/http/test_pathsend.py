@@ -167,3 +167,20 @@ def test_settings_are_read_only_and_per_request_dicts_are_fresh(serve):
     handle.get("/")
     assert [("mine" in s) for s in seen] == [True, True]
     assert seen[1]["http.response.pathsend"] == {}
+
+
+def test_extensions_can_be_switched_off(serve, big_file, calls):
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(dict(scope["extensions"]))
+        await apps.send_text(send, b"ok")
+
+    handle = serve(app, response_extensions=False)
+    handle.get("/")
+    assert "http.response.pathsend" not in seen[0]
+    assert "http.response.early_hint" not in seen[0]
+    # Starlette then reads the file itself
+    files = serve(starlette_files(big_file), response_extensions=False)
+    assert files.get("/file").content == big_file.read_bytes()
+    assert calls == []

@@ -170,8 +170,8 @@ def make_server_state(
         report_refusal=RefusalLog(access_log),
         tls_extensions=tls,
         metrics=config.metrics_bind is not None,
-        pathsend=send_path,
-        extensions=SERVER_EXTENSIONS,
+        pathsend=send_path if config.response_extensions else None,
+        extensions=SERVER_EXTENSIONS if config.response_extensions else None,
         # every option of the table the core reads (carpinus.options, core=)
         **core_kwargs(config),
     )
