@@ -42,7 +42,7 @@ RUNTIME_ARGUMENTS = {
     "app", "loop", "report_exception", "task_factory", "task_kwargs", "log_error",
     "lifespan_state", "access_log", "use_writelines", "default_headers", "proxy_fixup",
     "proxy_trust", "websocket", "base_context", "context_kwarg", "report_refusal",
-    "tls_extensions", "metrics",
+    "tls_extensions", "metrics", "pathsend", "extensions",
 }
 
 

@@ -117,6 +117,7 @@ class Config:
     root_path: str
     server_header: bool
     date_header: bool
+    response_extensions: bool
     headers: list[tuple[str, str]]
     proxy_headers: bool
     forwarded_host: bool
@@ -197,6 +198,7 @@ class Config:
         root_path: str = "",
         server_header: bool = True,
         date_header: bool = True,
+        response_extensions: bool = True,
         headers: Sequence[tuple[str, str]] | None = None,
         proxy_headers: bool = True,
         forwarded_host: bool = False,

@@ -333,6 +333,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("server_header", bool, True, "Send 'server: carpinus'.", HTTP,
            core="server_header"),
     Option("date_header", bool, True, "Send a Date header.", HTTP, core="date_header"),
+    # (off: what it costs measured; docs/benchmarks.md)
+    Option("response_extensions", bool, True,
+           "Offer the http.response.pathsend and http.response.early_hint ASGI extensions "
+           "in every HTTP scope (Starlette's FileResponse then lets the server send the "
+           "file).  Off saves a dict per request; apps then read files themselves.", HTTP),
     Option("headers", str, None,
            "Add this header to every response (repeatable).  A 'server' header replaces "
            "the default one.  Sent beside the app's own headers.", HTTP,

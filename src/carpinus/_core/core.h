@@ -62,10 +62,12 @@ typedef struct {
     PyObject *k_status, *k_body, *k_more_body, *k_version, *k_spec_version, *k_trailers,
         *k_more_trailers;
     PyObject *k_ext_trailers; /* scope["extensions"] key of the trailers extension */
+    PyObject *k_path_key, *k_links; /* pathsend's "path", early_hint's "links" */
     /* constant values */
     PyObject *v_http, *v_https, *v_1_0, *v_1_1, *v_2, *v_3_0, *v_2_4;
     PyObject *v_http_request, *v_http_disconnect, *v_http_response_start,
-        *v_http_response_body, *v_http_response_trailers;
+        *v_http_response_body, *v_http_response_trailers, *v_http_response_pathsend,
+        *v_http_response_early_hint;
     PyObject *methods[CP_METHOD_COUNT]; /* str; [0] unused */
     PyObject *empty_bytes;
     PyObject *asgi_template; /* {"version": "3.0", "spec_version": "2.4"} */
@@ -323,6 +325,16 @@ typedef struct ServerState {
     PyObject *tls_extensions; /* callable(transport) -> {"tls": {...}}: the
                                  scope extensions of a TLS connection, asked
                                  for once in its connection_made; or NULL */
+    /* http.response.pathsend: callable(cycle, path) -> awaitable that sends
+       the file as the response body (protocols/http/pathsend.py), or NULL:
+       not offered */
+    PyObject *pathsend;
+    /* the extensions every scope advertises (pathsend, early hints): copied
+       into each scope's "extensions"; their values are read-only dicts
+       (protocols/http/core.py, NoSettings), so the copy is shallow without
+       sharing anything an app can change.
+       NULL: none */
+    PyObject *extensions_template;
     PyObject *websocket; /* callable(transport, scope, rest) taking over a
                             connection that asks for Upgrade: websocket, or
                             NULL: such requests are served as plain HTTP */
@@ -685,6 +697,10 @@ int cp_response_start(RequestCycle *cy, PyObject *message);
    to cy->head as "name: value" lines (checked as response headers are),
    *more says whether more_trailers follow.  -1 with an exception. */
 int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more);
+/* An http.response.early_hint message as a 103 response head into *out
+   ("HTTP/1.1 103 Early Hints", a Link field per link, the blank line);
+   nothing when it has no links.  -1 with an exception. */
+int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out);
 /* The end of a chunked HTTP/1.1 response with the trailer lines in
    cy->head: "0\r\n", the lines, "\r\n".  New reference. */
 PyObject *cp_response_trailer_bytes(RequestCycle *cy);

@@ -24,6 +24,7 @@
  */
 #include "core.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -639,6 +640,71 @@ static PyObject *send_trailers(RequestCycle *cy, PyObject *message)
     return Py_NewRef(st->done_awaitable);
 }
 
+/* http.response.pathsend (the pathsend extension): the file at "path" is
+   the whole body, in place of http.response.body messages.  What send()
+   returns is the awaitable of the server's pathsend helper
+   (protocols/http/pathsend.py), which sends the file through this cycle:
+   its errors (no such file, no permission) come before any byte of the
+   response, so the app's failure becomes a 500. */
+static PyObject *send_path(RequestCycle *cy, PyObject *message)
+{
+    cp_state *st = cy->server->mod;
+    if (!cy->response_started || cy->wire_started || cy->out_sent > 0 || cy->head.len == 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Unexpected ASGI message 'http.response.pathsend': it must follow "
+                        "'http.response.start' and replace every 'http.response.body'.");
+        return NULL;
+    }
+    PyObject *path = PyDict_CheckExact(message) ? Py_XNewRef(PyDict_GetItemWithError(
+                                                      message, st->k_path_key))
+                                                : PyObject_GetItem(message, st->k_path_key);
+    if (path == NULL) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_RuntimeError, "'http.response.pathsend' has no 'path'.");
+        }
+        return NULL;
+    }
+    PyObject *args[2] = {(PyObject *)cy, path};
+    PyObject *result = PyObject_Vectorcall(cy->server->pathsend, args, 2, NULL);
+    Py_DECREF(path);
+    return result;
+}
+
+/* http.response.early_hint: a 103 Early Hints with the message's links as
+   Link fields, before the final response; to HTTP/1.1 and HTTP/2 clients
+   (an HTTP/1.0 client knows no interim responses: nothing is sent). */
+static PyObject *send_early_hint(RequestCycle *cy, PyObject *message)
+{
+    cp_state *st = cy->server->mod;
+    if (cy->response_started) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Unexpected ASGI message 'http.response.early_hint' sent after "
+                        "'http.response.start'.");
+        return NULL;
+    }
+    HttpProtocol *c = cy->conn;
+    if (c == NULL || cy->disconnected || c->lost) {
+        PyErr_SetString(st->ClientDisconnected, "The connection is closed.");
+        return NULL;
+    }
+    char storage[512];
+    cp_buf hint;
+    cp_buf_init(&hint, storage, sizeof(storage));
+    int rc = cp_response_early_hint(cy, message, &hint);
+    if (rc == 0 && hint.len > 0) {
+        if (cy->stream_id != 0) {
+            rc = cp_h2_early_hint(cy, hint.data, hint.len);
+        } else if (cy->framing.http_minor == 1) {
+            PyObject *b = PyBytes_FromStringAndSize(hint.data, (Py_ssize_t)hint.len);
+            rc = b != NULL ? cp_conn_write(c, b) : -1;
+            Py_XDECREF(b);
+        }
+    }
+    cp_buf_release(&hint);
+    return rc < 0 ? NULL : Py_NewRef(st->done_awaitable);
+}
+
 static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message);
 
 static PyObject *cycle_send(RequestCycle *cy, PyObject *message)
@@ -767,6 +833,10 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
         }
     } else if (type_is(type, st->v_http_response_trailers)) {
         result = send_trailers(cy, message);
+    } else if (type_is(type, st->v_http_response_pathsend) && cy->server->pathsend != NULL) {
+        result = send_path(cy, message);
+    } else if (type_is(type, st->v_http_response_early_hint)) {
+        result = send_early_hint(cy, message);
     } else {
         PyErr_Format(PyExc_RuntimeError,
                      "Unexpected ASGI message %R sent, expected 'http.response.start' or "
@@ -1018,6 +1088,77 @@ void cp_cycle_app_done(RequestCycle *cy, int failed)
     Py_CLEAR(cy->scope);
 }
 
+/* ---- for the pathsend helper (protocols/http/pathsend.py) ----------- */
+
+/* _file_length(n): the body will be n bytes.  The response gets a
+   Content-Length of n unless the app gave one, which must say n. */
+/* A byte count from Python: 0, or -1 with an exception. */
+static int byte_count(PyObject *arg, long long *n)
+{
+    *n = PyLong_AsLongLong(arg);
+    if (*n >= 0) {
+        return 0;
+    }
+    if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "negative length");
+    }
+    return -1;
+}
+
+static PyObject *cycle_file_length(RequestCycle *cy, PyObject *arg)
+{
+    long long n;
+    if (byte_count(arg, &n) < 0 || cycle_cleared(cy)) {
+        return NULL;
+    }
+    if (cy->head.len == 0 || cy->wire_started) {
+        PyErr_SetString(PyExc_RuntimeError, "the response head was already sent");
+        return NULL;
+    }
+    cp_framing *f = &cy->framing;
+    if (f->length >= 0 && f->length != n) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "the app's Content-Length is %lld but the file has %lld bytes",
+                     (long long)f->length, n);
+        return NULL;
+    }
+    if (f->length < 0 && !f->no_body) {
+        char line[48];
+        int len = snprintf(line, sizeof(line), "content-length: %lld\r\n", n);
+        if (cp_buf_put(&cy->head, line, (size_t)len) < 0) {
+            return PyErr_NoMemory();
+        }
+        f->length = n;
+    }
+    Py_RETURN_NONE;
+}
+
+/* _sendfile_transport(): the transport to hand to loop.sendfile() -- an
+   HTTP/1.x connection's, once the head is out and while nothing else is
+   being written -- or None (HTTP/2, or closed): send the file as body
+   messages. */
+static PyObject *cycle_sendfile_transport(RequestCycle *cy, PyObject *unused)
+{
+    (void)unused;
+    HttpProtocol *c = cy->conn;
+    if (c == NULL || c->lost || c->state >= CP_ST_CLOSED || cy->stream_id != 0 ||
+        c->transport == NULL || cy->framing.chunked || cy->framing.no_body) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(c->transport);
+}
+
+/* _file_sent(n): loop.sendfile() wrote n body bytes behind our back. */
+static PyObject *cycle_file_sent(RequestCycle *cy, PyObject *arg)
+{
+    long long n;
+    if (byte_count(arg, &n) < 0) {
+        return NULL;
+    }
+    cy->out_sent += n;
+    Py_RETURN_NONE;
+}
+
 static PyObject *cycle_get_disconnected(RequestCycle *cy, void *closure)
 {
     (void)closure;
@@ -1070,6 +1211,12 @@ static void cycle_dealloc(RequestCycle *cy)
 static PyMethodDef cycle_methods[] = {
     {"receive", (PyCFunction)cycle_receive, METH_NOARGS, "ASGI receive()."},
     {"send", (PyCFunction)cycle_send, METH_O, "ASGI send()."},
+    {"_file_length", (PyCFunction)cycle_file_length, METH_O,
+     "pathsend: the body will be this many bytes."},
+    {"_sendfile_transport", (PyCFunction)cycle_sendfile_transport, METH_NOARGS,
+     "pathsend: the transport for loop.sendfile(), or None."},
+    {"_file_sent", (PyCFunction)cycle_file_sent, METH_O,
+     "pathsend: loop.sendfile() wrote this many body bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1208,6 +1208,35 @@ void cp_h2_app_failed(HttpProtocol *c, RequestCycle *cy)
     cp_h2_flush(c);
 }
 
+int cp_h2_early_hint(RequestCycle *cy, const char *head, size_t len)
+{
+    cp_h2 *h = live_h2(cy);
+    cp_h2_stream *st = h != NULL ? stream_of(h, cy->stream_id) : NULL;
+    if (st == NULL || st->refused) {
+        PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+        return -1;
+    }
+    nghttp2_nv *nva;
+    char *lower;
+    size_t body_at;
+    Py_ssize_t n = head_to_nv(head, len, 1, -1, &nva, &lower, &body_at);
+    if (n < 0) {
+        return -1;
+    }
+    /* an interim response: HEADERS without END_STREAM before the final one */
+    int rv = nghttp2_submit_headers(h->session, NGHTTP2_FLAG_NONE, cy->stream_id, NULL, nva,
+                                    (size_t)n, NULL);
+    free(nva);
+    free(lower);
+    if (rv < 0) {
+        PyErr_Format(cy->server->mod->ClientDisconnected, "The stream is closed (%s).",
+                     nghttp2_strerror(rv));
+        return -1;
+    }
+    cp_h2_flush(cy->conn);
+    return 0;
+}
+
 #else /* !CP_HAVE_NGHTTP2: HTTP/1.1 only */
 
 int cp_h2_available(void)
@@ -1284,6 +1313,14 @@ int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
 
 int cp_h2_trailers(RequestCycle *cy)
 {
+    PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+    return -1;
+}
+
+int cp_h2_early_hint(RequestCycle *cy, const char *head, size_t len)
+{
+    (void)head;
+    (void)len;
     PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
     return -1;
 }

@@ -67,6 +67,9 @@ int cp_h2_write(RequestCycle *cy, cp_body_parts *parts);
    HEADERS with END_STREAM once the queued DATA is out.  0, or -1 with an
    exception. */
 int cp_h2_trailers(RequestCycle *cy);
+/* A 103 (its HTTP/1.1 form, from cp_response_early_hint) as an interim
+   HEADERS frame on the stream.  0, or -1 with an exception. */
+int cp_h2_early_hint(RequestCycle *cy, const char *head, size_t len);
 /* Whether send() must wait: the transport paused writing or the stream's
    unsent data is above the high-water mark (the peer's window is short). */
 int cp_h2_must_wait(RequestCycle *cy);

@@ -61,6 +61,10 @@ static inline cp_state *get_state(PyObject *module)
     X(v_http_response_start)                                                             \
     X(v_http_response_body)                                                              \
     X(v_http_response_trailers)                                                          \
+    X(v_http_response_pathsend)                                                          \
+    X(v_http_response_early_hint)                                                        \
+    X(k_path_key)                                                                        \
+    X(k_links)                                                                           \
     X(empty_bytes)                                                                       \
     X(asgi_template)                                                                     \
     X(s_write)                                                                           \
@@ -181,6 +185,9 @@ static int core_exec(PyObject *module)
         intern(&st->k_more_trailers, "more_trailers") < 0 ||
         intern(&st->k_ext_trailers, "http.response.trailers") < 0 ||
         intern(&st->v_http_response_trailers, "http.response.trailers") < 0 ||
+        intern(&st->v_http_response_pathsend, "http.response.pathsend") < 0 ||
+        intern(&st->v_http_response_early_hint, "http.response.early_hint") < 0 ||
+        intern(&st->k_path_key, "path") < 0 || intern(&st->k_links, "links") < 0 ||
         intern(&st->k_status, "status") < 0 || intern(&st->k_body, "body") < 0 ||
         intern(&st->k_more_body, "more_body") < 0 || intern(&st->k_version, "version") < 0 ||
         intern(&st->k_spec_version, "spec_version") < 0 || intern(&st->v_http, "http") < 0 ||

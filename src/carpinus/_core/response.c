@@ -440,6 +440,50 @@ int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
     return rc;
 }
 
+int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
+{
+    ServerState *s = cy->server;
+    PyObject *links = msg_get(s, message, s->mod->k_links, "links");
+    if (links == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "'http.response.early_hint' has no 'links'.");
+        }
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(links, "Expected 'links' to be an iterable of bytes.");
+    Py_DECREF(links);
+    if (seq == NULL) {
+        return -1;
+    }
+    static const char status[] = "HTTP/1.1 103 Early Hints\r\n";
+    int rc = 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > 0 && cp_buf_put(out, status, sizeof(status) - 1) < 0) {
+        rc = -1;
+        PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *link = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(link)) {
+            PyErr_Format(PyExc_TypeError, "Expected each link to be bytes, but got %R.", link);
+            rc = -1;
+        } else if (!cp_field_value_ok(PyBytes_AS_STRING(link), (size_t)PyBytes_GET_SIZE(link))) {
+            PyErr_Format(PyExc_RuntimeError, "Invalid Link header value: %R.", link);
+            rc = -1;
+        } else if (cp_buf_put_field(out, "link", 4, PyBytes_AS_STRING(link),
+                                    (size_t)PyBytes_GET_SIZE(link)) < 0) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+    }
+    if (rc == 0 && n > 0 && cp_buf_put(out, "\r\n", 2) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
 PyObject *cp_response_trailer_bytes(RequestCycle *cy)
 {
     size_t n = cy->head.len;

@@ -296,14 +296,26 @@ static PyObject *tls_scope_extensions(HttpProtocol *c)
     return out;
 }
 
-/* scope["extensions"]: {} on plain TCP, the connection's (tls) on TLS, and
+/* scope["extensions"]: the server's own (pathsend, early hints: a shallow
+   copy of s->extensions_template, whose values are read-only dicts), the
+   connection's (tls) on TLS, and
    http.response.trailers where trailers can reach the client: on HTTP/2,
    and on HTTP/1.1 when the request said TE: trailers (its chunked response
    can end with them).  Not advertised elsewhere, so an app that checks
    (as the extension asks) sends none that would be lost. */
-static PyObject *scope_extensions(cp_state *st, HttpProtocol *c, const cp_request *req)
+static PyObject *scope_extensions(ServerState *s, HttpProtocol *c, const cp_request *req)
 {
-    PyObject *ext = c->extensions == NULL ? PyDict_New() : tls_scope_extensions(c);
+    cp_state *st = s->mod;
+    PyObject *ext;
+    if (c->extensions != NULL) {
+        ext = tls_scope_extensions(c);
+        if (ext != NULL && s->extensions_template != NULL &&
+            PyDict_Update(ext, s->extensions_template) < 0) {
+            Py_CLEAR(ext);
+        }
+    } else {
+        ext = s->extensions_template != NULL ? PyDict_Copy(s->extensions_template) : PyDict_New();
+    }
     if (ext != NULL && (req->http_minor == 2 ||
                         (req->http_minor == 1 && (req->flags & CP_F_TE_TRAILERS)))) {
         PyObject *empty = PyDict_New();
@@ -345,7 +357,7 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
         PyDict_SetItem(scope, st->k_client, c->client) < 0 ||
         PyDict_SetItem(scope, st->k_server, c->server_addr) < 0 ||
         set_steal(scope, st->k_state, PyDict_Copy(s->lifespan_state)) < 0 ||
-        set_steal(scope, st->k_extensions, scope_extensions(st, c, req)) < 0) {
+        set_steal(scope, st->k_extensions, scope_extensions(s, c, req)) < 0) {
         Py_DECREF(scope);
         return NULL;
     }

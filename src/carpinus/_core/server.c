@@ -173,13 +173,15 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "report_refusal",
                              "tls_extensions",
                              "metrics",
+                             "pathsend",
+                             "extensions",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *lifespan_state = Py_None, *access_log = Py_None;
     int use_writelines = 0;
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
     PyObject *websocket = Py_None, *base_context = Py_None, *report_refusal = Py_None;
-    PyObject *tls_extensions = Py_None;
+    PyObject *tls_extensions = Py_None, *pathsend = Py_None, *extensions = Py_None;
     int context_kwarg = 0, metrics = 0;
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
@@ -189,13 +191,13 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
        values it shares with kwds alive until the end.) */
     PyObject *kw = kwds != NULL ? PyDict_Copy(kwds) : PyDict_New();
     if (kw == NULL || set_core_options(s, kw) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOOp:ServerState", kwlist,
+        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOOpOO:ServerState", kwlist,
                                      &app, &loop, &report_exception, &task_factory,
                                      &task_kwargs, &log_error, &lifespan_state, &access_log,
                                      &use_writelines, &default_headers, &proxy_fixup,
                                      &proxy_trust, &websocket, &base_context,
                                      &context_kwarg, &report_refusal, &tls_extensions,
-                                     &metrics)) {
+                                     &metrics, &pathsend, &extensions)) {
         goto fail;
     }
     if (s->http_versions == 0 || (s->http_versions & ~(size_t)(CP_HTTP_1 | CP_HTTP_2)) != 0) {
@@ -221,6 +223,14 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     if (tls_extensions != Py_None && !PyCallable_Check(tls_extensions)) {
         PyErr_SetString(PyExc_TypeError, "tls_extensions must be a callable or None");
+        goto fail;
+    }
+    if (pathsend != Py_None && !PyCallable_Check(pathsend)) {
+        PyErr_SetString(PyExc_TypeError, "pathsend must be a callable or None");
+        goto fail;
+    }
+    if (extensions != Py_None && !PyDict_CheckExact(extensions)) {
+        PyErr_SetString(PyExc_TypeError, "extensions must be a dict or None");
         goto fail;
     }
     if (websocket != Py_None && !PyCallable_Check(websocket)) {
@@ -263,6 +273,11 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     s->websocket = websocket != Py_None ? Py_NewRef(websocket) : NULL;
     s->tls_extensions = tls_extensions != Py_None ? Py_NewRef(tls_extensions) : NULL;
+    s->pathsend = pathsend != Py_None ? Py_NewRef(pathsend) : NULL;
+    if (extensions != Py_None && PyDict_GET_SIZE(extensions) > 0 &&
+        (s->extensions_template = PyDict_Copy(extensions)) == NULL) {
+        goto fail;
+    }
     s->use_writelines = use_writelines;
     s->metrics = metrics;
     s->scope_cache = PyMem_Calloc(s->scope_cache_size, sizeof(cp_scope_slot));
@@ -592,6 +607,8 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->tasks);
     Py_VISIT(s->websocket);
     Py_VISIT(s->tls_extensions);
+    Py_VISIT(s->pathsend);
+    Py_VISIT(s->extensions_template);
     Py_VISIT(s->scratch_view);
     for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
         if (o->kind == CP_KW_STR) {
@@ -638,6 +655,8 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->tasks);
     Py_CLEAR(s->websocket);
     Py_CLEAR(s->tls_extensions);
+    Py_CLEAR(s->pathsend);
+    Py_CLEAR(s->extensions_template);
     Py_CLEAR(s->scratch_view);
     for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
         if (o->kind == CP_KW_STR) {

@@ -46,7 +46,9 @@ def test_scope_fields(serve):
     assert scope["state"] == {}
     # the ASGI tls extension on HTTPS only (its fields: tests/test_tls_extension.py)
     tls = scope["extensions"].pop("tls", None)
-    assert scope["extensions"] == {}
+    # the extensions every request is offered (read-only values)
+    assert scope["extensions"] == {"http.response.pathsend": {},
+                                   "http.response.early_hint": {}}
     assert (tls is not None) == (handle.tls is not None)
     assert tls is None or tls["tls_version"] >= 0x0303
     assert scope["_types"]["raw_path"] == "bytes"

@@ -69,7 +69,8 @@ def test_scope(serve):
     assert scope["state"] == {}
     # trailers (always offered on HTTP/2) and the tls extension on HTTPS (h2 by ALPN)
     tls = scope["extensions"].pop("tls", None)
-    assert scope["extensions"] == {"http.response.trailers": {}}
+    assert scope["extensions"] == {"http.response.trailers": {}, "http.response.pathsend": {},
+                                   "http.response.early_hint": {}}
     assert (tls is not None) == (handle.tls is not None)
     if tls is not None:
         assert tls["tls_version"] in (0x0303, 0x0304)
@@ -446,3 +447,35 @@ def test_trailers(serve, body):
         assert r.trailers == [(b"grpc-status", b"0"), (b"grpc-message", b"ok")]
         assert c.get("/").trailers  # the connection goes on
     assert offered == [True, True]
+
+
+def test_pathsend_over_http2(serve, tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 5000)  # 1.2 MB: several windows' worth
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    handle = serve(app)
+    with h2_http_client(handle) as client:
+        r = client.get("/")
+    assert r.http_version == "HTTP/2"
+    assert r.content == path.read_bytes()
+    assert r.headers["content-length"] == str(len(r.content))
+
+
+def test_early_hint_over_http2(serve):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload"]})
+        await apps.send_text(send, b"final")
+
+    handle = serve(app)
+    with H2Client.to(handle) as c:
+        sid = c.request()
+        r = c.response(sid)
+        informational = [e for e in c.events
+                         if isinstance(e, h2.events.InformationalResponseReceived)]
+    assert [dict(e.headers)[b":status"] for e in informational] == [b"103"]
+    assert dict(informational[0].headers)[b"link"] == b"</s.css>; rel=preload"
+    assert r.status == 200 and bytes(r.body) == b"final"

@@ -1,4 +1,4 @@
-"""Glue between the asyncio server and the C HTTP/1.1 protocol (carpinus._core)."""
+"""Glue between the asyncio server and the C HTTP protocol (carpinus._core)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from carpinus import _core
@@ -15,6 +16,7 @@ from carpinus.access_log import LogAccess, client_address, make_access_log
 from carpinus.config import Config
 from carpinus.logging import ERROR_LOGGER
 from carpinus.options import core_kwargs
+from carpinus.protocols.http.pathsend import send_path
 from carpinus.proxy_headers import ProxyHeaders
 from carpinus.tls_extension import TLSExtensions
 
@@ -110,6 +112,27 @@ def _request_scope(request: Any, client: Any) -> dict[str, Any]:
     return scope
 
 
+class NoSettings(dict[str, Any]):
+    """The value of an extension that has no settings: an empty dict (so
+    isinstance, ==, json.dumps treat it as one) that refuses to change, which
+    lets one object be shared by every scope."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("this extension's settings are read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    update = setdefault = pop = popitem = clear = _refuse
+
+
+# The ASGI extensions every request is offered (scope["extensions"]).  The
+# core copies this dict into each scope without copying its values, which
+# cannot change: nothing an app could change is shared between requests.
+SERVER_EXTENSIONS: dict[str, Mapping[str, Any]] = {
+    "http.response.pathsend": NoSettings(),
+    "http.response.early_hint": NoSettings(),
+}
+
+
 def make_server_state(
     config: Config, loop: asyncio.AbstractEventLoop, app: Any, lifespan_state: dict[str, Any]
 ) -> _core.ServerState:
@@ -147,6 +170,8 @@ def make_server_state(
         report_refusal=RefusalLog(access_log),
         tls_extensions=tls,
         metrics=config.metrics_bind is not None,
+        pathsend=send_path if config.response_extensions else None,
+        extensions=SERVER_EXTENSIONS if config.response_extensions else None,
         # every option of the table the core reads (carpinus.options, core=)
         **core_kwargs(config),
     )

@@ -135,7 +135,12 @@ class WebSocketProtocol(asyncio.Protocol):
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
         scope["subprotocols"] = self.request.subprotocols
-        scope["extensions"]["websocket.http.response"] = {}
+        # the HTTP response extensions the core offers (pathsend, early hints,
+        # trailers) are not a WebSocket's; tls stays
+        extensions = scope["extensions"]
+        for name in [name for name in extensions if name.startswith("http.")]:
+            del extensions[name]
+        extensions["websocket.http.response"] = {}
         if rest:
             self.pending += rest
         self.queue.append({"type": "websocket.connect"})
