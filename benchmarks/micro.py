@@ -144,6 +144,10 @@ def modes() -> dict[str, dict[str, bool]]:
     return table
 
 
+# --no-response-extensions (a module setting: the counting runs this script again)
+RESPONSE_EXTENSIONS = True
+
+
 async def drive(workload: str, requests: int, read_size: int,
                 switches: dict[str, bool], zero_copy_threshold: int,
                 metrics: bool = False) -> float:
@@ -156,7 +160,8 @@ async def drive(workload: str, requests: int, read_size: int,
     # opened here: only a Server does that)
     config = Config(app, access_log=False, configure_logging=False, optimizations=switches,
                     zero_copy_threshold=zero_copy_threshold,
-                    metrics_bind="127.0.0.1:0" if metrics else None)
+                    metrics_bind="127.0.0.1:0" if metrics else None,
+                    response_extensions=RESPONSE_EXTENSIONS)
     state = make_server_state(config, loop, app, {})
     raws = WORKLOADS[workload]
     if isinstance(raws, bytes):
@@ -244,7 +249,8 @@ def count_instructions(workload: str, mode: str, loop: str, read_size: int,
                "--requests", str(n), "--repeat", "1", "--loop", loop,
                "--read-size", str(read_size),
                "--zero-copy-threshold", str(zero_copy_threshold),
-               *(["--metrics"] if metrics else [])]
+               *(["--metrics"] if metrics else []),
+               *([] if RESPONSE_EXTENSIONS else ["--no-response-extensions"])]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
         match = re.search(r"Collected : (\d+)", out)
         if match is None:
@@ -272,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions per request with valgrind instead of timing")
     parser.add_argument("--metrics", action="store_true",
                         help="with the counting --metrics-bind turns on in the core")
+    parser.add_argument("--no-response-extensions", action="store_true",
+                        help="scopes without the pathsend and early-hint extensions "
+                             "(--no-response-extensions)")
     args = parser.parse_args(argv)
+    global RESPONSE_EXTENSIONS
+    RESPONSE_EXTENSIONS = not args.no_response_extensions
 
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if args.loop == "uvloop":

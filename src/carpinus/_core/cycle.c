@@ -446,7 +446,7 @@ void cp_cycle_access_log(RequestCycle *cy, int status, int64_t body_bytes)
     Py_XDECREF(r);
 }
 
-static void response_finished(RequestCycle *cy)
+static inline void response_finished(RequestCycle *cy)
 {
     HttpProtocol *c = cy->conn;
     if (cy->server->metrics) {

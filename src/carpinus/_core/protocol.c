@@ -297,7 +297,7 @@ void cp_conn_update_reading(HttpProtocol *c)
     update_body_deadline(c);
 }
 
-static void set_keep_alive_deadline(HttpProtocol *c)
+static inline void set_keep_alive_deadline(HttpProtocol *c)
 {
     c->deadline = cp_server_now(c->server) + c->server->timeout_keep_alive;
     c->deadline_kind = CP_DL_KEEP_ALIVE;

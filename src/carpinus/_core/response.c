@@ -188,8 +188,8 @@ done:
 
 /* One [name, value] pair of a message's headers, checked: the bytes of
    each (borrowed from item).  -1 with an exception. */
-static int field_of(PyObject *item, const char **np, size_t *nlen, const char **vp,
-                    size_t *vlen)
+static inline int field_of(PyObject *item, const char **np, size_t *nlen, const char **vp,
+                           size_t *vlen)
 {
     PyObject *name, *value;
     if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
