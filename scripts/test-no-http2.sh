@@ -5,7 +5,8 @@
 # in place in a scratch copy of the sources, so the main build is untouched;
 # run with the main venv's Python.  Usage: scripts/test-no-http2.sh PYTHON
 set -euo pipefail
-python=$1
+# (absolute, symlinks kept: a venv's python is a symlink that must stay one)
+python=$(realpath -s "$1")
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
