@@ -28,7 +28,7 @@ PORT ?= 8000
 SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py pyproject.toml
 
 .PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-c test-asan \
-	test-next fuzz fuzz-smoke test-valgrind soak differential bench autobahn lint clean
+	test-next fuzz fuzz-smoke test-valgrind soak differential bench bench-ws autobahn lint clean
 
 serve: $(VENV)/.built
 	$(VENV)/bin/carpinus --host $(HOST) --port $(PORT)
@@ -140,6 +140,14 @@ $(VENV)-bench/.built: $(SOURCES)
 
 bench: $(VENV)-bench/.built
 	$(VENV)-bench/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+# WebSocket echo, 16 B and 16 KiB JSON, with and without permessage-deflate, against
+# uvicorn's three WebSocket implementations and granian (docs/benchmarks.md).
+WS_BENCH_SERVERS ?= carpinus,uvicorn,uvicorn-websockets,uvicorn-wsproto,granian
+WS_BENCH_WORKLOADS ?= websocket,websocket-deflate,websocket16k,websocket16k-deflate
+bench-ws: $(VENV)-bench/.built
+	$(VENV)-bench/bin/python benchmarks/run.py --servers $(WS_BENCH_SERVERS) \
+		--workloads $(WS_BENCH_WORKLOADS) --duration 5 --warmup 1 --rounds 3 $(BENCH_ARGS)
 
 # The Autobahn TestSuite's cases, driven by kosoku (PyPI, in a venv of its own),
 # against the demo app's /ws echo; not part of `make test` (docs/websocket.md).

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -43,9 +44,9 @@ from harness.requirements import (
     missing,
 )
 from harness.results import Record, Summary, summarize_all
-from harness.servers import HOST, SERVERS, ServerFailed, running
-from harness.workloads import WORKLOADS, probe, websocket_message, write_lua_scripts
-from harness.wrk import WrkFailed, WrkSettings, run_wrk
+from harness.servers import HOST, SERVERS, RunningServer, ServerFailed, running
+from harness.workloads import WORKLOADS, probe, websocket_messages, write_lua_scripts
+from harness.wrk import WrkFailed, WrkResult, WrkSettings, run_wrk
 from harness.wsload import probe_websocket, run_wsload
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,40 +178,52 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure_websocket(server: str, workload: str, port: int, round_number: int,
+def warm_up_and_measure(started: RunningServer, run: Callable[[int], WrkResult],
+                        args: argparse.Namespace) -> tuple[WrkResult, float]:
+    """run(seconds) for the warm-up (numbers dropped), then for the measurement:
+    its result and the server's CPU seconds during it."""
+    if args.warmup:
+        run(args.warmup)
+    cpu = started.cpu_seconds()
+    result = run(args.duration)
+    return result, started.cpu_seconds() - cpu
+
+
+def measure_websocket(server: str, workload: str, started: RunningServer, round_number: int,
                       args: argparse.Namespace, wrk: WrkSettings) -> Record:
     """Probe one echo, warm up, measure with wsload (one request = one echoed message)."""
     spec = WORKLOADS[workload]
-    problem = probe_websocket(HOST, port, spec.path, websocket_message(spec))
+    messages = websocket_messages(spec)
+    port = started.port
+    problem = probe_websocket(HOST, port, spec.path, messages[0], spec.deflate)
     if problem:
         return Record(server, workload, args.app, round_number, failure=problem)
     try:
-        if args.warmup:
-            run_wsload(HOST, port, spec.path, spec.message_size, args.warmup, wrk)
-        result = run_wsload(HOST, port, spec.path, spec.message_size, args.duration, wrk)
+        result, cpu = warm_up_and_measure(
+            started, lambda seconds: run_wsload(HOST, port, spec.path, messages, spec.deflate,
+                                                seconds, wrk), args)
     except WrkFailed as exc:
         return Record(server, workload, args.app, round_number, failure=str(exc))
-    return Record.measured(server, workload, args.app, round_number, result)
+    return Record.measured(server, workload, args.app, round_number, result, cpu)
 
 
-def measure(server: str, workload: str, port: int, round_number: int, script: Path | None,
-            args: argparse.Namespace, wrk: WrkSettings) -> Record:
+def measure(server: str, workload: str, started: RunningServer, round_number: int,
+            script: Path | None, args: argparse.Namespace, wrk: WrkSettings) -> Record:
     """Probe, warm up, measure one server on one workload."""
     spec = WORKLOADS[workload]
     if spec.protocol == "websocket":
-        return measure_websocket(server, workload, port, round_number, args, wrk)
+        return measure_websocket(server, workload, started, round_number, args, wrk)
     assert script is not None
-    problem = probe(spec, HOST, port, SERVERS[server].ceiling)
+    problem = probe(spec, HOST, started.port, SERVERS[server].ceiling)
     if problem:
         return Record(server, workload, args.app, round_number, failure=problem)
-    url = f"http://{HOST}:{port}{spec.path}"
+    url = f"http://{HOST}:{started.port}{spec.path}"
     try:
-        if args.warmup:
-            run_wrk(url, script, args.warmup, wrk)
-        result = run_wrk(url, script, args.duration, wrk)
+        result, cpu = warm_up_and_measure(
+            started, lambda seconds: run_wrk(url, script, seconds, wrk), args)
     except WrkFailed as exc:
         return Record(server, workload, args.app, round_number, failure=str(exc))
-    return Record.measured(server, workload, args.app, round_number, result)
+    return Record.measured(server, workload, args.app, round_number, result, cpu)
 
 
 def run_server_round(server: str, workloads: list[str], round_number: int,
@@ -221,7 +234,7 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
     try:
         with running(server, APPS[args.app], args.server_cpus) as started:
             for workload in workloads:
-                record = measure(server, workload, started.port, round_number,
+                record = measure(server, workload, started, round_number,
                                  scripts.get(workload), args, wrk)
                 report_progress(record, args.rounds)
                 records.append(record)

@@ -2,9 +2,11 @@
 # Debian tools the test legs use: clang (libFuzzer) for the fuzz targets,
 # zlib's and libnghttp2's headers (the extension links zlib for
 # permessage-deflate and libnghttp2 for HTTP/2), wrk for the benchmark smoke
-# test, curl and h2load (nghttp2-client) for the HTTP/2 suite.  Installed
-# when missing and we are root (as in CI); otherwise the command to run is
-# printed and the fuzz leg fails (the smoke test skips itself, saying why).
+# test, curl and h2load (nghttp2-client) for the HTTP/2 suite and the h2
+# benchmarks, and chromium for the browser WebSocket test
+# (tests/protocols/websocket/test_browser.py).  Installed when missing and we
+# are root (as in CI); otherwise the command to run is printed and the fuzz
+# leg fails (the smoke and browser tests skip themselves, saying why).
 #
 # With --build, only what building the extension needs (zlib's and
 # libnghttp2's headers, pkg-config):
@@ -34,6 +36,7 @@ if [ "${1:-}" != --build ]; then
     # the HTTP/2 suite's real clients: curl (built with nghttp2) and h2load
     command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
     command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -21,6 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "benchmarks" / "run.py"
 WORKLOADS = ["hello", "sleep", "upload16k", "upload1m", "headers"]
+WEBSOCKET_WORKLOADS = ["websocket", "websocket-deflate", "websocket16k", "websocket16k-deflate"]
 EXIT_USAGE = 2
 
 
@@ -80,24 +81,28 @@ def test_runner_measures_every_workload_against_carpinus(tmp_path: Path) -> None
                            "workload builds its load client, benchmarks/wsload/wsload.c")
 @pytest.mark.skipif(shutil.which("taskset") is None,
                     reason="taskset is not installed (apt-get install -y util-linux)")
-def test_runner_measures_the_websocket_workload_against_carpinus(tmp_path: Path) -> None:
+def test_runner_measures_the_websocket_workloads_against_carpinus(tmp_path: Path) -> None:
     server_cpu, client_cpu = cpu_pair()
     out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
     done = run_runner(
-        "--servers", "carpinus", "--workloads", "websocket",
+        "--servers", "carpinus", "--workloads", ",".join(WEBSOCKET_WORKLOADS),
         "--duration", "1", "--warmup", "0", "--rounds", "1", "--timeout", "10",
         "--server-cpus", server_cpu, "--client-cpus", client_cpu,
         "--json", str(out_json), "--markdown", str(out_md),
         timeout=100,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    (record,) = json.loads(out_json.read_text())["records"]
-    assert record["workload"] == "websocket" and record["server"] == "carpinus"
-    assert record["valid"], record
-    assert record["requests"] > 0 and record["errors"] == 0, record
-    assert record["p99_ms"] > 0 and record["avg_ms"] > 0
+    records = json.loads(out_json.read_text())["records"]
+    assert [r["workload"] for r in records] == WEBSOCKET_WORKLOADS
+    for record in records:
+        assert record["server"] == "carpinus"
+        assert record["valid"], record
+        assert record["requests"] > 0 and record["errors"] == 0, record
+        assert record["p99_ms"] > 0 and record["avg_ms"] > 0
+        assert record["server_cpu_us"] > 0, record  # the server's CPU, from /proc
     table = out_md.read_text()
-    assert "| websocket |" in table
+    for workload in WEBSOCKET_WORKLOADS:
+        assert f"| {workload} |" in table
     assert "one request is one echoed message" in table
 
 

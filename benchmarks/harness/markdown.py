@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.results import Summary
+from harness.workloads import WORKLOADS
 
 BASELINE = "carpinus"
 
@@ -42,6 +43,12 @@ def p99_cell(summary: Summary) -> str:
     return cell if summary.valid else f"⚠ {cell} invalid"
 
 
+def cpu_cell(summary: Summary) -> str:
+    if not summary.rps:
+        return "failed"
+    return f"{summary.server_cpu_us:.1f}"
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -55,6 +62,7 @@ def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
     rps_rows = [[w] + [rps_cell(summaries[s, w], summaries.get((BASELINE, w))) for s in servers]
                 for w in workloads]
     p99_rows = [[w] + [p99_cell(summaries[s, w]) for s in servers] for w in workloads]
+    cpu_rows = [[w] + [cpu_cell(summaries[s, w]) for s in servers] for w in workloads]
     return [
         "### Requests per second",
         "",
@@ -68,13 +76,22 @@ def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
         "Median of the rounds' 99th percentiles.",
         "",
         *table(header, p99_rows),
+        "",
+        "### Server CPU per request (µs)",
+        "",
+        "Median of the rounds: the CPU time (user + system) of the server's processes "
+        "during the measured run, divided by the requests served. Other work on the "
+        "machine disturbs it far less than requests per second; a server that is not "
+        "saturated spends more per request (fewer requests share each wake-up).",
+        "",
+        *table(header, cpu_rows),
     ]
 
 
 def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
                  workload: str) -> list[str]:
     header = ["server", "req/s", "rounds min–max", "× carpinus", "avg ms", "p50 ms",
-              "p99 ms", "p99 min–max", "errors"]
+              "p99 ms", "p99 min–max", "server CPU µs/req", "errors"]
     baseline = summaries.get((BASELINE, workload))
     rows = []
     for server in servers:
@@ -86,7 +103,7 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
         rows.append([
             server, format_rps(s.rps), f"{format_rps(s.rps_min)}–{format_rps(s.rps_max)}",
             ratio, format_ms(s.avg_ms), format_ms(s.p50_ms), format_ms(s.p99_ms),
-            f"{format_ms(s.p99_min_ms)}–{format_ms(s.p99_max_ms)}", errors,
+            f"{format_ms(s.p99_min_ms)}–{format_ms(s.p99_max_ms)}", cpu_cell(s), errors,
         ])
     return table(header, rows)
 
@@ -94,9 +111,9 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
 def notes(ceilings: set[str], workloads: list[str] | None = None) -> list[str]:
     lines = ["⚠ invalid: at least one round had a non-2xx answer or a socket error, or could "
              "not be measured (the JSON records say which)."]
-    if workloads and "websocket" in workloads:
+    if workloads and any(WORKLOADS[w].protocol == "websocket" for w in workloads):
         lines.append(
-            "websocket: measured with benchmarks/wsload (not wrk); one request is one echoed "
+            "websocket*: measured with benchmarks/wsload (not wrk); one request is one echoed "
             "message, and an error is a failed handshake, a wrong echo or a socket error. "
             "Ceilings do not speak WebSocket and show as failed there.")
     if ceilings:

@@ -115,6 +115,8 @@ GRANIAN = PythonPackage("granian", "granian")
 GUNICORN = PythonPackage("gunicorn", "gunicorn")
 GUNICORN_H1C = PythonPackage("gunicorn-h1c", "gunicorn_h1c")
 HYPERCORN = PythonPackage("hypercorn", "hypercorn")
+WEBSOCKETS = PythonPackage("websockets", "websockets")
+WSPROTO = PythonPackage("wsproto", "wsproto")
 FASTAPI = PythonPackage("fastapi", "fastapi")
 MATPLOTLIB = PythonPackage("matplotlib", "matplotlib")
 

@@ -44,6 +44,8 @@ from harness.requirements import (
     NGINX,
     UVICORN,
     UVLOOP,
+    WEBSOCKETS,
+    WSPROTO,
     Requirement,
 )
 
@@ -72,6 +74,10 @@ class ServerSpec:
 SERVERS: dict[str, ServerSpec] = {
     "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop uvloop --no-access-log {app}", (CARPINUS, UVLOOP)),  # noqa: E501
     "uvicorn": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP)),  # noqa: E501
+    # uvicorn's two classic WebSocket implementations, for the WebSocket workloads
+    # (plain `uvicorn` uses --ws auto: websockets-sansio)
+    "uvicorn-websockets": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --ws websockets --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP, WEBSOCKETS)),  # noqa: E501
+    "uvicorn-wsproto": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --ws wsproto --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP, WSPROTO)),  # noqa: E501
     "granian": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log {app}", (GRANIAN, UVLOOP)),  # noqa: E501
     "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast --no-control-socket {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501
     "hypercorn": ServerSpec("{python} -m hypercorn --workers 1 --worker-class uvloop --bind {host}:{port} {app}", (HYPERCORN, UVLOOP)),  # noqa: E501
@@ -160,6 +166,13 @@ class RunningServer:
             f"{self.name} did not answer GET / within {timeout:.0f} s; its log:\n{self.log_tail()}"
         )
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of every live process in the group we
+        started (the server, and a supervisor's workers): what a measured run
+        cost the server, which other work on the machine disturbs far less
+        than requests per second."""
+        return sum(group_cpu_seconds(self.pid).values())
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM to our PID, SIGKILL after `timeout`; then clear our process group."""
         if self.process.poll() is None:
@@ -189,6 +202,24 @@ def answers_200(port: int) -> bool:
         return False
     finally:
         connection.close()
+
+
+def group_cpu_seconds(group_id: int) -> dict[int, float]:
+    """{pid: user + system CPU seconds} of the processes in a process group (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        # after "pid (comm)": state ppid pgrp ... utime (12th) stime (13th)
+        if int(fields[2]) == group_id:
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
 
 
 def group_alive(group_id: int) -> bool:

@@ -4,8 +4,9 @@ Every workload targets the same routes, served by the raw ASGI demo app
 (carpinus.demo:app) or its FastAPI twin (benchmarks/apps/fastapi_app.py).
 wrk builds its request once from `wrk.method`, `wrk.body` and `wrk.headers`
 (no per-request Lua), adding Host and, for a body, Content-Length.  The
-`websocket` workload is driven by benchmarks/wsload/wsload.c instead
-(harness/wsload.py): each connection echoes one small text message at a time.
+WebSocket workloads are driven by benchmarks/wsload/wsload.c instead
+(harness/wsload.py): each connection echoes one text message at a time, 16
+bytes or 16 KiB of JSON, with permessage-deflate negotiated or not.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ class Workload:
     # What a correct app answers (the ceilings answer "Hello, World!" to all).
     expected_body: bytes | None = None
     description: str = ""
-    # "http": wrk; "websocket": wsload, echoing text messages of message_size bytes
+    # "http": wrk; "websocket": wsload, echoing text messages of message_size
+    # bytes (websocket_messages), compressed with permessage-deflate or not
     protocol: str = "http"
     message_size: int = 0
+    deflate: bool = False
 
     @property
     def body(self) -> bytes:
@@ -73,12 +76,47 @@ WORKLOADS: dict[str, Workload] = {
     "websocket": Workload("GET", "/ws", protocol="websocket", message_size=16,
                           description="WebSocket /ws: each connection sends a 16-byte text "
                                       "message and waits for its echo, again and again"),
+    "websocket-deflate": Workload("GET", "/ws", protocol="websocket", message_size=16,
+                                  deflate=True,
+                                  description="the same with permessage-deflate negotiated"),
+    "websocket16k": Workload("GET", "/ws", protocol="websocket", message_size=16 * 1024,
+                             description="WebSocket /ws: 16 KiB JSON text messages echoed, "
+                                         "one in flight per connection"),
+    "websocket16k-deflate": Workload("GET", "/ws", protocol="websocket",
+                                     message_size=16 * 1024, deflate=True,
+                                     description="the same with permessage-deflate negotiated"),
 }
 
+# Messages of at least this size are JSON, as an API would send; smaller ones letters.
+JSON_MESSAGE_MIN = 1024
+# Distinct JSON messages each connection sends in turn: a compressor that
+# keeps its context (permessage-deflate's default) never sees the same bytes
+# twice in a row, as it would not in an application.
+JSON_MESSAGES = 4
 
-# What wsload sends (and the probe checks): message_size bytes of a..z, repeating.
-def websocket_message(workload: Workload) -> bytes:
-    return bytes(0x61 + i % 26 for i in range(workload.message_size))
+
+def websocket_messages(workload: Workload) -> list[bytes]:
+    """What wsload sends (and the probe checks), message_size bytes each: a..z
+    repeating for small messages; for large ones JSON-like text with its own
+    ids, names and prices per message, cut to size.  No newline inside one
+    (wsload reads them one a line)."""
+    size = workload.message_size
+    if size < JSON_MESSAGE_MIN:
+        return [bytes(0x61 + i % 26 for i in range(size))]
+    messages = []
+    for variant in range(JSON_MESSAGES):
+        items = []
+        length = 0
+        for i in range(variant * 1000, variant * 1000 + size):
+            item = json.dumps({"id": i, "name": f"item {i * 7919 % 10007}",
+                               "price": round(i * 1.37 % 997, 2),
+                               "tags": ["sale" if i % 3 else "new", f"t{i % 17}"]})
+            items.append(item)
+            length += len(item) + 2
+            if length > size:
+                break
+        messages.append(("[" + ", ".join(items))[:size].encode())
+    return messages
 
 
 def lua_string(text: str) -> str:

@@ -151,7 +151,9 @@ class WsCodec:
     """One WebSocket connection's frame codec (server side)."""
 
     def __init__(self, max_size: int, deflate: WsDeflateParams | None = None, *,
-                 level: int = -1) -> None: ...
+                 level: int = -1) -> None:
+        """level: zlib's, for messages under 4 KiB (-1: its default, 6); larger
+        ones are compressed at level 1 at most (wsframe.c, DEFLATE_LARGE_MESSAGE)."""
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, Any, int]]:
         """(WS_TEXT, str, 0), (WS_BINARY|WS_PING|WS_PONG, bytes, 0), then at most one
         (WS_CLOSE, reason, code) or (WS_ERROR, why, close code)."""

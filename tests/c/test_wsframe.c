@@ -1077,7 +1077,9 @@ static void test_deflate_encode(void)
         const unsigned char *p;
         size_t n;
     } msgs[] = {{big, 40}, {big, 40}, {big, sizeof big}, {(const unsigned char *)"", 0},
-                {big + 7, 300}};
+                {big + 7, 300}, {big + 3, 5000}, {big, 40}};
+    /* (small, large, small, large, small: the deflater switches between its two
+       levels -- 4 KiB and more go at level 1 -- keeping its window) */
     for (int bits = 8; bits <= 15; bits++) {
         for (int reset = 0; reset < 2; reset++) {
             SET_LABEL("deflate frames, window %d, %s context takeover", bits,

@@ -383,7 +383,8 @@ static PyType_Slot wscodec_slots[] = {
     {Py_tp_doc, "WsCodec(max_size, deflate=None, *, level=-1)\n\n"
                 "One WebSocket connection's frame codec (server side): feed() decodes, "
                 "encode() frames.  max_size: the largest message, after inflation; "
-                "deflate: the parameters ws_negotiate_deflate() returned, or None."},
+                "deflate: the parameters ws_negotiate_deflate() returned, or None; "
+                "level: zlib's for messages under 4 KiB (-1: 6), larger ones at 1 at most."},
     {0, NULL},
 };
 

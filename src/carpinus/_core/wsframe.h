@@ -201,12 +201,14 @@ size_t cp_ws_write_close(unsigned char *out, unsigned code, const char *reason,
 typedef struct {
     /* private */
     struct z_stream_s *deflater; /* made with the first message */
-    int bits, reset, level;
+    int bits, reset;
+    int level, large_level, current_level; /* small messages', large ones', now */
     unsigned char *out;
     size_t out_cap;
 } cp_ws_deflater;
 
-/* level: zlib's 0..9, or -1 for its default. */
+/* level: zlib's 0..9, or -1 for its default (6), for messages under 4 KiB;
+   larger ones get level 1 at most (wsframe.c, DEFLATE_LARGE_MESSAGE). */
 void cp_ws_deflater_init(cp_ws_deflater *c, const cp_ws_deflate_params *params,
                          int level);
 void cp_ws_deflater_free(cp_ws_deflater *c);
