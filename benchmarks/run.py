@@ -83,8 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=100,
                         help="connections: wrk -c, h2load -c, wsload")
     parser.add_argument("--timeout", type=int, default=2,
-                        help="wrk --timeout: a reply slower than this counts as a socket error; "
-                             "h2load -N: a connection silent this long fails its streams")
+                        help="wrk --timeout: a reply slower than this counts as a socket error "
+                             "(h2load has no such limit: see harness/h2load.py)")
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the servers")
     parser.add_argument("--client-cpus", default="1",
                         help="taskset CPU list for the load client (wrk, h2load, wsload); "

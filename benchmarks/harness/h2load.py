@@ -7,6 +7,13 @@ min/max/mean/sd of request time; the percentiles come from its
 `--log-file`, one tab-separated row per request (start time in µs since the
 epoch, status, µs until the end of the response; status -1 for a failed
 stream).  The result is a WrkResult, so it lands in the same records as wrk's.
+
+wrk's --timeout has no counterpart here: h2load's nearest, -N (a connection
+silent that long is dropped), makes h2load 1.52 (Debian 12) abort on a libev
+assertion ("I/O watcher with invalid fd found in epoll_ctl") as soon as it
+fires, which a slow server (hypercorn at -m10) triggers within seconds.  A
+wedged server cannot hang the run: -D ends h2load, and the subprocess has a
+deadline.
 """
 
 from __future__ import annotations
@@ -51,9 +58,6 @@ def h2load_command(url: str, request: H2Request, duration_s: int, log_file: Path
         "taskset", "-c", settings.cpus, "h2load",
         f"--threads={settings.threads}", f"--clients={settings.connections}",
         f"--max-concurrent-streams={request.streams}", f"--duration={duration_s}",
-        # The nearest h2load has to wrk's --timeout: a connection silent for
-        # this long is dropped and its streams count as failed.
-        f"--connection-inactivity-timeout={settings.timeout_s}",
         f"--log-file={log_file}",
     ]
     for name, value in request.headers:
