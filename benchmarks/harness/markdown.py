@@ -145,9 +145,11 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
     return table(header, rows)
 
 
-def notes(ceilings: set[str], workloads: list[str] | None = None) -> list[str]:
+def notes(ceilings: set[str], workloads: list[str] | None = None,
+          any_invalid: bool = True) -> list[str]:
+    # The ⚠ legend only when a ⚠ is in the tables: a clean run should not read as a failed one.
     lines = ["⚠ invalid: at least one round had a non-2xx answer or a socket error, or could "
-             "not be measured (the JSON records say which)."]
+             "not be measured (the JSON records say which)."] if any_invalid else []
     if workloads and any(WORKLOADS[w].protocol == "websocket" for w in workloads):
         lines.append(
             "websocket*: measured with benchmarks/wsload (not wrk); one request is one echoed "
@@ -196,7 +198,7 @@ def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
         *matrix_tables(summaries, servers, workloads, ceilings),
         "",
         *best_peer_table(summaries, servers, workloads, ceilings),
-        *notes(ceilings, workloads),
+        *notes(ceilings, workloads, any(not s.valid for s in summaries.values())),
         "### Details per workload",
     ]
     for workload in workloads:
