@@ -1,4 +1,4 @@
-"""Load-test carpinus and its peers with wrk; write JSON, markdown and a chart.
+"""Load-test carpinus and its peers with wrk (h2load, wsload); write JSON, markdown, a chart.
 
     python benchmarks/run.py --servers carpinus,uvicorn,granian \\
         --workloads hello,sleep,upload16k,upload1m,headers --duration 10 --rounds 3 \\
@@ -10,7 +10,9 @@ every server through every workload, then round 2 does it again, and so on,
 so a slow minute on a shared machine hurts one round of everyone rather than
 all rounds of one server.  Each measurement is preceded by a probe (one
 request whose answer is checked) and a warm-up run of wrk whose numbers are
-dropped.  See benchmarks/README.md.
+dropped.  The h2-* workloads send the same requests over HTTP/2 cleartext
+with h2load, the websocket* ones echo messages with wsload.  See
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness import markdown
+from harness import h2c, markdown
+from harness.h2load import H2Request, run_h2load
 from harness.requirements import (
+    CURL,
     FASTAPI,
     GCC,
+    H2LOAD,
     MATPLOTLIB,
     TASKSET,
     WRK,
@@ -45,7 +50,7 @@ from harness.requirements import (
 )
 from harness.results import Record, Summary, summarize_all
 from harness.servers import HOST, SERVERS, RunningServer, ServerFailed, running
-from harness.workloads import WORKLOADS, probe, websocket_messages, write_lua_scripts
+from harness.workloads import WORKLOADS, probe, websocket_messages, write_client_files
 from harness.wrk import WrkFailed, WrkResult, WrkSettings, run_wrk
 from harness.wsload import probe_websocket, run_wsload
 
@@ -62,7 +67,7 @@ class UsageError(Exception):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark carpinus against other ASGI servers with wrk.",
+        description="Benchmark carpinus against other ASGI servers with wrk, h2load and wsload.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--servers", default=DEFAULT_SERVERS,
@@ -75,12 +80,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2,
                         help="seconds of load before each measured run (0: none)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=100, help="wrk -c")
+    parser.add_argument("--connections", type=int, default=100,
+                        help="connections: wrk -c, h2load -c, wsload")
     parser.add_argument("--timeout", type=int, default=2,
-                        help="wrk --timeout: a reply slower than this counts as a socket error")
+                        help="wrk --timeout: a reply slower than this counts as a socket error "
+                             "(h2load has no such limit: see harness/h2load.py)")
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the servers")
     parser.add_argument("--client-cpus", default="1",
-                        help="taskset CPU list for wrk; wrk gets one thread per CPU")
+                        help="taskset CPU list for the load client (wrk, h2load, wsload); "
+                             "wrk and h2load get one thread per CPU")
     parser.add_argument("--json", type=Path, help="write every record here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     parser.add_argument("--plot", type=Path, help="write the PNG chart here (needs matplotlib)")
@@ -137,6 +145,8 @@ def requirements_for(args: argparse.Namespace, servers: list[str],
         needed.append(WRK)
     if "websocket" in protocols:
         needed.append(GCC)  # wsload is built from source at the start of the run
+    if "h2" in protocols:
+        needed += [H2LOAD, CURL]  # curl probes each h2 workload once over h2c
     for server in servers:
         needed.extend(SERVERS[server].needs)
     if args.app == "fastapi":
@@ -151,7 +161,7 @@ def versions_of(servers: list[str]) -> dict[str, dict[str, str]]:
 
 
 def carpinus_build() -> dict[str, str]:
-    """The checkout's commit and a digest of the built C core.
+    """The checkout's commit, a digest of the built C core and where it was imported from.
 
     Taken at the start and at the end of a run: on a machine where carpinus
     is being developed, a rebuild in between means rounds ran different code.
@@ -161,7 +171,18 @@ def carpinus_build() -> dict[str, str]:
     spec = importlib.util.find_spec("carpinus._core")
     core = Path(spec.origin) if spec and spec.origin else None
     digest = hashlib.sha256(core.read_bytes()).hexdigest()[:16] if core else "unknown"
-    return {"commit": done.stdout.strip() or "unknown", "core_sha256": digest}
+    return {"commit": done.stdout.strip() or "unknown", "core_sha256": digest,
+            "core_path": str(core) if core else "unknown"}
+
+
+def warn_if_not_this_checkout(build: dict[str, str]) -> None:
+    """The commit recorded is this checkout's; say so when the servers would
+    import another carpinus (an editable install of another worktree, say)."""
+    if not build["core_path"].startswith(str(REPO / "src") + os.sep):
+        print(f"warning: carpinus is imported from {build['core_path']}, not from this "
+              f"checkout; the recorded commit {build['commit']} is not what runs. "
+              f"To run this checkout: PYTHONPATH={REPO / 'src'} (after building it)",
+              file=sys.stderr)
 
 
 def cpu_model() -> str:
@@ -178,7 +199,10 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def warm_up_and_measure(started: RunningServer, run: Callable[[int], WrkResult],
+LoadRun = Callable[[int], WrkResult]  # runs the load client for so many seconds
+
+
+def warm_up_and_measure(started: RunningServer, run: LoadRun,
                         args: argparse.Namespace) -> tuple[WrkResult, float]:
     """run(seconds) for the warm-up (numbers dropped), then for the measurement:
     its result and the server's CPU seconds during it."""
@@ -189,45 +213,46 @@ def warm_up_and_measure(started: RunningServer, run: Callable[[int], WrkResult],
     return result, started.cpu_seconds() - cpu
 
 
-def measure_websocket(server: str, workload: str, started: RunningServer, round_number: int,
-                      args: argparse.Namespace, wrk: WrkSettings) -> Record:
-    """Probe one echo, warm up, measure with wsload (one request = one echoed message)."""
+def probe_and_client(server: str, workload: str, port: int, client_file: Path | None,
+                     wrk: WrkSettings) -> tuple[str | None, LoadRun]:
+    """Send the workload's request once and check the answer (the problem found,
+    or None), and the load client that repeats it: wrk for HTTP/1.1, h2load
+    over h2c (probed with curl), wsload for WebSocket (one request = one echoed
+    message).  client_file: wrk's Lua script, or h2load's request body."""
     spec = WORKLOADS[workload]
-    messages = websocket_messages(spec)
-    port = started.port
-    problem = probe_websocket(HOST, port, spec.path, messages[0], spec.deflate)
-    if problem:
-        return Record(server, workload, args.app, round_number, failure=problem)
-    try:
-        result, cpu = warm_up_and_measure(
-            started, lambda seconds: run_wsload(HOST, port, spec.path, messages, spec.deflate,
-                                                seconds, wrk), args)
-    except WrkFailed as exc:
-        return Record(server, workload, args.app, round_number, failure=str(exc))
-    return Record.measured(server, workload, args.app, round_number, result, cpu)
+    ceiling = SERVERS[server].ceiling
+    url = f"http://{HOST}:{port}{spec.path}"
+    if spec.protocol == "websocket":
+        messages = websocket_messages(spec)
+        return (probe_websocket(HOST, port, spec.path, messages[0], spec.deflate),
+                lambda seconds: run_wsload(HOST, port, spec.path, messages, spec.deflate,
+                                           seconds, wrk))
+    if spec.protocol == "h2":
+        request = H2Request(spec.path, spec.headers, client_file, spec.streams)
+        return (h2c.probe(HOST, port, spec.method, spec.path, spec.headers, spec.body,
+                          None if ceiling else spec.expected_body),
+                lambda seconds: run_h2load(url, request, seconds, wrk))
+    script = client_file
+    assert script is not None, f"no wrk script was written for {workload}"
+    return (probe(spec, HOST, port, ceiling),
+            lambda seconds: run_wrk(url, script, seconds, wrk))
 
 
 def measure(server: str, workload: str, started: RunningServer, round_number: int,
-            script: Path | None, args: argparse.Namespace, wrk: WrkSettings) -> Record:
+            client_file: Path | None, args: argparse.Namespace, wrk: WrkSettings) -> Record:
     """Probe, warm up, measure one server on one workload."""
-    spec = WORKLOADS[workload]
-    if spec.protocol == "websocket":
-        return measure_websocket(server, workload, started, round_number, args, wrk)
-    assert script is not None
-    problem = probe(spec, HOST, started.port, SERVERS[server].ceiling)
+    problem, run = probe_and_client(server, workload, started.port, client_file, wrk)
     if problem:
         return Record(server, workload, args.app, round_number, failure=problem)
-    url = f"http://{HOST}:{started.port}{spec.path}"
     try:
-        result, cpu = warm_up_and_measure(
-            started, lambda seconds: run_wrk(url, script, seconds, wrk), args)
+        result, cpu = warm_up_and_measure(started, run, args)
     except WrkFailed as exc:
         return Record(server, workload, args.app, round_number, failure=str(exc))
     return Record.measured(server, workload, args.app, round_number, result, cpu)
 
 
 def run_server_round(server: str, workloads: list[str], round_number: int,
-                     scripts: dict[str, Path], args: argparse.Namespace,
+                     client_files: dict[str, Path], args: argparse.Namespace,
                      wrk: WrkSettings) -> list[Record]:
     """Start `server` once and take it through every workload."""
     records = []
@@ -235,7 +260,7 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
         with running(server, APPS[args.app], args.server_cpus) as started:
             for workload in workloads:
                 record = measure(server, workload, started, round_number,
-                                 scripts.get(workload), args, wrk)
+                                 client_files.get(workload), args, wrk)
                 report_progress(record, args.rounds)
                 records.append(record)
     except ServerFailed as exc:
@@ -248,7 +273,7 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
 
 
 def report_progress(record: Record, rounds: int) -> None:
-    where = f"[round {record.round}/{rounds}] {record.server:<11} {record.workload:<10}"
+    where = f"[round {record.round}/{rounds}] {record.server:<12} {record.workload:<16}"
     if record.failure:
         first_line = record.failure.splitlines()[0]
         print(f"{where} FAILED: {first_line}", file=sys.stderr, flush=True)
@@ -287,6 +312,7 @@ def build_document(args: argparse.Namespace, argv: list[str], servers: list[str]
         "versions": versions_of(servers),
         "tools": {"wrk": WRK.version() if WRK.is_present() else "not used",
                   "taskset": TASKSET.version(),
+                  **({"h2load": H2LOAD.version()} if H2LOAD.is_present() else {}),
                   **({"gcc (wsload)": GCC.version()} if GCC.is_present() else {})},
         "records": [r.to_json() for r in records],
         "summary": [s.to_json() for s in summaries.values()],
@@ -307,7 +333,7 @@ def write_outputs(args: argparse.Namespace, document: dict[str, Any], text: str,
 
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         title = (f"{args.app} ASGI app, one worker on CPU {args.server_cpus}, "
-                 f"wrk -c{args.connections} on CPU {args.client_cpus}, "
+                 f"load client -c{args.connections} on CPU {args.client_cpus}, "
                  f"median of {args.rounds} x {args.duration} s")
         chart.draw(summaries, servers, workloads, ceilings, title, args.plot)
 
@@ -336,13 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_start = loadavg()
     build_start = carpinus_build()
+    warn_if_not_this_checkout(build_start)
 
     records: list[Record] = []
-    with tempfile.TemporaryDirectory(prefix="carpinus-bench-lua-") as tmp:
-        scripts = write_lua_scripts(workloads, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="carpinus-bench-clients-") as tmp:
+        client_files = write_client_files(workloads, Path(tmp))
         for round_number in range(1, args.rounds + 1):
             for server in servers:
-                records += run_server_round(server, workloads, round_number, scripts, args, wrk)
+                records += run_server_round(server, workloads, round_number, client_files,
+                                            args, wrk)
 
     summaries = summarize_all(records, servers, workloads)
     ceilings = {s for s in servers if SERVERS[s].ceiling}

@@ -2,7 +2,8 @@
 # Debian tools the test legs use: clang (libFuzzer) for the fuzz targets,
 # zlib's and libnghttp2's headers (the extension links zlib for
 # permessage-deflate and libnghttp2 for HTTP/2), wrk for the benchmark smoke
-# test, curl and h2load (nghttp2-client) for the HTTP/2 suite, chromium for
+# test, curl and h2load (nghttp2-client) for the HTTP/2 suite and the h2
+# benchmarks, chromium for
 # the browser tests (WebSocket: tests/protocols/websocket/test_browser.py;
 # HTTP/2: tests/protocols/http2/test_clients.py).  Installed when missing and
 # we are root (as in CI); otherwise the command to run is printed and the

@@ -15,13 +15,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from carpinus import _core
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "benchmarks" / "run.py"
 WORKLOADS = ["hello", "sleep", "upload16k", "upload1m", "headers"]
 WEBSOCKET_WORKLOADS = ["websocket", "websocket-deflate", "websocket16k", "websocket16k-deflate"]
+# One of each request at -m10, and the -m1 variant of one: about 1 s each.
+H2_WORKLOADS = ["h2-hello-m10", "h2-headers-m10", "h2-upload16k-m10", "h2-hello-m1"]
 EXIT_USAGE = 2
 
 
@@ -35,6 +40,32 @@ def cpu_pair() -> tuple[str, str]:
     """Server and client CPUs from those this process may use (the same one if only one)."""
     cpus = sorted(os.sched_getaffinity(0))
     return str(cpus[0]), str(cpus[-1])
+
+
+def measure_carpinus_briefly(workloads: list[str],
+                             tmp_path: Path) -> tuple[list[dict[str, Any]], str]:
+    """One round of 1 s per workload against carpinus, no warm-up; the records
+    (each checked to be valid and error-free) and the markdown table."""
+    server_cpu, client_cpu = cpu_pair()
+    out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
+    done = run_runner(
+        "--servers", "carpinus", "--workloads", ",".join(workloads),
+        "--duration", "1", "--warmup", "0", "--rounds", "1", "--timeout", "10",
+        "--server-cpus", server_cpu, "--client-cpus", client_cpu,
+        "--json", str(out_json), "--markdown", str(out_md),
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    records: list[dict[str, Any]] = json.loads(out_json.read_text())["records"]
+    assert [r["workload"] for r in records] == workloads
+    for record in records:
+        assert record["server"] == "carpinus"
+        assert record["valid"], record
+        assert record["requests"] > 0 and record["errors"] == 0, record
+    table = out_md.read_text()
+    for workload in workloads:
+        assert f"| {workload} |" in table
+    return records, table
 
 
 @pytest.mark.timeout(240)
@@ -82,28 +113,28 @@ def test_runner_measures_every_workload_against_carpinus(tmp_path: Path) -> None
 @pytest.mark.skipif(shutil.which("taskset") is None,
                     reason="taskset is not installed (apt-get install -y util-linux)")
 def test_runner_measures_the_websocket_workloads_against_carpinus(tmp_path: Path) -> None:
-    server_cpu, client_cpu = cpu_pair()
-    out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
-    done = run_runner(
-        "--servers", "carpinus", "--workloads", ",".join(WEBSOCKET_WORKLOADS),
-        "--duration", "1", "--warmup", "0", "--rounds", "1", "--timeout", "10",
-        "--server-cpus", server_cpu, "--client-cpus", client_cpu,
-        "--json", str(out_json), "--markdown", str(out_md),
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    records = json.loads(out_json.read_text())["records"]
-    assert [r["workload"] for r in records] == WEBSOCKET_WORKLOADS
+    records, table = measure_carpinus_briefly(WEBSOCKET_WORKLOADS, tmp_path)
     for record in records:
-        assert record["server"] == "carpinus"
-        assert record["valid"], record
-        assert record["requests"] > 0 and record["errors"] == 0, record
         assert record["p99_ms"] > 0 and record["avg_ms"] > 0
         assert record["server_cpu_us"] > 0, record  # the server's CPU, from /proc
-    table = out_md.read_text()
-    for workload in WEBSOCKET_WORKLOADS:
-        assert f"| {workload} |" in table
     assert "one request is one echoed message" in table
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("h2load") is None or shutil.which("curl") is None,
+                    reason="h2load or curl is not installed (apt-get install -y nghttp2-client "
+                           "curl); the h2 workloads are driven by h2load and probed with curl")
+@pytest.mark.skipif(shutil.which("taskset") is None,
+                    reason="taskset is not installed (apt-get install -y util-linux)")
+@pytest.mark.skipif(not _core.HAVE_HTTP2,
+                    reason="this carpinus was built without libnghttp2: it serves no HTTP/2")
+def test_runner_measures_the_http2_workloads_against_carpinus(tmp_path: Path) -> None:
+    records, table = measure_carpinus_briefly(H2_WORKLOADS, tmp_path)
+    for record in records:
+        # from h2load's per-request log, which the runner reads itself
+        assert 0 < record["p50_ms"] <= record["p99_ms"] <= record["max_ms"], record
+        assert record["avg_ms"] > 0
+    assert "h2-*: HTTP/2 cleartext" in table
 
 
 def test_runner_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:

@@ -88,6 +88,43 @@ def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
     ]
 
 
+def best_peer(summaries: dict[tuple[str, str], Summary], servers: list[str],
+              workload: str, ceilings: set[str]) -> Summary | None:
+    """The fastest valid server on `workload` that is neither carpinus nor a ceiling."""
+    peers = [summaries[s, workload] for s in servers
+             if s != BASELINE and s not in ceilings and summaries[s, workload].valid]
+    return max(peers, key=lambda summary: summary.rps, default=None)
+
+
+def best_peer_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
+                    workloads: list[str], ceilings: set[str]) -> list[str]:
+    """carpinus against the fastest peer per workload: how a target reads
+    ("≥ 1.5× the best peer's req/s, p99 no worse")."""
+    if BASELINE not in servers or len(servers) < 2:
+        return []
+    rows = []
+    for workload in workloads:
+        ours, peer = summaries[BASELINE, workload], best_peer(summaries, servers, workload,
+                                                             ceilings)
+        if peer is None or not ours.rps or not peer.p99_ms:
+            rows.append([workload, "–", "–", "–", "–"])
+            continue
+        rows.append([workload, peer.server, f"{ours.rps / peer.rps:.2f}×",
+                     f"{format_ms(ours.p99_ms)} / {format_ms(peer.p99_ms)}",
+                     f"{ours.p99_ms / peer.p99_ms:.2f}×"])
+    return [
+        f"### {BASELINE} against the best peer",
+        "",
+        f"Per workload the fastest valid server other than {BASELINE} and the ceilings; "
+        f"req/s ratio {BASELINE} ÷ peer (above 1: {BASELINE} faster), p99 ratio "
+        f"{BASELINE} ÷ peer (below 1: {BASELINE}'s tail shorter).",
+        "",
+        *table(["workload", "best peer", "req/s ratio", "p99 ms (ours / peer)", "p99 ratio"],
+               rows),
+        "",
+    ]
+
+
 def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
                  workload: str) -> list[str]:
     header = ["server", "req/s", "rounds min–max", "× carpinus", "avg ms", "p50 ms",
@@ -108,14 +145,23 @@ def detail_table(summaries: dict[tuple[str, str], Summary], servers: list[str],
     return table(header, rows)
 
 
-def notes(ceilings: set[str], workloads: list[str] | None = None) -> list[str]:
+def notes(ceilings: set[str], workloads: list[str] | None = None,
+          any_invalid: bool = True) -> list[str]:
+    # The ⚠ legend only when a ⚠ is in the tables: a clean run should not read as a failed one.
     lines = ["⚠ invalid: at least one round had a non-2xx answer or a socket error, or could "
-             "not be measured (the JSON records say which)."]
+             "not be measured (the JSON records say which)."] if any_invalid else []
     if workloads and any(WORKLOADS[w].protocol == "websocket" for w in workloads):
         lines.append(
             "websocket*: measured with benchmarks/wsload (not wrk); one request is one echoed "
             "message, and an error is a failed handshake, a wrong echo or a socket error. "
             "Ceilings do not speak WebSocket and show as failed there.")
+    if workloads and any(WORKLOADS[w].protocol == "h2" for w in workloads):
+        lines.append(
+            "h2-*: HTTP/2 cleartext (prior knowledge) driven by h2load (not wrk) with -c "
+            "connections, each keeping -m10 or -m1 streams in flight; latencies are computed "
+            "from h2load's per-request log, and an error is a non-2xx status or a failed "
+            "stream. The headers workload drops Connection, which HTTP/2 forbids. Servers "
+            "that do not serve h2c fail the probe.")
     if ceilings:
         lines.append(
             "Ceilings (" + ", ".join(sorted(ceilings)) + ") run no ASGI app: they answer every "
@@ -126,7 +172,8 @@ def notes(ceilings: set[str], workloads: list[str] | None = None) -> list[str]:
 
 def build_line(build: dict[str, dict[str, str]]) -> str:
     start, end = build["start"], build["end"]
-    line = f"- carpinus build: commit {start['commit']}, C core sha256 {start['core_sha256']}"
+    line = (f"- carpinus build: commit {start['commit']}, C core sha256 {start['core_sha256']} "
+            f"({start.get('core_path', 'path not recorded')})")
     if start != end:
         line += (f" ⚠ changed during the run, to commit {end['commit']}, "
                  f"C core {end['core_sha256']}")
@@ -138,18 +185,20 @@ def render(document: dict[str, Any], summaries: dict[tuple[str, str], Summary],
     settings = document["settings"]
     lines = [
         f"## Results: {settings['app']} app, {settings['rounds']} round(s) of "
-        f"{settings['duration_s']} s, wrk -c{settings['connections']}",
+        f"{settings['duration_s']} s, -c{settings['connections']}",
         "",
         f"Command: `{document['command']}`",
         "",
         f"Machine: {document['machine']['cpu']}, {document['machine']['cpus']} CPUs; "
-        f"servers on CPU {settings['server_cpus']}, wrk on CPU {settings['client_cpus']}; "
+        f"servers on CPU {settings['server_cpus']}, the load client on CPU "
+        f"{settings['client_cpus']}; "
         f"load average {document['machine']['loadavg_start']} at the start, "
         f"{document['machine']['loadavg_end']} at the end.",
         "",
         *matrix_tables(summaries, servers, workloads, ceilings),
         "",
-        *notes(ceilings, workloads),
+        *best_peer_table(summaries, servers, workloads, ceilings),
+        *notes(ceilings, workloads, any(not s.valid for s in summaries.values())),
         "### Details per workload",
     ]
     for workload in workloads:

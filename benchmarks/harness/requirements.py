@@ -117,6 +117,7 @@ GUNICORN_H1C = PythonPackage("gunicorn-h1c", "gunicorn_h1c")
 HYPERCORN = PythonPackage("hypercorn", "hypercorn")
 WEBSOCKETS = PythonPackage("websockets", "websockets")
 WSPROTO = PythonPackage("wsproto", "wsproto")
+ZTTP = PythonPackage("zttp", "zttp")  # uvicorn's HTTP/2: --http zttp --http2
 FASTAPI = PythonPackage("fastapi", "fastapi")
 MATPLOTLIB = PythonPackage("matplotlib", "matplotlib")
 
@@ -124,3 +125,5 @@ WRK = Program("wrk", "wrk", ("-v",))
 TASKSET = Program("taskset", "util-linux")
 NGINX = Program("nginx", "nginx-light", ("-v",))
 GCC = Program("gcc", "gcc")
+H2LOAD = Program("h2load", "nghttp2-client")
+CURL = Program("curl", "curl")

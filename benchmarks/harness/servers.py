@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import nginx
+from harness import h2c, nginx
 from harness.requirements import (
     CARPINUS,
     GRANIAN,
@@ -46,6 +46,7 @@ from harness.requirements import (
     UVLOOP,
     WEBSOCKETS,
     WSPROTO,
+    ZTTP,
     Requirement,
 )
 
@@ -68,6 +69,9 @@ class ServerSpec:
     ceiling: bool = False
     # Writes files the command reads (nginx.conf) into the work directory.
     prepare: Prepare | None = None
+    # Serves HTTP/2 only, so readiness is polled over h2c (granian --http 2
+    # does not answer HTTP/1.1 at all).
+    h2c_only: bool = False
 
 
 # Adding a server is one line here.
@@ -79,6 +83,11 @@ SERVERS: dict[str, ServerSpec] = {
     "uvicorn-websockets": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --ws websockets --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP, WEBSOCKETS)),  # noqa: E501
     "uvicorn-wsproto": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --ws wsproto --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP, WSPROTO)),  # noqa: E501
     "granian": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log {app}", (GRANIAN, UVLOOP)),  # noqa: E501
+    # The HTTP/2 peers for the h2-* workloads.  carpinus and hypercorn serve h2c
+    # (prior knowledge) next to HTTP/1.1 on the same port by default; granian
+    # needs --http 2 (its auto mode does not), uvicorn needs zttp.
+    "granian-h2": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 1 --loop uvloop --no-access-log --http 2 {app}", (GRANIAN, UVLOOP), h2c_only=True),  # noqa: E501
+    "uvicorn-zttp": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http zttp --http2 --loop uvloop --no-access-log {app}", (UVICORN, ZTTP, UVLOOP)),  # noqa: E501
     "gunicorn": ServerSpec("{python} -m gunicorn --worker-class asgi --workers 1 --bind {host}:{port} --asgi-loop uvloop --http-parser fast --no-control-socket {app}", (GUNICORN, GUNICORN_H1C, UVLOOP)),  # noqa: E501
     "hypercorn": ServerSpec("{python} -m hypercorn --workers 1 --worker-class uvloop --bind {host}:{port} {app}", (HYPERCORN, UVLOOP)),  # noqa: E501
     "uvloop-raw": ServerSpec("{python} {apps}/uvloop_raw.py --host {host} --port {port}", (UVLOOP,), ceiling=True),  # noqa: E501
@@ -138,6 +147,7 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    h2c_only: bool = False
 
     @property
     def pid(self) -> int:
@@ -151,7 +161,8 @@ class RunningServer:
         return "\n".join(lines[-LOG_TAIL_LINES:])
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Poll `GET /` until it answers 200, the process exits, or the deadline passes."""
+        """Poll `GET /` (over h2c for an HTTP/2-only server) until it answers 200,
+        the process exits, or the deadline passes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -159,7 +170,7 @@ class RunningServer:
                     f"{self.name} exited with code {self.process.returncode} before it "
                     f"answered; its log:\n{self.log_tail()}"
                 )
-            if answers_200(self.port):
+            if h2c.answers_200(HOST, self.port) if self.h2c_only else answers_200(self.port):
                 return
             time.sleep(POLL_INTERVAL)
         raise ServerFailed(
@@ -253,7 +264,7 @@ def running(name: str, app: str, cpus: str) -> Iterator[RunningServer]:
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=workdir, env=child_env(), start_new_session=True,
             )
-        server = RunningServer(name, process, port, log_path)
+        server = RunningServer(name, process, port, log_path, spec.h2c_only)
         try:
             server.wait_ready()
             yield server

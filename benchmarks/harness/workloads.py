@@ -1,4 +1,4 @@
-"""The workloads: what wrk (or wsload) sends, and a probe that checks one answer first.
+"""The workloads: what wrk (wsload, h2load) sends, and a probe that checks one answer first.
 
 Every workload targets the same routes, served by the raw ASGI demo app
 (carpinus.demo:app) or its FastAPI twin (benchmarks/apps/fastapi_app.py).
@@ -6,14 +6,17 @@ wrk builds its request once from `wrk.method`, `wrk.body` and `wrk.headers`
 (no per-request Lua), adding Host and, for a body, Content-Length.  The
 WebSocket workloads are driven by benchmarks/wsload/wsload.c instead
 (harness/wsload.py): each connection echoes one text message at a time, 16
-bytes or 16 KiB of JSON, with permessage-deflate negotiated or not.
+bytes or 16 KiB of JSON, with permessage-deflate negotiated or not.  The
+HTTP/2 workloads (h2-*) send the HTTP/1.1 workloads' requests over h2c with
+h2load (harness/h2load.py), with 10 streams in flight per connection (-m10)
+or one (-m1).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPORT_LUA = Path(__file__).resolve().parent.parent / "wrk" / "report.lua"
@@ -35,6 +38,15 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     ("Priority", "u=0, i"),
 )
 OCTET_STREAM = (("Content-Type", "application/octet-stream"),)
+# Headers HTTP/2 forbids (RFC 9113 8.2.2): a request carrying one is
+# malformed and every server resets its stream.  Host becomes :authority,
+# which h2load sends from the URL.
+CONNECTION_SPECIFIC = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                       "upgrade"}
+
+# What the demo app answers to /headers: the two headers it reads.
+HEADERS_ANSWER = b"user-agent: %s\naccept: %s" % (
+    dict(BROWSER_HEADERS)["User-Agent"].encode(), dict(BROWSER_HEADERS)["Accept"].encode())
 
 
 @dataclass(frozen=True)
@@ -47,10 +59,12 @@ class Workload:
     expected_body: bytes | None = None
     description: str = ""
     # "http": wrk; "websocket": wsload, echoing text messages of message_size
-    # bytes (websocket_messages), compressed with permessage-deflate or not
+    # bytes (websocket_messages), compressed with permessage-deflate or not;
+    # "h2": h2load over h2c, `streams` in flight per connection
     protocol: str = "http"
     message_size: int = 0
     deflate: bool = False
+    streams: int = 0
 
     @property
     def body(self) -> bytes:
@@ -68,9 +82,7 @@ WORKLOADS: dict[str, Workload] = {
     "upload1m": Workload("POST", "/upload", OCTET_STREAM, 1024 * 1024, b"1048576",
                          "POST /upload with a 1 MiB body; the app answers its length"),
     "headers": Workload("GET", "/headers", BROWSER_HEADERS,
-                        expected_body=b"user-agent: %s\naccept: %s" % (
-                            dict(BROWSER_HEADERS)["User-Agent"].encode(),
-                            dict(BROWSER_HEADERS)["Accept"].encode()),
+                        expected_body=HEADERS_ANSWER,
                         description="GET /headers with 12 browser headers (Host included); "
                                     "the app reads 2"),
     "websocket": Workload("GET", "/ws", protocol="websocket", message_size=16,
@@ -86,6 +98,22 @@ WORKLOADS: dict[str, Workload] = {
                                      message_size=16 * 1024, deflate=True,
                                      description="the same with permessage-deflate negotiated"),
 }
+
+
+def over_h2(workload: Workload, streams: int) -> Workload:
+    """The same request over h2c, `streams` in flight per connection, without
+    the headers HTTP/2 forbids (the browser set keeps 10 of its 11)."""
+    headers = tuple((n, v) for n, v in workload.headers if n.lower() not in CONNECTION_SPECIFIC)
+    description = workload.description.replace(
+        "12 browser headers (Host included)", f"{len(headers)} browser headers (no Connection)")
+    return replace(workload, headers=headers, protocol="h2", streams=streams,
+                   description=f"{description}; h2c, {streams} stream(s) per connection")
+
+
+# The HTTP/2 workloads: h2-hello-m10, h2-hello-m1, h2-headers-m10, ...
+H2_STREAMS = (10, 1)
+WORKLOADS.update({f"h2-{name}-m{streams}": over_h2(WORKLOADS[name], streams)
+                  for name in ("hello", "headers", "upload16k") for streams in H2_STREAMS})
 
 # Messages of at least this size are JSON, as an API would send; smaller ones letters.
 JSON_MESSAGE_MIN = 1024
@@ -136,15 +164,20 @@ def lua_script(workload: Workload) -> str:
     return "\n".join(lines) + "\n\n" + REPORT_LUA.read_text()
 
 
-def write_lua_scripts(workloads: list[str], directory: Path) -> dict[str, Path]:
-    scripts = {}
+def write_client_files(workloads: list[str], directory: Path) -> dict[str, Path]:
+    """What each load client reads, per workload: wrk's Lua script for an
+    HTTP/1.1 workload, h2load's request body (`--data FILE`) for an h2 one
+    that sends a body; nothing for the others."""
+    files = {}
     for name in workloads:
-        if WORKLOADS[name].protocol != "http":
-            continue
-        path = directory / f"{name}.lua"
-        path.write_text(lua_script(WORKLOADS[name]))
-        scripts[name] = path
-    return scripts
+        workload = WORKLOADS[name]
+        if workload.protocol == "http":
+            files[name] = directory / f"{name}.lua"
+            files[name].write_text(lua_script(workload))
+        elif workload.protocol == "h2" and workload.body_size:
+            files[name] = directory / f"{name}.body"
+            files[name].write_bytes(workload.body)
+    return files
 
 
 def probe(workload: Workload, host: str, port: int, ceiling: bool) -> str | None:
