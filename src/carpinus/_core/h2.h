@@ -39,6 +39,8 @@ int cp_h2_feed(HttpProtocol *c);
 /* Write out what nghttp2 has queued (not from inside one of its
    callbacks: then it happens when the callback returns). */
 void cp_h2_flush(HttpProtocol *c);
+/* The loop's callback for a flush request_flush() scheduled. */
+void cp_h2_scheduled_flush(HttpProtocol *c);
 /* The connection is closing or lost: every stream's app hears
    http.disconnect; the session is freed. */
 void cp_h2_close(HttpProtocol *c);

@@ -1057,6 +1057,13 @@ void cp_conn_response_complete(HttpProtocol *c, int keep_alive)
     update_reading(c);
 }
 
+static PyObject *proto_flush_h2(HttpProtocol *c, PyObject *unused)
+{
+    (void)unused;
+    cp_h2_scheduled_flush(c);
+    Py_RETURN_NONE;
+}
+
 static PyObject *proto_process_pending(HttpProtocol *c, PyObject *unused)
 {
     (void)unused;
@@ -1545,6 +1552,8 @@ static PyMethodDef proto_methods[] = {
     {"connection_lost", (PyCFunction)proto_connection_lost, METH_O, NULL},
     {"pause_writing", (PyCFunction)proto_pause_writing, METH_NOARGS, NULL},
     {"resume_writing", (PyCFunction)proto_resume_writing, METH_NOARGS, NULL},
+    {"_flush_h2", (PyCFunction)proto_flush_h2, METH_NOARGS,
+     "Write what HTTP/2 streams queued in this turn of the loop (h2.c)."},
     {"_process_pending", (PyCFunction)proto_process_pending, METH_NOARGS,
      "Serve pipelined requests that waited for the previous response."},
     {NULL, NULL, 0, NULL},
