@@ -79,6 +79,7 @@ typedef struct {
         *s_get_write_buffer_size, *s_pause_reading,
         *s_resume_reading, *s_get_extra_info, *s_peername, *s_sockname,
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
+        *s_flush_h2, *s_ssl_object, *s_selected_alpn,
         *s_context, *s_dunder_call;
     PyObject *done_awaitable; /* Outcome(None): what a send() that need not
                                  wait returns; immutable, so shared */

@@ -300,7 +300,7 @@ static void request_flush(HttpProtocol *c)
     if (h->flush_scheduled) {
         return;
     }
-    PyObject *cb = PyObject_GetAttrString((PyObject *)c, "_flush_h2");
+    PyObject *cb = PyObject_GetAttr((PyObject *)c, c->server->mod->s_flush_h2);
     PyObject *handle = cb != NULL ? PyObject_CallOneArg(c->server->call_soon, cb) : NULL;
     Py_XDECREF(cb);
     if (handle == NULL) {
@@ -1099,6 +1099,20 @@ static cp_h2 *live_h2(RequestCycle *cy)
     return c->h2;
 }
 
+/* The stream the cycle's response goes to, and (*h) its session; NULL
+   with ClientDisconnected when the stream was reset, closed, or answered
+   by the server itself. */
+static cp_h2_stream *writable_stream(RequestCycle *cy, cp_h2 **h)
+{
+    *h = live_h2(cy);
+    cp_h2_stream *st = *h != NULL ? stream_of(*h, cy->stream_id) : NULL;
+    if (st == NULL || st->refused) {
+        PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+        return NULL;
+    }
+    return st;
+}
+
 void cp_h2_body_consumed(RequestCycle *cy, size_t n)
 {
     cp_h2 *h = live_h2(cy);
@@ -1131,10 +1145,9 @@ static void resume(cp_h2 *h, cp_h2_stream *st)
 
 int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
 {
-    cp_h2 *h = live_h2(cy);
-    cp_h2_stream *st = h != NULL ? stream_of(h, cy->stream_id) : NULL;
-    if (st == NULL || st->refused) {
-        PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+    cp_h2 *h;
+    cp_h2_stream *st = writable_stream(cy, &h);
+    if (st == NULL) {
         return -1;
     }
     if (parts->first) {
@@ -1177,10 +1190,9 @@ int cp_h2_write(RequestCycle *cy, cp_body_parts *parts)
 
 int cp_h2_trailers(RequestCycle *cy)
 {
-    cp_h2 *h = live_h2(cy);
-    cp_h2_stream *st = h != NULL ? stream_of(h, cy->stream_id) : NULL;
-    if (st == NULL || st->refused) {
-        PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+    cp_h2 *h;
+    cp_h2_stream *st = writable_stream(cy, &h);
+    if (st == NULL) {
         return -1;
     }
     trailers_free(st);
@@ -1249,10 +1261,9 @@ void cp_h2_app_failed(HttpProtocol *c, RequestCycle *cy)
 
 int cp_h2_early_hint(RequestCycle *cy, const char *head, size_t len)
 {
-    cp_h2 *h = live_h2(cy);
-    cp_h2_stream *st = h != NULL ? stream_of(h, cy->stream_id) : NULL;
-    if (st == NULL || st->refused) {
-        PyErr_SetString(cy->server->mod->ClientDisconnected, "The stream is closed.");
+    cp_h2 *h;
+    cp_h2_stream *st = writable_stream(cy, &h);
+    if (st == NULL) {
         return -1;
     }
     nghttp2_nv *nva;

@@ -84,6 +84,9 @@ static inline cp_state *get_state(PyObject *module)
     X(s_cancel)                                                                          \
     X(s_throw)                                                                           \
     X(s_process_pending)                                                                 \
+    X(s_flush_h2)                                                                        \
+    X(s_ssl_object)                                                                      \
+    X(s_selected_alpn)                                                                   \
     X(s_context)                                                                         \
     X(s_dunder_call)                                                                     \
     X(done_awaitable)
@@ -210,6 +213,8 @@ static int core_exec(PyObject *module)
         intern(&st->s_set_result, "set_result") < 0 || intern(&st->s_done, "done") < 0 ||
         intern(&st->s_cancel, "cancel") < 0 || intern(&st->s_throw, "throw") < 0 ||
         intern(&st->s_process_pending, "_process_pending") < 0 ||
+        intern(&st->s_flush_h2, "_flush_h2") < 0 || intern(&st->s_ssl_object, "ssl_object") < 0 ||
+        intern(&st->s_selected_alpn, "selected_alpn_protocol") < 0 ||
         intern(&st->s_context, "context") < 0 || intern(&st->s_dunder_call, "__call__") < 0) {
         goto fail;
     }

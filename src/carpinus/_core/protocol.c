@@ -1133,9 +1133,7 @@ static int proxy_trust(HttpProtocol *c, PyObject *peer)
 /* Whether TLS's ALPN chose "h2" for this connection: 1, 0, -1 on error. */
 static int alpn_is_h2(HttpProtocol *c, PyObject *transport)
 {
-    PyObject *name = PyUnicode_InternFromString("ssl_object");
-    PyObject *sslobj = name != NULL ? extra_info(c, transport, name) : NULL;
-    Py_XDECREF(name);
+    PyObject *sslobj = extra_info(c, transport, c->server->mod->s_ssl_object);
     if (sslobj == NULL) {
         return -1;
     }
@@ -1143,7 +1141,7 @@ static int alpn_is_h2(HttpProtocol *c, PyObject *transport)
         Py_DECREF(sslobj);
         return 0;
     }
-    PyObject *proto = PyObject_CallMethod(sslobj, "selected_alpn_protocol", NULL);
+    PyObject *proto = PyObject_CallMethodNoArgs(sslobj, c->server->mod->s_selected_alpn);
     Py_DECREF(sslobj);
     if (proto == NULL) {
         return -1;
