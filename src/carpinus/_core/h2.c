@@ -39,6 +39,14 @@
 /* Empty DATA frames (no END_STREAM) a connection may send: each costs us a
    callback and the peer nothing (CVE-2019-9518). */
 #define CP_H2_MAX_EMPTY_DATA 1000
+/* Streams a client may reset (CVE-2023-44487, rapid reset): a bucket of
+   this many, refilled at this many per second -- nghttp2's own figures.
+   nghttp2 enforces them too, but with a GOAWAY that takes effect only
+   once sent: every stream opened in the rest of the same read (up to
+   256 KiB of them on asyncio's transports) would still start an app.
+   Terminating the session here refuses them at once. */
+#define CP_H2_RESET_BURST 1000.0
+#define CP_H2_RESET_RATE 33.0
 
 typedef struct cp_h2_stream {
     int32_t id;
@@ -91,6 +99,8 @@ typedef struct cp_h2 {
     cp_h2_stream *streams;
     size_t n_streams;
     size_t empty_data;
+    double reset_tokens; /* CP_H2_RESET_BURST's bucket */
+    double reset_stamp;  /* cp_monotonic() of its last refill */
     PyObject *pending_exc; /* SystemExit / KeyboardInterrupt from an app
                               started eagerly inside a callback */
 } cp_h2;
@@ -772,6 +782,23 @@ static int start_request(cp_h2 *h, cp_h2_stream *st, int end_stream)
     return 0;
 }
 
+/* One stream reset by the client: take a token, or end the connection. */
+static int count_reset(cp_h2 *h)
+{
+    double now = cp_monotonic();
+    h->reset_tokens += (now - h->reset_stamp) * CP_H2_RESET_RATE;
+    if (h->reset_tokens > CP_H2_RESET_BURST) {
+        h->reset_tokens = CP_H2_RESET_BURST;
+    }
+    h->reset_stamp = now;
+    if (h->reset_tokens < 1.0) {
+        nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
+    h->reset_tokens -= 1.0;
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     (void)session;
@@ -802,6 +829,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             cp_cycle_body_done(st->cy);
         }
         return 0;
+    case NGHTTP2_RST_STREAM:
+        return count_reset(h);
     default:
         return 0;
     }
@@ -904,6 +933,8 @@ int cp_h2_begin(HttpProtocol *c)
         PyErr_NoMemory();
         return -1;
     }
+    h->reset_tokens = CP_H2_RESET_BURST;
+    h->reset_stamp = cp_monotonic();
     h->c = c;
     cp_buf_init(&h->out, NULL, 0);
     nghttp2_session_callbacks *cbs = NULL;
