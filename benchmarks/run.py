@@ -350,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         servers = pick(args.servers, SERVERS, "server")
         workloads = pick(args.workloads, WORKLOADS, "workload")
         threads = check_cpus(args.server_cpus, args.client_cpus)
+        files = [w for w in workloads if WORKLOADS[w].file_size]
+        if files and args.app != "fastapi":
+            raise UsageError(f"{', '.join(files)}: the static files are served by --app fastapi")
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,6 +27,7 @@ WORKLOADS = ["hello", "sleep", "upload16k", "upload1m", "headers"]
 WEBSOCKET_WORKLOADS = ["websocket", "websocket-deflate", "websocket16k", "websocket16k-deflate"]
 # One of each request at -m10, and the -m1 variant of one: about 1 s each.
 H2_WORKLOADS = ["h2-hello-m10", "h2-headers-m10", "h2-upload16k-m10", "h2-hello-m1"]
+FILE_WORKLOADS = ["file1m", "file64m"]
 EXIT_USAGE = 2
 
 
@@ -42,14 +43,16 @@ def cpu_pair() -> tuple[str, str]:
     return str(cpus[0]), str(cpus[-1])
 
 
-def measure_carpinus_briefly(workloads: list[str],
-                             tmp_path: Path) -> tuple[list[dict[str, Any]], str]:
+def measure_carpinus_briefly(workloads: list[str], tmp_path: Path, *options: str,
+                             servers: tuple[str, ...] = ("carpinus",),
+                             ) -> tuple[list[dict[str, Any]], str]:
     """One round of 1 s per workload against carpinus, no warm-up; the records
     (each checked to be valid and error-free) and the markdown table."""
     server_cpu, client_cpu = cpu_pair()
     out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
     done = run_runner(
-        "--servers", "carpinus", "--workloads", ",".join(workloads),
+        *options,
+        "--servers", ",".join(servers), "--workloads", ",".join(workloads),
         "--duration", "1", "--warmup", "0", "--rounds", "1", "--timeout", "10",
         "--server-cpus", server_cpu, "--client-cpus", client_cpu,
         "--json", str(out_json), "--markdown", str(out_md),
@@ -57,9 +60,9 @@ def measure_carpinus_briefly(workloads: list[str],
     )
     assert done.returncode == 0, done.stdout + done.stderr
     records: list[dict[str, Any]] = json.loads(out_json.read_text())["records"]
-    assert [r["workload"] for r in records] == workloads
+    assert [(r["server"], r["workload"]) for r in records] == [
+        (server, workload) for server in servers for workload in workloads]
     for record in records:
-        assert record["server"] == "carpinus"
         assert record["valid"], record
         assert record["requests"] > 0 and record["errors"] == 0, record
     table = out_md.read_text()
@@ -135,6 +138,26 @@ def test_runner_measures_the_http2_workloads_against_carpinus(tmp_path: Path) ->
         assert 0 < record["p50_ms"] <= record["p99_ms"] <= record["max_ms"], record
         assert record["avg_ms"] > 0
     assert "h2-*: HTTP/2 cleartext" in table
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None,
+                    reason="wrk or taskset is not installed (apt-get install -y wrk util-linux)")
+def test_runner_measures_the_static_files_over_both_loops(tmp_path: Path) -> None:
+    """Starlette's FileResponse through pathsend: loop.sendfile() on asyncio's
+    loop, reads on uvloop's; the probe checks every byte of one answer."""
+    records, table = measure_carpinus_briefly(FILE_WORKLOADS, tmp_path, "--app", "fastapi",
+                                              "--connections", "4",
+                                              servers=("carpinus", "carpinus-asyncio"))
+    assert all(record["server_cpu_us"] > 0 for record in records)
+    assert "### Static files: MiB/s" in table
+    assert "### Static files: server CPU per MiB sent (ms)" in table
+
+
+def test_runner_wants_the_fastapi_app_for_the_static_files() -> None:
+    done = run_runner("--servers", "carpinus", "--workloads", "file1m")
+    assert done.returncode == EXIT_USAGE
+    assert "file1m: the static files are served by --app fastapi" in done.stderr
 
 
 def test_runner_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:

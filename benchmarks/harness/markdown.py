@@ -85,6 +85,45 @@ def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
         "saturated spends more per request (fewer requests share each wake-up).",
         "",
         *table(header, cpu_rows),
+        *file_tables(summaries, servers, workloads, header),
+    ]
+
+
+MIB = 1 << 20
+
+
+def file_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
+                workloads: list[str], header: list[str]) -> list[str]:
+    """For the static-file workloads: the bytes per second the answers carry
+    (requests per second times the file's size; the heads are left out), and
+    the server's CPU per MiB sent."""
+    files = [w for w in workloads if WORKLOADS[w].file_size]
+    if not files:
+        return []
+
+    def throughput(s: str, w: str) -> str:
+        summary = summaries[s, w]
+        return f"{summary.rps * WORKLOADS[w].file_size / MIB:,.0f}" if summary.rps else "failed"
+
+    def cpu_per_mib(s: str, w: str) -> str:
+        summary = summaries[s, w]
+        if not summary.rps:
+            return "failed"
+        return f"{summary.server_cpu_us * MIB / WORKLOADS[w].file_size / 1000:.2f}"
+
+    return [
+        "",
+        "### Static files: MiB/s",
+        "",
+        "Requests per second × the file's size.",
+        "",
+        *table(header, [[w] + [throughput(s, w) for s in servers] for w in files]),
+        "",
+        "### Static files: server CPU per MiB sent (ms)",
+        "",
+        "The CPU per request above, divided by the file's size in MiB.",
+        "",
+        *table(header, [[w] + [cpu_per_mib(s, w) for s in servers] for w in files]),
     ]
 
 

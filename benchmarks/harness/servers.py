@@ -77,6 +77,8 @@ class ServerSpec:
 # Adding a server is one line here.
 SERVERS: dict[str, ServerSpec] = {
     "carpinus": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop uvloop --no-access-log {app}", (CARPINUS, UVLOOP)),  # noqa: E501
+    # asyncio's own loop: the one whose loop.sendfile() pathsend uses (uvloop has none)
+    "carpinus-asyncio": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop asyncio --no-access-log {app}", (CARPINUS,)),  # noqa: E501
     "uvicorn": ServerSpec("{python} -m uvicorn --host {host} --port {port} --workers 1 --http httptools --loop uvloop --no-access-log {app}", (UVICORN, HTTPTOOLS, UVLOOP)),  # noqa: E501
     # uvicorn's two classic WebSocket implementations, for the WebSocket workloads
     # (plain `uvicorn` uses --ws auto: websockets-sansio)

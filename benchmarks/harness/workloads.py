@@ -9,7 +9,8 @@ WebSocket workloads are driven by benchmarks/wsload/wsload.c instead
 bytes or 16 KiB of JSON, with permessage-deflate negotiated or not.  The
 HTTP/2 workloads (h2-*) send the HTTP/1.1 workloads' requests over h2c with
 h2load (harness/h2load.py), with 10 streams in flight per connection (-m10)
-or one (-m1).
+or one (-m1).  The static-file workloads (file1m, file64m) need
+`--app fastapi`, whose module serves them with Starlette's FileResponse.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Workload:
     message_size: int = 0
     deflate: bool = False
     streams: int = 0
+    # a static file of this many bytes: the answer is static_file_bytes(size),
+    # and only the FastAPI app serves it
+    file_size: int = 0
 
     @property
     def body(self) -> bytes:
@@ -97,7 +101,19 @@ WORKLOADS: dict[str, Workload] = {
     "websocket16k-deflate": Workload("GET", "/ws", protocol="websocket",
                                      message_size=16 * 1024, deflate=True,
                                      description="the same with permessage-deflate negotiated"),
+    "file1m": Workload("GET", "/files/1m", file_size=1 << 20,
+                       description="GET /files/1m: a 1 MiB file through Starlette's "
+                                   "FileResponse (--app fastapi)"),
+    "file64m": Workload("GET", "/files/64m", file_size=64 << 20,
+                        description="GET /files/64m: a 64 MiB file through Starlette's "
+                                    "FileResponse (--app fastapi)"),
 }
+
+
+def static_file_bytes(size: int) -> bytes:
+    """What the FastAPI app's static file of `size` bytes holds
+    (benchmarks/apps/fastapi_app.py writes it the same way)."""
+    return bytes(range(256)) * (size // 256)
 
 
 def over_h2(workload: Workload, streams: int) -> Workload:
@@ -198,6 +214,9 @@ def probe(workload: Workload, host: str, port: int, ceiling: bool) -> str | None
         connection.close()
     if response.status != 200:
         return f"{workload.method} {workload.path} answered {response.status}, expected 200"
+    if workload.file_size and body != static_file_bytes(workload.file_size):
+        return (f"{workload.method} {workload.path} answered {len(body)} bytes, not the "
+                f"{workload.file_size} of the file")
     if not ceiling and workload.expected_body is not None and body != workload.expected_body:
         return (f"{workload.method} {workload.path} answered {body[:80]!r}, "
                 f"expected {workload.expected_body!r}")
