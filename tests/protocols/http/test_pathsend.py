@@ -1,12 +1,15 @@
 """The http.response.pathsend extension: Starlette's FileResponse and raw apps
-name a file; the server sends it (loop.sendfile() on asyncio's loop, reads in
-chunks on uvloop and HTTP/2), with a Content-Length, back-pressure and bounded
-memory, and a 500 when the file cannot be opened."""
+name a file; the server sends it (the kernel's sendfile() on plain TCP, by
+loop.sendfile() on asyncio's loop and by hand on uvloop's; reads in chunks
+on TLS and HTTP/2), with a Content-Length, back-pressure and bounded memory,
+and a 500 when the file cannot be opened."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,60 @@ def test_starlette_file_response_uses_pathsend(serve, big_file, calls):
         assert head.content == b""
         assert client.get("/file").content == r.content  # keep-alive goes on
     assert calls == [str(big_file)] * 2  # (Starlette sends no body to a HEAD)
+
+
+def test_the_kernel_sends_the_file_on_plain_tcp(serve, big_file, monkeypatch):
+    """os.sendfile() carries the body on both loops over TCP (asyncio's
+    loop.sendfile() calls it too); over TLS the bytes must pass through the
+    TLS layer, so it is never called."""
+    offsets = []
+    real = os.sendfile
+
+    def spy(out_fd: int, in_fd: int, offset: Any, count: int) -> int:
+        offsets.append(offset)
+        return real(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", spy)
+    handle = serve(starlette_files(big_file))
+    with handle.http_client() as client:
+        for _ in range(3):  # keep-alive after a file sent behind the protocol's back
+            r = client.get("/file")
+            assert r.content == big_file.read_bytes()
+    if handle.tls:
+        assert offsets == []
+    else:
+        assert offsets and offsets[0] == 0
+
+
+def test_a_client_that_leaves_mid_file(serve, tmp_path, caplog):
+    """The client closes 1 MiB into 64: the send ends, nothing is logged as
+    the app's error, and the server goes on."""
+    path = tmp_path / "huge.bin"
+    path.write_bytes(os.urandom(1 << 20) * 64)
+    ended = threading.Event()
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/ok":
+            await apps.send_text(send, b"ok")
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.pathsend", "path": str(path)})
+        finally:
+            ended.set()
+
+    handle = serve(app)
+    with caplog.at_level(logging.ERROR), handle.connect() as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        while received < 1 << 20:
+            data = c.sock.recv(65536)
+            assert data
+            received += len(data)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    assert ended.wait(10)
+    assert handle.get("/ok").content == b"ok"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_raw_app_without_content_length(serve, tmp_path):
