@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.wrk import client_env
+
 # Between the body and this trailer curl prints "<status> <http version>".
 WRITE_OUT_MARKER = "\nCARPINUS_H2C "
 
@@ -48,7 +50,7 @@ def request(host: str, port: int, method: str, path: str,
         command.append(f"http://{host}:{port}{path}")
         try:
             done = subprocess.run(command, capture_output=True, timeout=timeout_s + 5,
-                                  check=False)
+                                  env=client_env(), check=False)
         except subprocess.TimeoutExpired:
             raise H2cFailed(f"curl got no answer within {timeout_s + 5:.0f} s") from None
     if done.returncode != 0:

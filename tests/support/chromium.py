@@ -25,6 +25,7 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from tests.support.processes import tool_env
 from tests.support.waiting import wait_for
 
 START_TIMEOUT = 15.0
@@ -130,7 +131,7 @@ def launch(binary: str) -> Iterator[Browser]:
             process = subprocess.Popen(
                 [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, env=tool_env())
         try:
             port_file = Path(profile) / "DevToolsActivePort"
 

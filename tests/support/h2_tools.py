@@ -4,12 +4,13 @@ in the TLS leg, over TLS trusting the leg's CA."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import ssl
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests.support.processes import tool_env
 
 if TYPE_CHECKING:
     from tests.support.servers import ServerHandle
@@ -31,13 +32,6 @@ def curl_command(handle: ServerHandle, directory: Path, path: str) -> list[str]:
     ca = ca_file(handle, directory)
     how = ["--http2-prior-knowledge"] if ca is None else ["--http2", "--cacert", str(ca)]
     return [curl, "-sS", "--max-time", "20", *how, handle.url + path]
-
-
-def tool_env() -> dict[str, str]:
-    """The environment for a client program: without the ASan runtime that the
-    sanitizer leg preloads into this process (scripts/run-asan.sh), which
-    uninstrumented programs such as curl do not start with."""
-    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
 
 
 def curl_process(handle: ServerHandle, directory: Path, path: str,

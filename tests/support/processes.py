@@ -43,6 +43,14 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def tool_env() -> dict[str, str]:
+    """The environment for a client program: without the ASan runtime that the
+    sanitizer leg preloads into this process (scripts/run-asan.sh), which
+    uninstrumented programs such as curl and
+    chromium do not start with."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+
+
 def module_command(*args: str) -> list[str]:
     """`python -m carpinus ARGS` with the interpreter running the tests."""
     return [sys.executable, "-m", "carpinus", *args]

@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from tests.support import apps, tls_leg
 from tests.support.h2_clients import h2_http_client
-from tests.support.h2_tools import curl_command, h2load_command, tool_env
+from tests.support.h2_tools import curl_command, h2load_command
+from tests.support.processes import tool_env
 
 pytestmark = pytest.mark.skipif(
     not __import__("carpinus._core", fromlist=["HAVE_HTTP2"]).HAVE_HTTP2,
