@@ -73,7 +73,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--servers", default=DEFAULT_SERVERS,
                         help=f"comma-separated, or 'all': {', '.join(SERVERS)}")
     parser.add_argument("--workloads", default="all",
-                        help=f"comma-separated, or 'all': {', '.join(WORKLOADS)}")
+                        help=f"comma-separated, or 'all' (file1m and file64m only with "
+                             f"--app fastapi, which serves them): {', '.join(WORKLOADS)}")
     parser.add_argument("--app", choices=sorted(APPS), default="raw",
                         help="raw: carpinus.demo:app; fastapi: benchmarks/apps/fastapi_app.py")
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per run")
@@ -352,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         threads = check_cpus(args.server_cpus, args.client_cpus)
         files = [w for w in workloads if WORKLOADS[w].file_size]
         if files and args.app != "fastapi":
-            raise UsageError(f"{', '.join(files)}: the static files are served by --app fastapi")
+            if args.workloads != "all":
+                raise UsageError(f"{', '.join(files)}: the static files are served by "
+                                 "--app fastapi")
+            workloads = [w for w in workloads if w not in files]  # 'all' that this app serves
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
