@@ -261,14 +261,22 @@ def test_app_without_response_is_500(serve):
 def test_app_failing_mid_response_resets_the_stream(serve):
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/ok":
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
         raise RuntimeError("mid-stream")
 
     handle = serve(app)
     with H2Client.to(handle) as c:
         r = c.get("/")
+        # With eager tasks (3.12+) the app fails before the HEADERS frame left,
+        # and nghttp2 drops frames queued for a stream it resets: the client
+        # may see the reset alone.  Either way the stream ends in INTERNAL_ERROR.
         assert r.reset == h2.errors.ErrorCodes.INTERNAL_ERROR
-        assert c.get("/ok").status in (200, 500)  # the connection goes on
+        assert not r.ended
+        ok = c.get("/ok")  # the connection goes on
+        assert (ok.status, bytes(ok.body)) == (200, b"ok")
 
 
 def test_state_and_context_are_per_stream(serve):
