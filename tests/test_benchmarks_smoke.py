@@ -23,7 +23,7 @@ from carpinus import _core
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "benchmarks" / "run.py"
-WORKLOADS = ["hello", "sleep", "upload16k", "upload1m", "headers"]
+WORKLOADS = ["hello", "sleep", "upload16k", "upload1m", "headers", "paths10k"]
 WEBSOCKET_WORKLOADS = ["websocket", "websocket-deflate", "websocket16k", "websocket16k-deflate"]
 # One of each request at -m10, and the -m1 variant of one: about 1 s each.
 H2_WORKLOADS = ["h2-hello-m10", "h2-headers-m10", "h2-upload16k-m10", "h2-hello-m1"]
@@ -195,6 +195,6 @@ def test_micro_benchmark_measures_every_mode(tmp_path: Path) -> None:
     cells = {(r["mode"], r["workload"]) for r in document["results"]}
     modes = {"all-on", "all-off"} | {f"no-{name}" for name in (
         "zero_copy_body", "direct_response", "scope_cache", "header_names", "lazy_headers",
-        "status_cache")}
+        "status_cache", "cycle_reuse")}
     assert cells == {(m, w) for m in modes for w in ("hello", "headers", "upload16k", "upload4k")}
     assert all(r["ns_per_request"] > 0 for r in document["results"])

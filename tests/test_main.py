@@ -139,7 +139,7 @@ def test_one_cli_option_per_config_field() -> None:
 
 @pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
 def test_no_app_serves_demo(spawn: Spawner, command: list[str]) -> None:
-    """Without APP the demo app is served, the log says so, and its four routes answer."""
+    """Without APP the demo app is served, the log says so, and its five routes answer."""
     server = spawn.start(command=command)
     assert "demo app" in server.output
     with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -154,6 +154,8 @@ def test_no_app_serves_demo(spawn: Spawner, command: list[str]) -> None:
         r = client.get("/headers", headers={"User-Agent": "cli-test/1", "Accept": "text/x-test"})
         assert r.status_code == 200
         assert r.text == "user-agent: cli-test/1\naccept: text/x-test"
+        r = client.get("/users/4711")
+        assert (r.status_code, r.text) == (200, "user 4711")
         assert client.get("/nope").status_code == 404
 
 

@@ -1,5 +1,6 @@
-"""The six marshalling optimizations: each is active when on, inactive when off,
-and invisible to the app either way (the same scope, body and wire bytes).
+"""The six marshalling optimizations and cycle_reuse: each is active when on,
+inactive when off, and invisible to the app either way (the same scope, body
+and wire bytes; cycle_reuse: new receive/send whenever the app kept the old).
 
 Activity is proven with the C core's counters (ServerState.stats()); the
 whole behavioural suite additionally runs with every switch off
@@ -36,7 +37,8 @@ def only(name: str, on: bool) -> dict[str, bool]:
 
 def test_names_and_defaults() -> None:
     assert set(OPTIMIZATIONS) == {"zero_copy_body", "direct_response", "scope_cache",
-                                  "header_names", "lazy_headers", "status_cache"}
+                                  "header_names", "lazy_headers", "status_cache",
+                                  "cycle_reuse"}
     assert resolve(None) == DEFAULTS
     assert resolve({"scope_cache": False})["scope_cache"] is False
     with pytest.raises(ValueError, match="unknown optimization"):
@@ -214,7 +216,9 @@ def test_scope_cache_reuses_only_path_values(serve) -> None:
         c2.request("POST", "/caf%C3%A9?b=2", headers=[("X-Two", "2")], body=b"x")
         c1.request("DELETE", "/caf%C3%A9")
     stats = handle.state.stats()
-    assert stats["scope_cache_hits"] == 2 and stats["scope_cache_misses"] == 1
+    # admission: the first request misses, the second misses and installs
+    # the template, the third is served from it
+    assert stats["scope_cache_hits"] == 1 and stats["scope_cache_misses"] == 2
     assert [s["method"] for s in scopes] == ["GET", "POST", "DELETE"]
     assert [s["query_string"] for s in scopes] == [b"a=1", b"b=2", b""]
     assert [s["path"] for s in scopes] == ["/root/café"] * 3  # root_path included
@@ -242,6 +246,24 @@ def test_scope_cache_full_and_colliding(serve) -> None:
                      for i in range(6)]
     stats = handle.state.stats()
     assert stats["scope_cache_hits"] + stats["scope_cache_misses"] == 6
+
+
+def test_scope_cache_admits_a_path_on_its_second_miss(serve) -> None:
+    """Paths seen once (ids in the path) never get a template; a path that
+    comes back does, and is served from it from its third request on."""
+    handle = serve(apps.echo_scope, optimizations=ALL_ON, scope_cache_size=64)
+    with handle.connect() as c:
+        for i in range(20):
+            assert json.loads(c.request("GET", f"/users/{i}").body)["path"] == f"/users/{i}"
+        stats = handle.state.stats()
+        assert (stats["scope_cache_hits"], stats["scope_cache_misses"]) == (0, 20)
+        for _ in range(4):
+            assert json.loads(c.request("GET", "/users/7").body)["path"] == "/users/7"
+    stats = handle.state.stats()
+    # the 21st request misses and installs /users/7 when it was the last
+    # miss in its slot (3 hits), else the 22nd does (2 hits)
+    assert stats["scope_cache_hits"] in (2, 3)
+    assert stats["scope_cache_hits"] + stats["scope_cache_misses"] == 24
 
 
 def test_scope_cache_off(serve) -> None:
@@ -322,6 +344,96 @@ def test_status_cache(serve, on: bool) -> None:
     stats = handle.state.stats()
     cached, formatted = stats["status_lines_cached"], stats["status_lines_formatted"]
     assert (cached, formatted) == ((4, 0) if on else (0, 4))
+
+
+# -- cycle_reuse -------------------------------------------------------------
+
+
+def test_cycle_reuse_serves_each_request_from_a_clean_cycle(serve) -> None:
+    """Requests on one keep-alive connection reuse the cycle when the app
+    let go of receive and send; what one request left behind (an unread
+    body, a HEAD, a chunked response, an early answer) never reaches the
+    next, and each gets its own body and response."""
+    seen: list[tuple[str, bytes, list[str]]] = []
+
+    async def app(scope, receive, send):
+        path = scope["path"]
+        if path == "/unread":  # answers without reading its body
+            await apps.send_text(send, b"early")
+            return
+        body, messages = await apps.read_body(receive)
+        seen.append((path, body, [m["type"] for m in messages]))
+        if path == "/stream":  # chunked: no Content-Length
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"s1", "more_body": True})
+            await send({"type": "http.response.body", "body": b"s2"})
+            return
+        await apps.send_text(send, b"got " + body, status=201 if path == "/created" else 200)
+
+    handle = serve(app, optimizations=ALL_ON)
+    with handle.connect() as c:
+        assert c.request("POST", "/unread", body=b"x" * 1000).body == b"early"
+        r = c.request("POST", "/a", body=b"first")
+        assert (r.status, r.body) == (200, b"got first")
+        assert c.request("HEAD", "/head").body == b""
+        r = c.request("GET", "/stream")
+        assert (r.status, r.header("transfer-encoding"), r.body) == (200, "chunked", b"s1s2")
+        r = c.request("POST", "/created", body=b"second")
+        assert (r.status, r.body) == (201, b"got second")
+        r = c.request("GET", "/b")
+        assert (r.status, r.body) == (200, b"got ")
+    assert seen == [("/a", b"first", ["http.request"]), ("/head", b"", ["http.request"]),
+                    ("/stream", b"", ["http.request"]),
+                    ("/created", b"second", ["http.request"]), ("/b", b"", ["http.request"])]
+    # the first request's cycle can be reused by the second at the earliest;
+    # each later one may find the previous task not yet let go of it
+    assert 1 <= handle.state.stats()["cycles_reused"] <= 5
+
+
+def test_cycle_reuse_never_hands_out_callables_the_app_kept(serve) -> None:
+    """An app that keeps send or receive (or a weak reference to one) gets new
+    ones on the next request; one that let go may get the same objects."""
+    import weakref
+
+    kept: list[Any] = []
+    ids: list[tuple[int, int]] = []
+
+    async def app(scope, receive, send):
+        ids.append((id(receive), id(send)))
+        if scope["path"] == "/keep":
+            kept.append(send)
+        elif scope["path"] == "/weak":
+            kept.append(weakref.ref(receive))
+        await apps.send_text(send, b"ok")
+
+    handle = serve(app, optimizations=ALL_ON)
+    with handle.connect() as c:
+        for path in ("/keep", "/next", "/weak", "/next2"):
+            assert c.request("GET", path).body == b"ok"
+            wait_for(lambda: handle.state.stats()["active_requests"] == 0)
+    # /next could not reuse /keep's cycle: its send is still held
+    assert ids[0][1] == id(kept[0]) != ids[1][1]
+    # /next2 could not reuse /weak's: its receive was watched, so it was let
+    # go of (a reused one would still be alive, held for the next request)
+    assert kept[1]() is None
+
+
+def test_cycle_reuse_off(serve) -> None:
+    handle = serve(apps.hello, optimizations=only("cycle_reuse", False))
+    with handle.connect() as c:
+        for _ in range(5):
+            assert c.request("GET", "/").status == 200
+    assert handle.state.stats()["cycles_reused"] == 0
+
+
+def test_cycle_reuse_counts_on_a_keep_alive_connection(serve) -> None:
+    handle = serve(apps.hello, optimizations=ALL_ON)
+    with handle.connect() as c:
+        for _ in range(20):
+            assert c.request("GET", "/").status == 200
+            wait_for(lambda: handle.state.stats()["active_requests"] == 0)
+    # every request after the first, once the previous task has ended
+    assert handle.state.stats()["cycles_reused"] == 19
 
 
 # -- all together ------------------------------------------------------------

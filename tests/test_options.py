@@ -371,7 +371,7 @@ def test_every_core_option_reaches_the_core(monkeypatch: pytest.MonkeyPatch) -> 
         state = http_c.make_server_state(config, loop, apps.hello, {})
         assert state.stats()["optimizations"] == _core.OPT_ZERO_COPY_BODY | \
             _core.OPT_DIRECT_RESPONSE | _core.OPT_SCOPE_CACHE | _core.OPT_HEADER_NAMES | \
-            _core.OPT_LAZY_HEADERS | _core.OPT_STATUS_CACHE
+            _core.OPT_LAZY_HEADERS | _core.OPT_STATUS_CACHE | _core.OPT_CYCLE_REUSE
     finally:
         loop.close()
     assert seen.keys() >= {o.name for o in CORE_OPTIONS}

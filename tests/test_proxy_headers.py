@@ -404,7 +404,8 @@ def test_keep_alive_mixes_proxied_and_plain_requests(serve: Callable[..., Server
             assert scope["client"] == (client or local)
             assert scope["scheme"] == scheme
     if optimizations["scope_cache"]:
-        assert handle.state.stats()["scope_cache_hits"] >= len(sequence) - 1
+        # admission: the path is installed on its second request
+        assert handle.state.stats()["scope_cache_hits"] >= len(sequence) - 2
 
 
 def test_pipelined_requests_keep_their_own_client(serve: Callable[..., ServerHandle]) -> None:

@@ -73,6 +73,11 @@ async def headers(
     return f"user-agent: {user_agent}\naccept: {accept}"
 
 
+@app.get("/users/{user_id}", response_class=PlainTextResponse)
+async def user(user_id: str) -> str:
+    return f"user {user_id}"
+
+
 @app.get("/files/{name}")
 async def static_file(name: str) -> FileResponse:
     if name not in STATIC_SIZES:

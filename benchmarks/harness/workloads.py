@@ -69,6 +69,9 @@ class Workload:
     # a static file of this many bytes: the answer is static_file_bytes(size),
     # and only the FastAPI app serves it
     file_size: int = 0
+    # wrk asks for `path` followed by 0, 1, ... distinct_paths - 1 in turn
+    # (the probe asks for path + "0"); 0: always `path`
+    distinct_paths: int = 0
 
     @property
     def body(self) -> bytes:
@@ -101,6 +104,9 @@ WORKLOADS: dict[str, Workload] = {
     "websocket16k-deflate": Workload("GET", "/ws", protocol="websocket",
                                      message_size=16 * 1024, deflate=True,
                                      description="the same with permessage-deflate negotiated"),
+    "paths10k": Workload("GET", "/users/", expected_body=b"user 0", distinct_paths=10_000,
+                         description="GET /users/<id> over 10,000 different ids in turn "
+                                     "(a path cache never sees the same one twice in a row)"),
     "file1m": Workload("GET", "/files/1m", file_size=1 << 20,
                        description="GET /files/1m: a 1 MiB file through Starlette's "
                                    "FileResponse (--app fastapi)"),
@@ -177,6 +183,13 @@ def lua_script(workload: Workload) -> str:
         lines.append(f'wrk.body = string.rep("x", {workload.body_size})')
     for name, value in workload.headers:
         lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
+    if workload.distinct_paths:
+        lines += ["local next_id = 0",
+                  "request = function()",
+                  f"   local path = {lua_string(workload.path)} .. next_id",
+                  f"   next_id = (next_id + 1) % {workload.distinct_paths}",
+                  "   return wrk.format(nil, path)",
+                  "end"]
     return "\n".join(lines) + "\n\n" + REPORT_LUA.read_text()
 
 
@@ -202,22 +215,23 @@ def probe(workload: Workload, host: str, port: int, ceiling: bool) -> str | None
     wrk counts only 4xx/5xx and socket errors: a redirect or a wrong answer
     would pass it unnoticed, so each measurement starts by checking one reply.
     """
+    target = workload.path + ("0" if workload.distinct_paths else "")
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:
-        connection.request(workload.method, workload.path, body=workload.body or None,
+        connection.request(workload.method, target, body=workload.body or None,
                            headers=dict(workload.headers))
         response = connection.getresponse()
         body = response.read()
     except (OSError, http.client.HTTPException) as exc:
-        return f"{workload.method} {workload.path} failed: {exc!r}"
+        return f"{workload.method} {target} failed: {exc!r}"
     finally:
         connection.close()
     if response.status != 200:
-        return f"{workload.method} {workload.path} answered {response.status}, expected 200"
+        return f"{workload.method} {target} answered {response.status}, expected 200"
     if workload.file_size and body != static_file_bytes(workload.file_size):
-        return (f"{workload.method} {workload.path} answered {len(body)} bytes, not the "
+        return (f"{workload.method} {target} answered {len(body)} bytes, not the "
                 f"{workload.file_size} of the file")
     if not ceiling and workload.expected_body is not None and body != workload.expected_body:
-        return (f"{workload.method} {workload.path} answered {body[:80]!r}, "
+        return (f"{workload.method} {target} answered {body[:80]!r}, "
                 f"expected {workload.expected_body!r}")
     return None

@@ -11,6 +11,7 @@ OPT_SCOPE_CACHE: int
 OPT_HEADER_NAMES: int
 OPT_LAZY_HEADERS: int
 OPT_STATUS_CACHE: int
+OPT_CYCLE_REUSE: int
 ZERO_COPY_MAX: int
 ZERO_COPY_BUDGET: int
 # ServerState http_versions bits (--http); HAVE_HTTP2: built with libnghttp2

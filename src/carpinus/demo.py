@@ -5,6 +5,8 @@
     POST /upload        reads the whole body, answers its length
     GET  /headers       echoes the two request headers it looks up
                         (user-agent and accept)
+    GET  /users/ID      "user ID", for any ID (a path per user, as REST APIs
+                        have: the paths10k benchmark)
     WS   /ws            WebSocket echo: every text or binary message comes back
 """
 
@@ -99,5 +101,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _respond(
             send, 200, b"user-agent: " + wanted[b"user-agent"] + b"\naccept: " + wanted[b"accept"]
         )
+    elif path.startswith("/users/"):
+        # one path per user: what a REST API's ids look like to a server
+        # (the paths10k benchmark asks for 10,000 different ones)
+        await _respond(send, 200, b"user " + path[7:].encode())
     else:
         await _respond(send, 404, b"Not Found")

@@ -1,9 +1,13 @@
-"""The six marshalling optimizations of the reference design, as switches.
+"""The six marshalling optimizations of the reference design, and the
+per-request savings that came after them, as switches.
 
 Each one is on by default where measurements showed it helps (see
 docs/optimizations.md); each can be turned off alone with `--opt NAME=off` or
-`carpinus.run(..., optimizations={"NAME": False})`.  They change speed only:
-an app cannot tell whether a switch is on.
+`carpinus.run(..., optimizations={"NAME": False})`.  The six change speed
+only: an app cannot tell whether one is on.  `cycle_reuse` is the exception
+an app could notice in one way: a connection's next request may get the very
+`receive` and `send` objects of the previous one -- only when the app let go
+of them (docs/optimizations.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ OPTIMIZATIONS: dict[str, str] = {
     "header_names": "OPT_HEADER_NAMES",
     "lazy_headers": "OPT_LAZY_HEADERS",
     "status_cache": "OPT_STATUS_CACHE",
+    "cycle_reuse": "OPT_CYCLE_REUSE",
 }
 
 DEFAULTS: dict[str, bool] = {
@@ -27,6 +32,7 @@ DEFAULTS: dict[str, bool] = {
     "header_names": True,
     "lazy_headers": False,
     "status_cache": True,
+    "cycle_reuse": True,
 }
 
 

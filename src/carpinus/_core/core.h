@@ -189,7 +189,11 @@ struct RequestCycle;
 #define CP_OPT_HEADER_NAMES 0x08    /* shared bytes for common header names */
 #define CP_OPT_LAZY_HEADERS 0x10    /* headers built on first access */
 #define CP_OPT_STATUS_CACHE 0x20    /* cached status lines and Date */
-#define CP_OPT_ALL 0x3f
+#define CP_OPT_CYCLE_REUSE 0x40     /* a keep-alive connection's next request
+                                       reuses the last one's RequestCycle,
+                                       receive and send when nothing else
+                                       holds them */
+#define CP_OPT_ALL 0x7f
 
 /* Bodies at or above the threshold are read straight into their bytes
    object only up to this size; larger ones stream in chunks as usual. */
@@ -228,6 +232,7 @@ typedef struct {
                                       for the app */
     uint64_t scope_cache_hits;
     uint64_t scope_cache_misses;
+    uint64_t cycles_reused;        /* requests started on a reused cycle */
     uint64_t lazy_headers_created;
     uint64_t headers_built;        /* scope header lists built eagerly */
     uint64_t responses_coalesced;  /* head and body in one write */
@@ -251,9 +256,12 @@ typedef struct {
 #define CP_HTTP_2 0x02 /* HTTP/2: ALPN "h2" on TLS, the preface on cleartext */
 
 /* One slot of the scope template cache: requests whose raw path is `key`
-   start from a copy of `scope` (path and raw_path already set). */
+   start from a copy of `scope` (path and raw_path already set).  A path
+   gets the slot only when it is seen twice in a row there (`seen`), so that
+   paths that never repeat (/users/<id>) do not pay for a template copy. */
 typedef struct {
     uint64_t hash;
+    uint64_t seen;   /* hash of the last path that missed here */
     PyObject *key;   /* bytes: the raw path */
     PyObject *scope; /* dict template */
 } cp_scope_slot;
@@ -493,6 +501,12 @@ typedef struct HttpProtocol {
     int zc_ticks;
 
     struct RequestCycle *cycle; /* strong; the request being served */
+    /* cycle_reuse: the last HTTP/1.1 request's cycle and its receive and
+       send callables (strong), for the next request if nobody else holds
+       them then (cp_cycle_for_request) */
+    struct RequestCycle *spare;
+    PyObject *spare_receive;
+    PyObject *spare_send;
     struct cp_h2 *h2;           /* the HTTP/2 session (CP_ST_H2), or NULL */
     int served;                 /* a request head was parsed: an HTTP/2
                                    preface can no longer start h2c */
@@ -631,6 +645,12 @@ typedef struct RequestCycle {
 
 extern PyType_Spec cp_cycle_spec;
 RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c);
+/* The cycle for a new HTTP/1.1 request on c: the connection's spare one,
+   reset, when the cycle_reuse switch is on and nothing but c holds it and
+   its callables; else a new one (and the spare is let go). */
+RequestCycle *cp_cycle_for_request(ServerState *s, HttpProtocol *c);
+/* Let go of c's spare cycle (the connection is closing or gone). */
+void cp_cycle_drop_spare(HttpProtocol *c);
 /* Start the app for this cycle: builds receive/send, the runner, the task. */
 int cp_cycle_start(RequestCycle *cy, PyObject *scope);
 /* The app returned (failed=0) or raised (failed=1, already reported). */

@@ -24,6 +24,7 @@
  */
 #include "core.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,71 @@ RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c)
     cp_buf_init(&cy->head, cy->head_inline, CP_HEAD_INLINE);
     cy->framing.length = -1;
     return cy;
+}
+
+/* ---- reuse on a keep-alive connection (the cycle_reuse switch) ------- */
+
+void cp_cycle_drop_spare(HttpProtocol *c)
+{
+    Py_CLEAR(c->spare_receive);
+    Py_CLEAR(c->spare_send);
+    Py_CLEAR(c->spare);
+}
+
+/* A callable nothing but the spare slot holds, and nothing watches. */
+static int callable_unshared(PyObject *fn)
+{
+    return Py_REFCNT(fn) == 1 && ((PyCFunctionObject *)fn)->m_weakreflist == NULL;
+}
+
+/* Whether c's spare cycle can serve the next request: its app has
+   finished and nothing outside the connection holds the cycle, its receive
+   or its send -- not the app (which kept send, or receive.__self__), not a
+   Task, not a pathsend helper.  The cycle is then referenced exactly three
+   times: by c->spare and by the two callables bound to it.  Free-threaded
+   builds skip reuse: their reference counts are split between threads. */
+static int spare_reusable(HttpProtocol *c)
+{
+#ifdef Py_GIL_DISABLED
+    (void)c;
+    return 0;
+#else
+    RequestCycle *cy = c->spare;
+    return cy != NULL && Py_REFCNT(cy) == 3 && callable_unshared(c->spare_receive) &&
+           callable_unshared(c->spare_send) && !cy->app_running && !cy->sending &&
+           cy->task == NULL && cy->receive_waiter == NULL && cy->write_waiters == NULL;
+#endif
+}
+
+/* Back to the state cp_cycle_new leaves a cycle in: every field after
+   `conn` zeroed (as tp_alloc zeroes them), its own references released
+   first.  Only bytes and lists of bytes are let go here (the body queue),
+   whose deallocation runs no Python code. */
+static void cycle_reset(RequestCycle *cy, HttpProtocol *c)
+{
+    Py_CLEAR(cy->scope);
+    Py_CLEAR(cy->body_first);
+    Py_CLEAR(cy->body_more);
+    cp_buf_release(&cy->head);
+    memset((char *)cy + offsetof(RequestCycle, stream_id), 0,
+           sizeof(RequestCycle) - offsetof(RequestCycle, stream_id));
+    Py_XSETREF(cy->conn, (HttpProtocol *)Py_NewRef((PyObject *)c));
+    cp_buf_init(&cy->head, cy->head_inline, CP_HEAD_INLINE);
+    cy->framing.length = -1;
+}
+
+RequestCycle *cp_cycle_for_request(ServerState *s, HttpProtocol *c)
+{
+    if (c->spare != NULL) {
+        if ((s->opts & CP_OPT_CYCLE_REUSE) && spare_reusable(c)) {
+            RequestCycle *cy = (RequestCycle *)Py_NewRef((PyObject *)c->spare);
+            cycle_reset(cy, c);
+            s->stats.cycles_reused++;
+            return cy;
+        }
+        cp_cycle_drop_spare(c);
+    }
+    return cp_cycle_new(s, c);
 }
 
 static void wake_receiver(RequestCycle *cy);
@@ -984,10 +1050,23 @@ int cp_cycle_start(RequestCycle *cy, PyObject *scope)
     } else if (s->metrics) {
         cy->started = cp_monotonic(); /* the request-duration histogram */
     }
-    receive = PyCFunction_New(&receive_def, (PyObject *)cy);
-    send = PyCFunction_New(&send_def, (PyObject *)cy);
-    if (receive == NULL || send == NULL) {
-        goto fail;
+    HttpProtocol *c = cy->conn;
+    if (c != NULL && c->spare == cy) { /* reused (cp_cycle_for_request) */
+        receive = Py_NewRef(c->spare_receive);
+        send = Py_NewRef(c->spare_send);
+    } else {
+        receive = PyCFunction_New(&receive_def, (PyObject *)cy);
+        send = PyCFunction_New(&send_def, (PyObject *)cy);
+        if (receive == NULL || send == NULL) {
+            goto fail;
+        }
+        if ((s->opts & CP_OPT_CYCLE_REUSE) && c != NULL && cy->stream_id == 0) {
+            /* kept for the connection's next request (HTTP/1.1 only) */
+            cp_cycle_drop_spare(c);
+            c->spare = (RequestCycle *)Py_NewRef((PyObject *)cy);
+            c->spare_receive = Py_NewRef(receive);
+            c->spare_send = Py_NewRef(send);
+        }
     }
     /* For an `async def` app this only creates the coroutine; its code runs
        inside the Task. */

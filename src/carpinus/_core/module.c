@@ -245,6 +245,7 @@ static int core_exec(PyObject *module)
         PyModule_AddIntConstant(module, "OPT_HEADER_NAMES", CP_OPT_HEADER_NAMES) < 0 ||
         PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
         PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_CYCLE_REUSE", CP_OPT_CYCLE_REUSE) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0 ||
         PyModule_AddIntConstant(module, "HTTP_1", CP_HTTP_1) < 0 ||

@@ -786,7 +786,7 @@ static int try_head(HttpProtocol *c)
     if (scope == NULL) {
         return cp_conn_internal_error(c);
     }
-    RequestCycle *cy = cp_cycle_new(s, c);
+    RequestCycle *cy = cp_cycle_for_request(s, c);
     if (cy == NULL) {
         Py_DECREF(scope);
         return cp_conn_internal_error(c);
@@ -1429,6 +1429,7 @@ static void conn_lost_cleanup(HttpProtocol *c)
         cp_cycle_disconnect(cy);
         Py_DECREF(cy);
     }
+    cp_cycle_drop_spare(c);
     Py_CLEAR(c->write);
     Py_CLEAR(c->transport);
     cp_body_drop(c);
@@ -1508,6 +1509,9 @@ static int proto_traverse(HttpProtocol *c, visitproc visit, void *arg)
     Py_VISIT(c->server_addr);
     Py_VISIT(c->extensions);
     Py_VISIT(c->cycle);
+    Py_VISIT(c->spare);
+    Py_VISIT(c->spare_receive);
+    Py_VISIT(c->spare_send);
     Py_VISIT(c->zc_body);
     return cp_h2_traverse(c, visit, arg);
 }
@@ -1522,6 +1526,7 @@ static int proto_clear(HttpProtocol *c)
     Py_CLEAR(c->server_addr);
     Py_CLEAR(c->extensions);
     Py_CLEAR(c->cycle);
+    cp_cycle_drop_spare(c);
     if (c->linked && c->server != NULL) {
         cp_conn_unlink(c->server, c);
     }

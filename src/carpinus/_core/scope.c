@@ -225,6 +225,14 @@ static PyObject *scope_with_path(ServerState *s, const char *raw, size_t len)
             return PyDict_Copy(slot->scope);
         }
         s->stats.scope_cache_misses++;
+        /* Admission: a template costs a second dict copy, paid back only
+           by later hits; install it on the second miss of the same path
+           in this slot, not the first (one-hit paths cost what no cache
+           costs, plus the hash). */
+        if (slot->seen != hash) {
+            slot->seen = hash;
+            slot = NULL;
+        }
     }
     PyObject *scope = PyDict_Copy(s->scope_template);
     PyObject *raw_path, *path;

@@ -514,6 +514,7 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         {"zero_copy_pending", (long long)s->zc_pending},
         {"scope_cache_hits", (long long)t->scope_cache_hits},
         {"scope_cache_misses", (long long)t->scope_cache_misses},
+        {"cycles_reused", (long long)t->cycles_reused},
         {"lazy_headers_created", (long long)t->lazy_headers_created},
         {"headers_built", (long long)t->headers_built},
         {"responses_coalesced", (long long)t->responses_coalesced},
