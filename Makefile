@@ -29,7 +29,7 @@ SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py py
 
 .PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c \
 	test-asan test-next fuzz fuzz-smoke test-valgrind soak differential bench bench-ws autobahn \
-	test-autobahn \
+	test-autobahn python-ft \
 	lint clean
 
 serve: $(VENV)/.built
@@ -139,6 +139,12 @@ test-next:
 		CARPINUS_WERROR=1 $(VENV_NEXT)/bin/pip install $(PIP_FLAGS) '.[test,standard]' && \
 		$(VENV_NEXT)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
 	fi
+
+# A free-threaded CPython 3.13 (python3.13t, --disable-gil), built once from
+# Debian trixie's python3.13 source and cached; prints its path
+# (scripts/build-python-ft.sh; CARPINUS_FT_PREFIX moves the cache).  Not part of `make test`.
+python-ft:
+	@bash scripts/build-python-ft.sh
 
 # The wrk benchmark suite against uvicorn, granian & co (see benchmarks/README.md).
 $(VENV)-bench/.built: $(SOURCES)
