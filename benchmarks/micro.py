@@ -15,11 +15,13 @@ sockets and the kernel would otherwise drown in noise.
         # exactly repeatable, unlike ns on a noisy machine (slow: two valgrind
         # runs per cell, their difference divided by the extra requests)
 
-Workloads: hello, headers, upload16k and upload1m are the demo app's; two more
-answer "Hello, World!" like hello but reach the app another way -- hello-class
-through a class instance's __call__ (how every framework's app is called:
-Starlette, FastAPI, any middleware stack), paths10k over 10,000 distinct paths
-(/users/0 ... /users/9999, so the scope cache misses on every request).
+Workloads: hello, headers, upload16k and upload1m are the demo app's; three
+more answer "Hello, World!" like hello but reach the app another way --
+hello-class through a class instance's __call__ (how every framework's app is
+called: Starlette, FastAPI, any middleware stack), hello-keeps with an app that
+holds on to the last request's scope, receive and send (so cycle_reuse never
+can), paths10k over 10,000 distinct paths (/users/0 ... /users/9999, so the
+scope cache misses on every request).
 upload64k-stream hands its body over in reads with a loop turn between them,
 as a socket does, so that the app waits in receive() and is woken (the other
 workloads hand a whole request over before the app first runs).
@@ -77,6 +79,21 @@ class HelloApp:
         await send(HELLO)
 
 
+class HelloKeeps:
+    """hello, but the app holds on to the last request's scope, receive and
+    send after its response (hello-keeps): what a framework that keeps them
+    in a request object, or a background task, does -- so the connection
+    can never reuse them (the cycle_reuse switch)."""
+
+    def __init__(self) -> None:
+        self.kept: tuple[Any, ...] = ()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(START_200)
+        await send(HELLO)
+        self.kept = (scope, receive, send)
+
+
 # A workload is one request, sent again and again, or a sequence of requests
 # sent in turn; its app is the demo app unless APPS names another.
 WORKLOADS: dict[str, bytes | Sequence[bytes]] = {
@@ -85,10 +102,12 @@ WORKLOADS: dict[str, bytes | Sequence[bytes]] = {
     "upload16k": upload(16384),
     "upload1m": upload(1048576),
     "hello-class": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n",
+    "hello-keeps": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n",
     "paths10k": [b"GET /users/%d HTTP/1.1\r\nHost: localhost:8000\r\n\r\n" % i
                  for i in range(10000)],
 }
-APPS: dict[str, Any] = {"hello-class": HelloApp(), "paths10k": hello_any_path}
+APPS: dict[str, Any] = {"hello-class": HelloApp(), "hello-keeps": HelloKeeps(),
+                        "paths10k": hello_any_path}
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
 # Workloads whose reads each get a loop turn.
 WORKLOADS["upload64k-stream"] = upload(65536)
