@@ -150,11 +150,13 @@ def test_single_process_gauges(serve_with_metrics: Any) -> None:
         busy.send(build_request("GET", "/wait"))
         wanted = {"carpinus_requests_in_flight": 1, "carpinus_connections_open": 2,
                   "carpinus_connections_idle": 1}
+        # the counters reach the registry at the server's next tick, the
+        # gauges are read at the scrape: wait for both
         samples = wait_for(lambda: (s := scrape(port)) and all(
-                               value(s, name) == n for name, n in wanted.items()) and s,
+                               value(s, name) == n for name, n in wanted.items()) and
+                           value(s, "carpinus_responses_total", status_class="2xx") == 1 and s,
                            10, interval=0.05, what="one request in flight, one idle connection",
                            detail=lambda: {name: value(scrape(port), name) for name in wanted})
-        assert value(samples, "carpinus_responses_total", status_class="2xx") == 1
         server_loop = next(iter(handle.state.tasks)).get_loop()  # the waiting request's
         server_loop.call_soon_threadsafe(release.set)
         assert busy.read_response().status == 200
