@@ -53,11 +53,13 @@ void cp_cycle_drop_spare(HttpProtocol *c)
     Py_CLEAR(c->spare);
 }
 
+#ifndef Py_GIL_DISABLED
 /* A callable nothing but the spare slot holds, and nothing watches. */
 static int callable_unshared(PyObject *fn)
 {
     return Py_REFCNT(fn) == 1 && ((PyCFunctionObject *)fn)->m_weakreflist == NULL;
 }
+#endif
 
 /* Whether c's spare cycle can serve the next request: its app has
    finished and nothing outside the connection holds the cycle, its receive
