@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "chars.h"
+#include "compat.h"
 #include "parser.h"
 #include "writer.h"
 
@@ -81,12 +82,15 @@ typedef struct {
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
         *s_flush_h2, *s_ssl_object, *s_selected_alpn,
         *s_context, *s_dunder_call;
-    PyObject *done_awaitable; /* Outcome(None): what a send() that need not
-                                 wait returns; immutable, so shared */
+    PyTypeObject *Done_Type;
+    PyObject *done_awaitable; /* a Done: what a send() that need not wait
+                                 returns; it has no state, so it is shared */
     /* status lines "HTTP/1.1 NNN Reason\r\n" for 100..599 (status_cache) */
     char status_lines[500][48];
     unsigned char status_line_len[500];
-    /* counters kept where the work happens (not per server) */
+    /* counters kept where the work happens (not per server): bumped from
+       whatever thread builds a header name -- the loop's, or one the app
+       reads lazy headers from -- so only through cp_counter_add/get */
     uint64_t header_name_hits;
     uint64_t header_name_misses;
     uint64_t lazy_headers_materialized;
@@ -112,6 +116,10 @@ PyObject *cp_outcome_yield(cp_state *st);
 PyObject *cp_outcome_waiting(cp_state *st, PyObject *future, PyObject *owner,
                              cp_outcome_again again);
 extern PyType_Spec cp_outcome_spec;
+/* A Done: awaiting it gives None at once, as a ready Outcome of None does,
+   but it has no state at all, so one instance is shared by every thread. */
+PyObject *cp_done_new(cp_state *st);
+extern PyType_Spec cp_done_spec;
 /* Raise what a coroutine's throw() was given: an exception instance, or a
    class and an optional value (the form asyncio and PEP 342 use). */
 void cp_raise_thrown(PyObject *const *args, Py_ssize_t nargs);

@@ -82,8 +82,9 @@ static PyObject *msg_get(const ServerState *s, PyObject *message, PyObject *key,
 {
     PyObject *v;
     if ((s->opts & CP_OPT_DIRECT_RESPONSE) && PyDict_CheckExact(message)) {
-        v = PyDict_GetItemWithError(message, key);
-        Py_XINCREF(v);
+        /* (strong from the start: the app's other threads may change the
+           dict meanwhile when there is no GIL) */
+        (void)PyDict_GetItemRef(message, key, &v);
         return v;
     }
     if (s->opts & CP_OPT_DIRECT_RESPONSE) {
@@ -231,7 +232,8 @@ static inline int field_of(PyObject *item, const char **np, size_t *nlen, const 
     return 0;
 }
 
-static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+static int add_header_impl(RequestCycle *cy, PyObject *item, int *seen_server,
+                           int *seen_date)
 {
     const char *np, *vp;
     size_t nlen, vlen;
@@ -281,6 +283,17 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
         return -1;
     }
     return 0;
+}
+
+/* One [name, value] pair into the head.  The pair may be the app's list:
+   locked while its name and value (borrowed from it) are read. */
+static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+{
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(item);
+    rc = add_header_impl(cy, item, seen_server, seen_date);
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 int cp_response_start(RequestCycle *cy, PyObject *message)
@@ -350,19 +363,22 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         if (seq == NULL) {
             return -1;
         }
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-        PyObject **items = PySequence_Fast_ITEMS(seq);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *item = items[i];
-            Py_INCREF(item); /* the app's list may be mutated while we look */
-            int r = add_header(cy, item, &seen_server, &seen_date);
+        /* seq is the app's own list when it sent one.  Without the GIL
+           another thread may change it while we read: the list is locked,
+           and its length and items are read afresh on every step (locking
+           an item may let go of the list for a moment: compat.h). */
+        int rc = 0;
+        Py_BEGIN_CRITICAL_SECTION(seq);
+        for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+            rc = add_header(cy, item, &seen_server, &seen_date);
             Py_DECREF(item);
-            if (r < 0) {
-                Py_DECREF(seq);
-                return -1;
-            }
         }
+        Py_END_CRITICAL_SECTION();
         Py_DECREF(seq);
+        if (rc < 0) {
+            return -1;
+        }
     }
     if (s->server_line != NULL && !seen_server &&
         put(&cy->head, PyBytes_AS_STRING(s->server_line),
@@ -394,6 +410,30 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
 
 /* ---- http.response.trailers ---------------------------------------- */
 
+/* One trailer field into cy->head; the pair is locked as in add_header. */
+static int add_trailer(RequestCycle *cy, PyObject *item)
+{
+    const char *np, *vp;
+    size_t nlen, vlen;
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(item);
+    rc = field_of(item, &np, &nlen, &vp, &vlen);
+    /* what frames or routes a message cannot come after it (RFC 9110 6.5.1) */
+    if (rc == 0 && (cp_name_is(np, nlen, "content-length", 14) ||
+                    cp_name_is(np, nlen, "transfer-encoding", 17) ||
+                    cp_name_is(np, nlen, "host", 4) || cp_name_is(np, nlen, "connection", 10) ||
+                    cp_name_is(np, nlen, "trailer", 7))) {
+        PyErr_Format(PyExc_RuntimeError, "%R cannot be a trailer field.", item);
+        rc = -1;
+    }
+    if (rc == 0 && cp_buf_put_field(&cy->head, np, nlen, vp, vlen) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    Py_END_CRITICAL_SECTION();
+    return rc;
+}
+
 int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
 {
     ServerState *s = cy->server;
@@ -417,25 +457,14 @@ int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
         return -1;
     }
     int rc = 0;
+    /* the app's list and pairs, locked as in cp_response_start */
+    Py_BEGIN_CRITICAL_SECTION(seq);
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && rc == 0; i++) {
         PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
-        const char *np, *vp;
-        size_t nlen, vlen;
-        rc = field_of(item, &np, &nlen, &vp, &vlen);
-        /* what frames or routes a message cannot come after it (RFC 9110 6.5.1) */
-        if (rc == 0 && (cp_name_is(np, nlen, "content-length", 14) ||
-                        cp_name_is(np, nlen, "transfer-encoding", 17) ||
-                        cp_name_is(np, nlen, "host", 4) || cp_name_is(np, nlen, "connection", 10) ||
-                        cp_name_is(np, nlen, "trailer", 7))) {
-            PyErr_Format(PyExc_RuntimeError, "%R cannot be a trailer field.", item);
-            rc = -1;
-        }
-        if (rc == 0 && cp_buf_put_field(&cy->head, np, nlen, vp, vlen) < 0) {
-            PyErr_NoMemory();
-            rc = -1;
-        }
+        rc = add_trailer(cy, item);
         Py_DECREF(item);
     }
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(seq);
     return rc;
 }
@@ -457,13 +486,15 @@ int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
     }
     static const char status[] = "HTTP/1.1 103 Early Hints\r\n";
     int rc = 0;
+    /* the app's list: locked while we read it (cp_response_start) */
+    Py_BEGIN_CRITICAL_SECTION(seq);
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (n > 0 && cp_buf_put(out, status, sizeof(status) - 1) < 0) {
         rc = -1;
         PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
-        PyObject *link = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *link = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
         if (!PyBytes_Check(link)) {
             PyErr_Format(PyExc_TypeError, "Expected each link to be bytes, but got %R.", link);
             rc = -1;
@@ -475,11 +506,13 @@ int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
             PyErr_NoMemory();
             rc = -1;
         }
+        Py_DECREF(link);
     }
     if (rc == 0 && n > 0 && cp_buf_put(out, "\r\n", 2) < 0) {
         PyErr_NoMemory();
         rc = -1;
     }
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(seq);
     return rc;
 }

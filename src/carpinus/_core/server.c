@@ -524,9 +524,9 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         {"websocket_upgrades", (long long)t->websocket_upgrades},
         {"h2_connections", (long long)t->h2_connections},
         /* module-wide: shared by every server of this interpreter */
-        {"header_name_hits", (long long)st->header_name_hits},
-        {"header_name_misses", (long long)st->header_name_misses},
-        {"lazy_headers_materialized", (long long)st->lazy_headers_materialized},
+        {"header_name_hits", (long long)cp_counter_get(&st->header_name_hits)},
+        {"header_name_misses", (long long)cp_counter_get(&st->header_name_misses)},
+        {"lazy_headers_materialized", (long long)cp_counter_get(&st->lazy_headers_materialized)},
         {"optimizations", (long long)s->opts},
     };
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
