@@ -3,8 +3,9 @@
  *
  * The core is written against 3.13's API, which is what the free-threaded
  * build (3.13t) needs: references that are strong from the moment a
- * container hands them over (PyDict_GetItemRef), and per-object critical
- * sections around code that reads an object another thread may change.
+ * container hands them over (PyDict_GetItemRef, PyList_GetItemRef), and
+ * per-object critical sections around code that reads an object another
+ * thread may change.
  * On older Pythons (always with the GIL) the shims below do what the GIL
  * already guaranteed: a borrowed reference made strong, and no locking at
  * all.  Drop a shim when the oldest supported Python has the real thing.
@@ -34,8 +35,21 @@ static inline int PyDict_GetItemRef(PyObject *mp, PyObject *key, PyObject **resu
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* A new reference to list[index]; IndexError outside [0, len). */
+static inline PyObject *PyList_GetItemRef(PyObject *op, Py_ssize_t index)
+{
+    return Py_XNewRef(PyList_GetItem(op, index));
+}
+
 #endif /* < 3.13 */
 
+/* Critical sections (3.13): Py_BEGIN_CRITICAL_SECTION(op) locks op's own
+   mutex until the matching END.  Not quite a lock held to the end of the
+   block, though: while the thread blocks inside it -- waiting for another
+   object's critical section, or in Python code that waits -- the section is
+   let go and taken again afterwards (that is how they avoid deadlocks).
+   Code inside one therefore reads afresh, after any such call, what it had
+   read before it: a list's length and items, an object's state. */
 #ifndef Py_BEGIN_CRITICAL_SECTION
 /* (3.13 defines these, as a bare block too, on builds with the GIL) */
 #define Py_BEGIN_CRITICAL_SECTION(op) {

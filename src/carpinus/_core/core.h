@@ -20,6 +20,32 @@
  * holds strong references, dropped in connection_lost.  All reference cycles
  * are visible to the GC through tp_traverse.
  *
+ * Threads (the core declares Py_MOD_GIL_NOT_USED: on a free-threaded
+ * Python nothing serializes these objects but this rule):
+ *   - A ServerState, its HttpProtocols and their RequestCycles belong to the
+ *     one event loop that serves them and are used only on that loop's
+ *     thread.  Their methods and attributes (tick, stats, metrics,
+ *     shutdown, close_all, busy_connections, connections, tasks, ...) and
+ *     the receive()/send() a request's app is given are not thread-safe:
+ *     call them from the loop's thread (from another thread, hand the call
+ *     to the loop: call_soon_threadsafe, run_coroutine_threadsafe on a
+ *     coroutine that calls send()).  Their caches -- the scope templates,
+ *     the Date line, the spare cycle, the read buffer -- are therefore
+ *     plain fields, with no locking.  Several servers on several threads,
+ *     each with its own loop and ServerState, are fine.
+ *   - Module state is shared by every server of the interpreter: it is
+ *     immutable after the module's exec (types, interned strings, the
+ *     status-line and header-name tables, the Done), except the counters
+ *     kept there, which change only through cp_counter_add (compat.h).
+ *   - What the app is given may travel to other threads: a scope and its
+ *     values are ordinary dicts, lists, bytes and str, except
+ *     scope["headers"] under lazy_headers, a LazyHeaders, which locks itself
+ *     (headers_lazy.c).  Messages the app sends are its own dicts and
+ *     lists: the core reads them with strong references (PyDict_GetItemRef)
+ *     and under their critical section (response.c).
+ *   - Free-threaded builds skip cycle_reuse, which trusts reference counts
+ *     (cycle.c, spare_reusable).
+ *
  * Re-entrancy: transport calls may call back into the protocol before they
  * return (stdlib TLS's close() calls get_buffer() and buffer_updated(); a
  * write() may call pause_writing() or resume_writing()), and app code may run

@@ -198,10 +198,10 @@ static PyObject *lh_item_impl(PyObject *op, Py_ssize_t i)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (self->list != NULL) {
-        if (i < 0 || i >= PyList_GET_SIZE(self->list)) {
-            return index_error();
-        }
-        return Py_NewRef(PyList_GET_ITEM(self->list, i));
+        /* IndexError outside [0, len).  The list's own accessor: a list
+           method running on it (a sort whose key function waits) may have
+           let go of our critical section, but not of the list's */
+        return PyList_GetItemRef(self->list, i);
     }
     if (i < 0 || i >= self->n) {
         return index_error();

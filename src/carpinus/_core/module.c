@@ -3,7 +3,8 @@
  *
  * Everything mutable or Python-owned lives in the module state (cp_state):
  * the heap types, interned keys, constant values.  There are no static
- * PyObject* globals, so each (sub-)interpreter gets its own copy.
+ * PyObject* globals, so each (sub-)interpreter gets its own copy.  What
+ * lets the module run without the GIL is in core.h ("Threads").
  */
 #include "core.h"
 

@@ -111,6 +111,50 @@ static int bytes_or_null(const cp_buf *b, PyObject **out)
     return *out == NULL ? -1 : 0;
 }
 
+/* One (name, value) default header into *servers (a Server line) or
+   *others.  -1 with an exception. */
+static int add_default_header(PyObject *item, cp_buf *servers, cp_buf *others)
+{
+    PyObject *name = NULL, *value = NULL;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+        !PyBytes_Check(name = PyTuple_GET_ITEM(item, 0)) ||
+        !PyBytes_Check(value = PyTuple_GET_ITEM(item, 1))) {
+        PyErr_Format(PyExc_TypeError,
+                     "Expected each default header to be a (name, value) tuple of "
+                     "bytes, but got %R.",
+                     item);
+        return -1;
+    }
+    const char *np = PyBytes_AS_STRING(name);
+    size_t nlen = (size_t)PyBytes_GET_SIZE(name);
+    const char *vp = PyBytes_AS_STRING(value);
+    size_t vlen = (size_t)PyBytes_GET_SIZE(value);
+    /* the same rules as for headers an app sends (add_header) */
+    if (!cp_field_name_ok(np, nlen)) {
+        PyErr_Format(PyExc_ValueError, "Invalid HTTP header name: %R.", name);
+        return -1;
+    }
+    if (!cp_field_value_ok(vp, vlen)) {
+        PyErr_Format(PyExc_ValueError, "Invalid HTTP header value: %R.", value);
+        return -1;
+    }
+    /* framing is decided per response, and Date is made per second */
+    if (cp_name_is(np, nlen, "content-length", 14) ||
+        cp_name_is(np, nlen, "transfer-encoding", 17) ||
+        cp_name_is(np, nlen, "connection", 10) || cp_name_is(np, nlen, "date", 4)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%R cannot be a default header: the server sets it per response.",
+                     name);
+        return -1;
+    }
+    cp_buf *into = cp_name_is(np, nlen, "server", 6) ? servers : others;
+    if (cp_buf_put_field_lower(into, np, nlen, vp, vlen) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_line,
                        PyObject **extra)
 {
@@ -125,46 +169,18 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
         if (seq == NULL) {
             goto done;
         }
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-            PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-            PyObject *name = NULL, *value = NULL;
-            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
-                !PyBytes_Check(name = PyTuple_GET_ITEM(item, 0)) ||
-                !PyBytes_Check(value = PyTuple_GET_ITEM(item, 1))) {
-                PyErr_Format(PyExc_TypeError,
-                             "Expected each default header to be a (name, value) tuple of "
-                             "bytes, but got %R.",
-                             item);
-                goto done;
-            }
-            const char *np = PyBytes_AS_STRING(name);
-            size_t nlen = (size_t)PyBytes_GET_SIZE(name);
-            const char *vp = PyBytes_AS_STRING(value);
-            size_t vlen = (size_t)PyBytes_GET_SIZE(value);
-            /* the same rules as for headers an app sends (add_header) */
-            if (!cp_field_name_ok(np, nlen)) {
-                PyErr_Format(PyExc_ValueError, "Invalid HTTP header name: %R.", name);
-                goto done;
-            }
-            if (!cp_field_value_ok(vp, vlen)) {
-                PyErr_Format(PyExc_ValueError, "Invalid HTTP header value: %R.", value);
-                goto done;
-            }
-            /* framing is decided per response, and Date is made per second */
-            if (cp_name_is(np, nlen, "content-length", 14) ||
-                cp_name_is(np, nlen, "transfer-encoding", 17) ||
-                cp_name_is(np, nlen, "connection", 10) || cp_name_is(np, nlen, "date", 4)) {
-                PyErr_Format(PyExc_ValueError,
-                             "%R cannot be a default header: the server sets it per "
-                             "response.",
-                             name);
-                goto done;
-            }
-            cp_buf *into = cp_name_is(np, nlen, "server", 6) ? &servers : &others;
-            if (cp_buf_put_field_lower(into, np, nlen, vp, vlen) < 0) {
-                PyErr_NoMemory();
-                goto done;
-            }
+        /* the caller's list (Config's): locked as the app's are
+           (cp_response_start); the pairs are tuples, immutable */
+        int pair_rc = 0;
+        Py_BEGIN_CRITICAL_SECTION(seq);
+        for (Py_ssize_t i = 0; pair_rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+            pair_rc = add_default_header(item, &servers, &others);
+            Py_DECREF(item);
+        }
+        Py_END_CRITICAL_SECTION();
+        if (pair_rc < 0) {
+            goto done;
         }
     }
     /* a default Server header given here replaces ours, as in uvicorn */
@@ -365,8 +381,8 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         }
         /* seq is the app's own list when it sent one.  Without the GIL
            another thread may change it while we read: the list is locked,
-           and its length and items are read afresh on every step (locking
-           an item may let go of the list for a moment: compat.h). */
+           and its length and items are read afresh on every step (waiting
+           for an item's lock lets go of the list's for a while: compat.h). */
         int rc = 0;
         Py_BEGIN_CRITICAL_SECTION(seq);
         for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {

@@ -1,7 +1,9 @@
 /*
  * server.c -- ServerState: everything one running server shares between its
  * connections.  Python creates it once per event loop and hands it to
- * loop.create_server() as the protocol factory (it is callable).
+ * loop.create_server() as the protocol factory (it is callable).  Nothing
+ * here locks: a ServerState is used on its loop's thread only (core.h,
+ * "Threads").
  */
 #include "core.h"
 
@@ -733,7 +735,8 @@ static PyType_Slot server_slots[] = {
     {Py_tp_doc, "ServerState(app, loop, report_exception, task_factory, task_kwargs, log_error, *, "
                 "..., **core_options)\n\nShared state of one running server; call it to get "
                 "a protocol.  The core options are the option table's (carpinus.options, "
-                "core=), every one required."},
+                "core=), every one required.  Not thread-safe: use it on its loop's thread "
+                "only."},
     {0, NULL},
 };
 
