@@ -154,7 +154,7 @@ class Server:
         from carpinus.metrics.exporter import InProcessMetrics
 
         assert self.config.metrics_bind is not None
-        return InProcessMetrics(self.config.metrics_bind, self.state)
+        return InProcessMetrics(self.config.metrics_bind, self.state, asyncio.get_running_loop())
 
     def close_metrics(self) -> None:
         if self.metrics is not None:

@@ -4,15 +4,19 @@ metric families (docs/metrics.md lists them).
 
 Two ways to get the numbers:
 
-- InProcessMetrics, a single server process: the collector reads the
-  ServerState itself on each scrape (from the exporter's thread, under the
-  GIL), so the numbers are exact and current;
+- InProcessMetrics, a single server process: each scrape reads the
+  ServerState, so the numbers are exact and current -- on the event loop's
+  thread, which a ServerState belongs to (its methods are not thread-safe:
+  without the GIL another thread's read could meet a connection being
+  freed), so the exporter's thread hands the read to the loop and waits;
 - WorkerMetrics, the supervisor: its workers publish into files of a
   directory it made (WorkerPublisher, their side), and each scrape sums them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 import shutil
@@ -151,15 +155,41 @@ class Exporter:
         self.thread.join()
 
 
-class InProcessMetrics:
-    """A single server process: the exporter reads its ServerState on each scrape."""
+# How long a scrape waits for the loop to read the ServerState before it
+# answers with the numbers of the last tick instead (a loop held up by an
+# app that blocks it).
+LOOP_READ_TIMEOUT = 1.0
 
-    def __init__(self, bind: str, state: Any) -> None:
+
+class InProcessMetrics:
+    """A single server process: each scrape reads its ServerState on the loop."""
+
+    def __init__(self, bind: str, state: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.state = state
-        self.exporter = Exporter(bind, ServerCollector(lambda: (take(self.state), None)))
+        self.loop = loop
+        self.last = take(state)  # made on the loop's thread, as every snapshot
+        self.exporter = Exporter(bind, ServerCollector(lambda: (self.read(), None)))
+
+    def read(self) -> Mapping[str, float]:
+        """(The exporter's thread) a snapshot taken on the loop now, or the last
+        tick's when the loop does not get to it in time or has stopped."""
+        future: concurrent.futures.Future[dict[str, float]] = concurrent.futures.Future()
+
+        def on_loop() -> None:
+            try:
+                future.set_result(take(self.state))
+            except BaseException as exc:  # handed to the scrape, which reports it
+                future.set_exception(exc)
+
+        try:
+            self.loop.call_soon_threadsafe(on_loop)
+            self.last = future.result(LOOP_READ_TIMEOUT)
+        except (RuntimeError, concurrent.futures.TimeoutError):  # closed, or busy
+            pass
+        return self.last
 
     def publish(self, state: Any) -> None:
-        pass  # read on demand
+        self.last = take(state)  # every tick: what a scrape falls back on
 
     def close(self) -> None:
         self.exporter.close()
