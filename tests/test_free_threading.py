@@ -1,9 +1,9 @@
 """carpinus on a free-threaded CPython (3.13t): importing the C core leaves
 the GIL off, and servers on several threads -- one event loop and one
-ServerState each, the arrangement the core is built for
-(docs/free-threading.md) -- serve at the same time without mixing anything
-up.  The concurrency test runs on every build; with the GIL it checks the
-same answers, only without the parallelism."""
+ServerState each, the arrangement the core is built for (docs/architecture.md,
+"Threads and free-threaded Python") -- serve at the same time without mixing
+anything up.  The concurrency test runs on every build; with the GIL it
+checks the same answers, only without the parallelism."""
 
 from __future__ import annotations
 
