@@ -5,8 +5,8 @@ metric families (docs/metrics.md lists them).
 Two ways to get the numbers:
 
 - InProcessMetrics, a single server process: the collector reads the
-  ServerState itself on each scrape (from the exporter's thread, under the
-  GIL), so the numbers are exact and current;
+  ServerStates itself on each scrape (from the exporter's thread; one state
+  per serving loop, summed), so the numbers are exact and current;
 - WorkerMetrics, the supervisor: its workers publish into files of a
   directory it made (WorkerPublisher, their side), and each scrape sums them.
 """
@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -39,7 +39,7 @@ from carpinus.metrics.snapshot import (
     SnapshotWriter,
     file_pid,
     read_file,
-    take,
+    take_all,
 )
 from carpinus.options import split_host_port
 
@@ -152,13 +152,14 @@ class Exporter:
 
 
 class InProcessMetrics:
-    """A single server process: the exporter reads its ServerState on each scrape."""
+    """A single server process: the exporter reads its ServerStates on each scrape.
+    `states` returns them (one per serving loop)."""
 
-    def __init__(self, bind: str, state: Any) -> None:
-        self.state = state
-        self.exporter = Exporter(bind, ServerCollector(lambda: (take(self.state), None)))
+    def __init__(self, bind: str, states: Callable[[], Sequence[Any]]) -> None:
+        self.states = states
+        self.exporter = Exporter(bind, ServerCollector(lambda: (take_all(self.states()), None)))
 
-    def publish(self, state: Any) -> None:
+    def publish(self, states: Sequence[Any]) -> None:
         pass  # read on demand
 
     def close(self) -> None:
@@ -166,13 +167,14 @@ class InProcessMetrics:
 
 
 class WorkerPublisher:
-    """A worker's side: its snapshot, published into the supervisor's directory."""
+    """A worker's side: its snapshot (every serving loop's, summed), published
+    into the supervisor's directory."""
 
     def __init__(self, directory: str) -> None:
         self.writer = SnapshotWriter(directory)
 
-    def publish(self, state: Any) -> None:
-        self.writer.publish(take(state))
+    def publish(self, states: Sequence[Any]) -> None:
+        self.writer.publish(take_all(states))
 
     def close(self) -> None:
         self.writer.close()

@@ -8,7 +8,7 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Upper bounds (seconds) of the request-duration histogram's buckets: the C
@@ -57,6 +57,16 @@ def take(state: Any) -> dict[str, float]:
     websockets = state.websocket
     values["websocket_open"] = len(websockets.connections) if websockets is not None else 0
     return values
+
+
+def take_all(states: Sequence[Any]) -> dict[str, float]:
+    """The snapshot of a process: the sum over its ServerStates, one per serving
+    loop (--threads N), counters and gauges alike."""
+    totals = dict.fromkeys(FIELDS, 0.0)
+    for state in states:
+        for name, value in take(state).items():
+            totals[name] += value
+    return totals
 
 
 class SnapshotWriter:
