@@ -88,7 +88,10 @@ class GunicornServer(Server):
 
     def on_tick(self) -> None:
         super().on_tick()
-        self.notify()
+        # (with threads, only while every serving loop turns: a blocked one is
+        # what gunicorn's --timeout is there to catch)
+        if self.loops_responsive(self.notify_interval):
+            self.notify()
         if self.worker.ppid != os.getppid() and not self.should_exit:
             logger.info("Parent changed, shutting down worker [%d].", os.getpid())
             self.should_exit = True
