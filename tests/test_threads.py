@@ -11,7 +11,9 @@ thread can accept the next connection.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,6 +25,8 @@ import pytest
 
 from carpinus import _core
 from carpinus.config import Config, ConfigError
+from carpinus.server import Server
+from carpinus.serving import LoopServing
 from tests.support import apps, ws_apps
 from tests.support.clients import RawClient
 from tests.support.h2_clients import h2_http_client
@@ -206,6 +210,32 @@ def test_shutdown_drains_every_thread_in_process(serve: Callable[..., ServerHand
     assert len({ident for ident, _ in served}) == 2
     wait_for(lambda: not any(thread.alive for thread in handle.server.serving_threads),
              what="every serving thread to end")
+
+
+def test_a_thread_that_cannot_listen_stops_the_start(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """One serving thread failing to listen fails the start: the others stop, lifespan
+    shuts down again, the listening socket is released, and run() returns 1."""
+    listen = LoopServing.listen
+
+    async def second_thread_fails(self: LoopServing, sockets: list[socket.socket]) -> None:
+        if threading.current_thread().name == "carpinus-serving-2":
+            raise OSError("thread 2 cannot listen (on purpose)")
+        await listen(self, sockets)
+
+    monkeypatch.setattr(LoopServing, "listen", second_thread_fails)
+    app = ThreadsApp()
+    server = Server(Config(app, port=0, threads=3, lifespan="on", configure_logging=False,
+                           gc_freeze=False, loop="asyncio"))
+    with caplog.at_level(logging.INFO, logger="carpinus.error"):
+        assert server.run() == 1
+    assert not server.started
+    assert not any(thread.alive for thread in server.serving_threads)
+    assert [thread.failed for thread in server.serving_threads] == [False, True, False]
+    assert app.startups == 1 and app.shutdowns == 1
+    assert all(sock.fileno() == -1 for sock in server.listening)
+    assert "thread 2 cannot listen (on purpose)" in caplog.text
+    assert "serving thread(s) 2 could not start" in caplog.text
 
 
 # -- options ----------------------------------------------------------------------
