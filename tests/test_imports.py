@@ -26,8 +26,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "carpinus"
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("carpinus", "carpinus.__main__", "carpinus.main", "carpinus.workers")),
     ("process management", ("carpinus.supervisors.*",)),
-    ("one server", ("carpinus.server", "carpinus.sockets", "carpinus.lifespan",
-                    "carpinus.pidfile")),
+    ("one server", ("carpinus.server", "carpinus.threads", "carpinus.serving",
+                    "carpinus.sockets", "carpinus.lifespan", "carpinus.pidfile")),
     ("protocols", ("carpinus.protocols.*",)),
     ("configuration and services", ("carpinus.config", "carpinus.options", "carpinus.logging",
                                     "carpinus.tls", "carpinus.tls_extension",

@@ -166,7 +166,7 @@ def make_worker() -> Iterator[Callable[..., CarpinusWorker]]:
 def test_settings_map_onto_carpinus_config(make_worker: Callable[..., CarpinusWorker]) -> None:
     worker = make_worker(keepalive=7, graceful_timeout=12, limit_request_line=1000,
                          limit_request_fields=50, limit_request_field_size=2000,
-                         max_requests=100, backlog=64)
+                         max_requests=100, backlog=64, threads=3)
     config = worker.carpinus_config()
     assert config.app is app
     assert config.workers == 1
@@ -177,6 +177,7 @@ def test_settings_map_onto_carpinus_config(make_worker: Callable[..., CarpinusWo
     assert config.limit_request_header_size == 2000
     assert config.max_requests is not None and config.max_requests >= 100
     assert config.backlog == 64
+    assert config.threads == 3
     assert config.access_log is False  # gunicorn has no access log configured
 
 

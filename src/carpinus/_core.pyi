@@ -51,7 +51,11 @@ class ServerState:
 
     The keyword arguments after the run-time ones are the core options of the
     option table (carpinus.options, core=): every one is required, the core
-    holds no defaults (carpinus.options.core_defaults() has the table's)."""
+    holds no defaults (carpinus.options.core_defaults() has the table's).
+
+    Not thread-safe: a ServerState belongs to its event loop, and its methods
+    and attributes (and its requests' receive/send) are used on that loop's
+    thread only (docs/architecture.md, "Threads and free-threaded Python")."""
 
     def __init__(
         self,

@@ -149,6 +149,7 @@ class Config:
     access_log: bool
     access_log_format: str | None
     workers: int
+    threads: int
     max_requests: int | None
     max_requests_jitter: int
     supervise: bool
@@ -230,6 +231,7 @@ class Config:
         access_log: bool = True,
         access_log_format: str | None = None,
         workers: int | None = None,
+        threads: int = 1,
         max_requests: int | None = None,
         max_requests_jitter: int = 0,
         supervise: bool = False,
@@ -287,7 +289,8 @@ class Config:
             raise ConfigError(str(exc), "optimizations") from None
         self.headers = list(self.headers or ())  # checked in _validate_network()
         # Process model (carpinus.main.launch): one server in this process, or a
-        # supervisor with `workers` worker processes (docs/deployment.md).
+        # supervisor with `workers` worker processes; each serves from its own
+        # event loop, or from `threads` serving threads (docs/deployment.md).
         self.workers = _workers_from(arguments["workers"])
         self.reload_dirs = _as_list(arguments["reload_dirs"])
         self.reload_includes = _as_list(arguments["reload_includes"])

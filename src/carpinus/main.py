@@ -3,7 +3,8 @@
 Both entry points build a Config and hand it to launch(), which picks:
 
 - one server in this process (the default: `--workers 1`, no `--reload`),
-  with no supervisor in between (carpinus.server);
+  with no supervisor in between (carpinus.server), serving from its own
+  event loop or, with `--threads N`, from N serving threads (carpinus.threads);
 - a supervisor with worker processes (`--workers N`, N > 1, `--reload`,
   `--supervise`, `--max-worker-memory`, `--max-worker-lifetime`), see
   carpinus.supervisors.multiprocess.

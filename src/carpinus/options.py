@@ -461,6 +461,13 @@ OPTIONS: tuple[Option, ...] = (
            "under a supervisor that replaces any that dies; SIGHUP replaces them one by one, "
            "SIGTTIN/SIGTTOU add/remove one. Use about one per core (docs/deployment.md).",
            PROCESSES, min=1, default_text="$WEB_CONCURRENCY or 1", attribute="int"),
+    Option("threads", int, 1,
+           "Serving threads per process (per worker with --workers), each with its own event "
+           "loop and server state, all accepting on the same sockets; lifespan runs once per "
+           "process, in the main thread's loop.  With the GIL the threads take turns: this "
+           "helps apps that block in C code that releases the GIL; on free-threaded Python "
+           "(3.13t and later) they run in parallel (docs/deployment.md, threads vs workers).",
+           PROCESSES, min=1),
     Option("max_requests", int, None,
            "Recycle a worker after this many requests (it stops gracefully and the "
            "supervisor starts a fresh one); without a supervisor the process exits with "

@@ -13,6 +13,7 @@ options as follows (docs/deployment.md has the table):
     limit_request_field_size  → limit_request_header_size (0: the core's maximum)
     (the three together)      → limit_request_head: the longest head they admit
     backlog                   → backlog
+    threads                   → threads (serving threads, each with its event loop)
     root_path, asgi_loop, asgi_lifespan (gunicorn ≥ 24) → root_path, loop, lifespan
     timeout                   → the worker notifies the arbiter from its event loop,
                                 so a loop blocked longer than `timeout` gets the
@@ -87,7 +88,10 @@ class GunicornServer(Server):
 
     def on_tick(self) -> None:
         super().on_tick()
-        self.notify()
+        # (with threads, only while every serving loop turns: a blocked one is
+        # what gunicorn's --timeout is there to catch)
+        if self.loops_responsive(self.notify_interval):
+            self.notify()
         if self.worker.ppid != os.getppid() and not self.should_exit:
             logger.info("Parent changed, shutting down worker [%d].", os.getpid())
             self.should_exit = True
@@ -166,6 +170,7 @@ class CarpinusWorker(Worker):  # type: ignore[misc]  # gunicorn has no type hint
             "workers": 1,  # gunicorn manages the processes
             "configure_logging": False,
             "backlog": cfg.backlog,
+            "threads": cfg.threads,
             # 0 in gunicorn: no keep-alive; the shortest carpinus has is one tick
             "timeout_keep_alive": float(cfg.keepalive) if cfg.keepalive > 0 else 0.1,
             "timeout_graceful_shutdown": float(cfg.graceful_timeout)

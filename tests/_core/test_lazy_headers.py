@@ -25,6 +25,7 @@ import json
 import operator
 import pickle
 import sys
+import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterator
@@ -709,6 +710,77 @@ def test_no_reference_or_memory_leak() -> None:
     assert (sys.getrefcount(sentinel), sys.getrefcount(host), sys.getrefcount(empty)) == refs
     # a leak of one small object per round would be > 300 KiB
     assert after - before < 64 * 1024, after - before
+
+
+# ---- threads ----------------------------------------------------------------
+#
+# A scope's headers may be read from several threads (run_in_executor); on a
+# free-threaded build the object's critical sections are all that keeps
+# those reads apart.  With the GIL the same checks pass trivially.
+
+THREADS = 4
+
+
+def run_together(work: Callable[[int], None]) -> None:
+    """work(0..THREADS-1), each on its own thread, released at the same moment."""
+    start = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            start.wait()
+            work(n)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    if errors:
+        raise errors[0]
+
+
+def test_threads_reading_one_object_build_each_tuple_once() -> None:
+    pairs = [(f"X-Field-{i}".encode(), str(i).encode()) for i in range(64)]
+    for _ in range(20):
+        lazy = make(pairs)
+        seen: list[list[Pair]] = [[] for _ in range(THREADS)]
+
+        def read(n: int, lazy: Any = lazy, seen: list[list[Pair]] = seen) -> None:
+            order = range(len(pairs)) if n % 2 else range(len(pairs) - 1, -1, -1)
+            got = {i: lazy[i] for i in order}
+            seen[n] = [got[i] for i in range(len(pairs))]
+
+        run_together(read)
+        assert lazy._built == len(pairs) and not lazy._materialized
+        assert seen[0] == lowered(pairs)
+        for other in seen[1:]:  # one tuple per entry, whoever built it
+            assert all(a is b for a, b in zip(seen[0], other, strict=True))
+
+
+def test_threads_reading_while_one_mutates() -> None:
+    pairs = [(f"x-field-{i}".encode(), str(i).encode()) for i in range(64)]
+    for _ in range(20):
+        lazy = make(pairs)
+
+        def work(n: int, lazy: Any = lazy) -> None:
+            if n == 0:
+                for i in range(32):
+                    lazy.append((b"x-added", str(i).encode()))
+                    del lazy[0]
+            else:
+                for _ in range(4):  # what they see is a race; that they see it is not
+                    items = list(lazy)
+                    assert all(type(p) is tuple and len(p) == 2 for p in items)
+                    assert isinstance(lazy == items, bool)
+                    assert isinstance(repr(lazy), str)
+
+        run_together(work)
+        assert lazy._materialized
+        assert list(lazy) == pairs[32:] + [(b"x-added", str(i).encode()) for i in range(32)]
 
 
 def test_starlette_headers_over_lazy_headers() -> None:

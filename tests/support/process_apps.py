@@ -11,11 +11,13 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 SLEEP_MARKER = "process-app: sleep started"
+THREAD_MARKER = "process-app: thread held"
 STREAM_MARKER = "process-app: stream started"
 STREAM_ENDED = "process-app: stream ended"
 LIFESPAN_GREETING = "hello from lifespan"
@@ -46,6 +48,8 @@ async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET / → "Hello"; /sleep?ms=N → "ok" after N ms; /scope → JSON of scope fields;
     /pid → the serving process' pid; /block?ms=N → blocks the whole event loop N ms;
+    /thread?ms=N → as /block, logged, answers "PID THREAD-ID" (with --threads the next
+    connection has to go to another serving thread meanwhile);
     /raise → the app raises (500); /exit → sys.exit(3) from the app; /stream?ms=N → a
     Server-Sent-Events stream with one event every N ms that never ends by itself (it
     logs how it ended); /hold?mib=N → allocates N MiB and keeps it for good (a leak),
@@ -80,6 +84,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         query = parse_qs(scope["query_string"].decode("latin-1"))
         time.sleep(int(query.get("ms", ["0"])[0]) / 1000)  # on purpose: a blocked loop
         await _text(send, b"unblocked")
+    elif path == "/thread":
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        print(THREAD_MARKER, file=sys.stderr, flush=True)
+        time.sleep(int(query.get("ms", ["0"])[0]) / 1000)  # holds this thread's loop
+        await _text(send, f"{os.getpid()} {threading.get_ident()}".encode())
     elif path.endswith("/scope"):
         state = scope.get("state", {})
         body = {

@@ -33,8 +33,12 @@
  * built (a message dict of bytes and strings, or None) and is not tracked
  * by the GC: it can be part of no reference cycle.  A waiting one holds a
  * Future, whose callbacks lead to the Task that awaits the Outcome: that can
- * be a cycle, so those are tracked.  The shared "done" Outcome (send()'s
- * usual answer) holds nothing and is never written to.
+ * be a cycle, so those are tracked.
+ *
+ * send()'s usual answer, "done, None", is one object shared by every
+ * request of every server (module state): a Done, a type of its own with no
+ * fields at all, so that sharing it is safe on any thread and under any
+ * Python -- an Outcome has fields that awaiting writes.
  */
 #include "core.h"
 
@@ -157,7 +161,7 @@ static PySendResult outcome_am_send(PyObject *self, PyObject *arg, PyObject **pr
     if (o->future == NULL) {
         PyObject *res = o->result;
         if (res != NULL) {
-            o->result = NULL; /* never written when NULL: the shared "done" */
+            o->result = NULL;
             *presult = res;
         } else {
             *presult = Py_NewRef(Py_None);
@@ -279,7 +283,7 @@ static PyObject *outcome_close(PyObject *self, PyObject *unused)
     (void)unused;
     Outcome *o = (Outcome *)self;
     if (o->future == NULL && o->result == NULL) {
-        Py_RETURN_NONE; /* nothing to let go of (and maybe the shared one) */
+        Py_RETURN_NONE; /* nothing to let go of */
     }
     Py_CLEAR(o->result);
     if (o->future != NULL) {
@@ -320,4 +324,82 @@ PyType_Spec cp_outcome_spec = {
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = outcome_slots,
+};
+
+/* ---- Done: the shared, immutable "done, None" ------------------------- */
+
+/* No fields: awaiting it, sending to it or closing it changes nothing, so
+   one instance serves every thread (module state's done_awaitable). */
+
+PyObject *cp_done_new(cp_state *st)
+{
+    return PyType_GenericAlloc(st->Done_Type, 0);
+}
+
+static void done_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PySendResult done_am_send(PyObject *self, PyObject *arg, PyObject **presult)
+{
+    (void)self;
+    (void)arg;
+    *presult = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+}
+
+static PyObject *done_iternext(PyObject *self)
+{
+    (void)self;
+    return NULL; /* StopIteration(None), the cheap way (send_result_as_method) */
+}
+
+static PyObject *done_send(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    (void)arg;
+    PyErr_SetNone(PyExc_StopIteration);
+    return NULL;
+}
+
+static PyObject *done_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    cp_raise_thrown(args, nargs); /* as into a coroutine that has finished */
+    return NULL;
+}
+
+static PyObject *done_close(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef done_methods[] = {
+    {"send", (PyCFunction)done_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))done_throw, METH_FASTCALL, NULL},
+    {"close", done_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot done_slots[] = {
+    {Py_tp_dealloc, done_dealloc},
+    {Py_am_await, outcome_await},
+    {Py_am_send, done_am_send},
+    {Py_tp_iter, outcome_await},
+    {Py_tp_iternext, done_iternext},
+    {Py_tp_methods, done_methods},
+    {Py_tp_doc, "What send() returns when it is done at once: await it for None."},
+    {0, NULL},
+};
+
+PyType_Spec cp_done_spec = {
+    .name = "carpinus._core.Done",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = done_slots,
 };

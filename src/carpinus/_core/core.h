@@ -20,6 +20,32 @@
  * holds strong references, dropped in connection_lost.  All reference cycles
  * are visible to the GC through tp_traverse.
  *
+ * Threads (the core declares Py_MOD_GIL_NOT_USED: on a free-threaded
+ * Python nothing serializes these objects but this rule):
+ *   - A ServerState, its HttpProtocols and their RequestCycles belong to the
+ *     one event loop that serves them and are used only on that loop's
+ *     thread.  Their methods and attributes (tick, stats, metrics,
+ *     shutdown, close_all, busy_connections, connections, tasks, ...) and
+ *     the receive()/send() a request's app is given are not thread-safe:
+ *     call them from the loop's thread (from another thread, hand the call
+ *     to the loop: call_soon_threadsafe, run_coroutine_threadsafe on a
+ *     coroutine that calls send()).  Their caches -- the scope templates,
+ *     the Date line, the spare cycle, the read buffer -- are therefore
+ *     plain fields, with no locking.  Several servers on several threads,
+ *     each with its own loop and ServerState, are fine.
+ *   - Module state is shared by every server of the interpreter: it is
+ *     immutable after the module's exec (types, interned strings, the
+ *     status-line and header-name tables, the Done), except the counters
+ *     kept there, which change only through cp_counter_add (compat.h).
+ *   - What the app is given may travel to other threads: a scope and its
+ *     values are ordinary dicts, lists, bytes and str, except
+ *     scope["headers"] under lazy_headers, a LazyHeaders, which locks itself
+ *     (headers_lazy.c).  Messages the app sends are its own dicts and
+ *     lists: the core reads them with strong references (PyDict_GetItemRef)
+ *     and under their critical section (response.c).
+ *   - Free-threaded builds skip cycle_reuse, which trusts reference counts
+ *     (cycle.c, spare_reusable).
+ *
  * Re-entrancy: transport calls may call back into the protocol before they
  * return (stdlib TLS's close() calls get_buffer() and buffer_updated(); a
  * write() may call pause_writing() or resume_writing()), and app code may run
@@ -35,6 +61,7 @@
 #include <time.h>
 
 #include "chars.h"
+#include "compat.h"
 #include "parser.h"
 #include "writer.h"
 
@@ -81,12 +108,15 @@ typedef struct {
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
         *s_flush_h2, *s_ssl_object, *s_selected_alpn,
         *s_context, *s_dunder_call;
-    PyObject *done_awaitable; /* Outcome(None): what a send() that need not
-                                 wait returns; immutable, so shared */
+    PyTypeObject *Done_Type;
+    PyObject *done_awaitable; /* a Done: what a send() that need not wait
+                                 returns; it has no state, so it is shared */
     /* status lines "HTTP/1.1 NNN Reason\r\n" for 100..599 (status_cache) */
     char status_lines[500][48];
     unsigned char status_line_len[500];
-    /* counters kept where the work happens (not per server) */
+    /* counters kept where the work happens (not per server): bumped from
+       whatever thread builds a header name -- the loop's, or one the app
+       reads lazy headers from -- so only through cp_counter_add/get */
     uint64_t header_name_hits;
     uint64_t header_name_misses;
     uint64_t lazy_headers_materialized;
@@ -112,6 +142,10 @@ PyObject *cp_outcome_yield(cp_state *st);
 PyObject *cp_outcome_waiting(cp_state *st, PyObject *future, PyObject *owner,
                              cp_outcome_again again);
 extern PyType_Spec cp_outcome_spec;
+/* A Done: awaiting it gives None at once, as a ready Outcome of None does,
+   but it has no state at all, so one instance is shared by every thread. */
+PyObject *cp_done_new(cp_state *st);
+extern PyType_Spec cp_done_spec;
 /* Raise what a coroutine's throw() was given: an exception instance, or a
    class and an optional value (the form asyncio and PEP 342 use). */
 void cp_raise_thrown(PyObject *const *args, Py_ssize_t nargs);

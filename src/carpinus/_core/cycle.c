@@ -53,6 +53,12 @@ void cp_cycle_drop_spare(HttpProtocol *c)
     Py_CLEAR(c->spare);
 }
 
+/* Whether c's spare cycle can serve the next request: its app has
+   finished and nothing outside the connection holds the cycle, its receive
+   or its send -- not the app (which kept send, or receive.__self__), not a
+   Task, not a pathsend helper.  The cycle is then referenced exactly three
+   times: by c->spare and by the two callables bound to it.  Free-threaded
+   builds skip reuse: their reference counts are split between threads. */
 #ifndef Py_GIL_DISABLED
 /* A callable nothing but the spare slot holds, and nothing watches. */
 static int callable_unshared(PyObject *fn)
@@ -61,12 +67,6 @@ static int callable_unshared(PyObject *fn)
 }
 #endif
 
-/* Whether c's spare cycle can serve the next request: its app has
-   finished and nothing outside the connection holds the cycle, its receive
-   or its send -- not the app (which kept send, or receive.__self__), not a
-   Task, not a pathsend helper.  The cycle is then referenced exactly three
-   times: by c->spare and by the two callables bound to it.  Free-threaded
-   builds skip reuse: their reference counts are split between threads. */
 static int spare_reusable(HttpProtocol *c)
 {
 #ifdef Py_GIL_DISABLED
@@ -723,9 +723,12 @@ static PyObject *send_path(RequestCycle *cy, PyObject *message)
                         "'http.response.start' and replace every 'http.response.body'.");
         return NULL;
     }
-    PyObject *path = PyDict_CheckExact(message) ? Py_XNewRef(PyDict_GetItemWithError(
-                                                      message, st->k_path_key))
-                                                : PyObject_GetItem(message, st->k_path_key);
+    PyObject *path;
+    if (PyDict_CheckExact(message)) {
+        (void)PyDict_GetItemRef(message, st->k_path_key, &path);
+    } else {
+        path = PyObject_GetItem(message, st->k_path_key);
+    }
     if (path == NULL) {
         if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_KeyError)) {
             PyErr_Clear();
@@ -800,8 +803,9 @@ static PyObject *cycle_send_message(RequestCycle *cy, PyObject *message)
     cp_state *st = cy->server->mod;
     PyObject *type;
     if (PyDict_CheckExact(message)) {
-        type = PyDict_GetItemWithError(message, st->k_type);
-        Py_XINCREF(type);
+        /* a strong reference from the start: without the GIL the app's
+           other threads may change the dict under us */
+        (void)PyDict_GetItemRef(message, st->k_type, &type);
     } else if (PyMapping_Check(message)) {
         type = PyObject_GetItem(message, st->k_type);
         if (type == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {

@@ -105,15 +105,15 @@ PyObject *cp_header_name(cp_state *st, const char *name, size_t len)
             for (int n = 0; slot[n] >= 0; n++) {
                 PyObject *cand = st->common_headers[slot[n]];
                 if (memcmp(PyBytes_AS_STRING(cand), small, len) == 0) {
-                    st->header_name_hits++;
+                    cp_counter_add(&st->header_name_hits, 1);
                     return Py_NewRef(cand);
                 }
             }
         }
-        st->header_name_misses++;
+        cp_counter_add(&st->header_name_misses, 1);
         return PyBytes_FromStringAndSize(small, (Py_ssize_t)len);
     }
-    st->header_name_misses++;
+    cp_counter_add(&st->header_name_misses, 1);
     return lowered_bytes(name, len);
 }
 

@@ -52,6 +52,11 @@
  * cannot close a cycle, so it is not tracked until it materializes; the list
  * may then hold anything the app appended, including the object itself.
  *
+ * Threads: without the GIL (3.13t) every slot and method runs inside the
+ * object's critical section (see "entry points" below), so two threads that
+ * read the same headers never both build an entry, and a reader never sees
+ * a half-done materialization.
+ *
  * Memory layout: one variable-size allocation holds the object, the entry
  * array and the copied text (ob_size counts bytes; itemsize is 1), so a
  * LazyHeaders costs one allocation however many fields it has.
@@ -189,14 +194,14 @@ fail:
 
 /* sq_item: new reference to item i, in either state; IndexError outside
    [0, len). */
-static PyObject *lh_item(PyObject *op, Py_ssize_t i)
+static PyObject *lh_item_impl(PyObject *op, Py_ssize_t i)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (self->list != NULL) {
-        if (i < 0 || i >= PyList_GET_SIZE(self->list)) {
-            return index_error();
-        }
-        return Py_NewRef(PyList_GET_ITEM(self->list, i));
+        /* IndexError outside [0, len).  The list's own accessor: a list
+           method running on it (a sort whose key function waits) may have
+           let go of our critical section, but not of the list's */
+        return PyList_GetItemRef(self->list, i);
     }
     if (i < 0 || i >= self->n) {
         return index_error();
@@ -214,7 +219,7 @@ static PyObject *lh_item(PyObject *op, Py_ssize_t i)
            entry: take the answer from the new state (no recursion beyond
            this one call: both cases return without building). */
         Py_DECREF(item);
-        return lh_item(op, i);
+        return lh_item_impl(op, i);
     }
     self->entries[i].item = Py_NewRef(item);
     self->built++;
@@ -234,7 +239,7 @@ static PyObject *lh_as_list(LazyHeaders *self)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = lh_item((PyObject *)self, i);
+        PyObject *item = lh_item_impl((PyObject *)self, i);
         if (item == NULL) {
             Py_DECREF(list); /* unfilled slots are NULL: list_dealloc copes */
             return NULL;
@@ -250,12 +255,12 @@ static PyObject *as_list(PyObject *op)
     return LH_Check(op) ? lh_as_list((LazyHeaders *)op) : Py_NewRef(op);
 }
 
-static Py_ssize_t lh_length(PyObject *op)
+static Py_ssize_t lh_length_impl(PyObject *op)
 {
     return lh_len((LazyHeaders *)op);
 }
 
-static PyObject *lh_subscript(PyObject *op, PyObject *key)
+static PyObject *lh_subscript_impl(PyObject *op, PyObject *key)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (self->list != NULL) {
@@ -269,7 +274,7 @@ static PyObject *lh_subscript(PyObject *op, PyObject *key)
         if (i < 0) {
             i += lh_len(self);
         }
-        return lh_item(op, i);
+        return lh_item_impl(op, i);
     }
     if (PySlice_Check(key)) {
         Py_ssize_t start, stop, step;
@@ -283,7 +288,7 @@ static PyObject *lh_subscript(PyObject *op, PyObject *key)
             return NULL;
         }
         for (Py_ssize_t k = 0, i = start; k < count; k++, i += step) {
-            PyObject *item = lh_item(op, i);
+            PyObject *item = lh_item_impl(op, i);
             if (item == NULL) {
                 Py_DECREF(out);
                 return NULL;
@@ -297,7 +302,7 @@ static PyObject *lh_subscript(PyObject *op, PyObject *key)
     return NULL;
 }
 
-static int lh_contains(PyObject *op, PyObject *value)
+static int lh_contains_impl(PyObject *op, PyObject *value)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (self->list != NULL) {
@@ -306,7 +311,7 @@ static int lh_contains(PyObject *op, PyObject *value)
     /* as list_contains: stop at the first match, re-read the length each
        time (a comparison may mutate us) */
     for (Py_ssize_t i = 0; i < lh_len(self); i++) {
-        PyObject *item = lh_item(op, i);
+        PyObject *item = lh_item_impl(op, i);
         if (item == NULL) {
             return -1;
         }
@@ -319,7 +324,7 @@ static int lh_contains(PyObject *op, PyObject *value)
     return 0;
 }
 
-static PyObject *lh_iter(PyObject *op)
+static PyObject *lh_iter_impl(PyObject *op)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (self->list != NULL) {
@@ -332,7 +337,7 @@ static PyObject *lh_iter(PyObject *op)
     return PySeqIter_New(op);
 }
 
-static PyObject *lh_repr(PyObject *op)
+static PyObject *lh_repr_impl(PyObject *op)
 {
     PyObject *list = lh_as_list((LazyHeaders *)op);
     if (list == NULL) {
@@ -344,7 +349,7 @@ static PyObject *lh_repr(PyObject *op)
     return r;
 }
 
-static PyObject *lh_richcompare(PyObject *op, PyObject *other, int cmp)
+static PyObject *lh_richcompare_impl(PyObject *op, PyObject *other, int cmp)
 {
     /* Like list: ordered comparison with lists (and us) only; anything else,
        tuples included, is NotImplemented, so == is False there. */
@@ -368,7 +373,7 @@ static PyObject *lh_richcompare(PyObject *op, PyObject *other, int cmp)
 }
 
 /* nb_add: self + list, list + self, self + self -> a new list. */
-static PyObject *lh_add(PyObject *left, PyObject *right)
+static PyObject *lh_add_impl(PyObject *left, PyObject *right)
 {
     if (!(LH_Check(left) || PyList_Check(left)) ||
         !(LH_Check(right) || PyList_Check(right))) {
@@ -383,7 +388,7 @@ static PyObject *lh_add(PyObject *left, PyObject *right)
     return res;
 }
 
-static PyObject *lh_repeat(PyObject *op, Py_ssize_t count)
+static PyObject *lh_repeat_impl(PyObject *op, Py_ssize_t count)
 {
     PyObject *list = lh_as_list((LazyHeaders *)op);
     if (list == NULL) {
@@ -404,7 +409,7 @@ static int lh_materialize(LazyHeaders *self)
     }
     for (Py_ssize_t i = 0; i < self->n; i++) {
         if (self->entries[i].item == NULL) {
-            PyObject *item = lh_item((PyObject *)self, i); /* builds, caches */
+            PyObject *item = lh_item_impl((PyObject *)self, i); /* builds, caches */
             if (item == NULL) {
                 return -1;
             }
@@ -428,14 +433,15 @@ static int lh_materialize(LazyHeaders *self)
         self->entries[i].item = NULL;
     }
     self->list = list;
-    ((cp_state *)PyType_GetModuleState(Py_TYPE(self)))->lazy_headers_materialized++;
+    cp_counter_add(&((cp_state *)PyType_GetModuleState(Py_TYPE(self)))->lazy_headers_materialized,
+                   1);
     if (!PyObject_GC_IsTracked((PyObject *)self)) {
         PyObject_GC_Track((PyObject *)self);
     }
     return 0;
 }
 
-static int lh_ass_subscript(PyObject *op, PyObject *key, PyObject *value)
+static int lh_ass_subscript_impl(PyObject *op, PyObject *key, PyObject *value)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (lh_materialize(self) < 0) {
@@ -455,7 +461,7 @@ static PyObject *extend_arg(PyObject *arg)
     return LH_Check(arg) ? lh_as_list((LazyHeaders *)arg) : Py_NewRef(arg);
 }
 
-static PyObject *lh_inplace_add(PyObject *op, PyObject *other)
+static PyObject *lh_inplace_add_impl(PyObject *op, PyObject *other)
 {
     if (!LH_Check(op)) {
         Py_RETURN_NOTIMPLEMENTED;
@@ -478,7 +484,7 @@ static PyObject *lh_inplace_add(PyObject *op, PyObject *other)
     return Py_NewRef(op);
 }
 
-static PyObject *lh_inplace_repeat(PyObject *op, Py_ssize_t count)
+static PyObject *lh_inplace_repeat_impl(PyObject *op, Py_ssize_t count)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (lh_materialize(self) < 0) {
@@ -492,7 +498,7 @@ static PyObject *lh_inplace_repeat(PyObject *op, Py_ssize_t count)
     return Py_NewRef(op);
 }
 
-static PyObject *lh_append(PyObject *op, PyObject *value)
+static PyObject *lh_append_impl(PyObject *op, PyObject *value)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (lh_materialize(self) < 0 || PyList_Append(self->list, value) < 0) {
@@ -501,7 +507,7 @@ static PyObject *lh_append(PyObject *op, PyObject *value)
     Py_RETURN_NONE;
 }
 
-static PyObject *lh_extend(PyObject *op, PyObject *iterable)
+static PyObject *lh_extend_impl(PyObject *op, PyObject *iterable)
 {
     LazyHeaders *self = (LazyHeaders *)op;
     if (lh_materialize(self) < 0) {
@@ -523,7 +529,7 @@ static PyObject *lh_extend(PyObject *op, PyObject *iterable)
 /* Call list's own method `name` with our arguments: on the materialized list
    (mutating methods materialize first) or on a snapshot (reads).  Argument
    parsing and errors are then exactly list's. */
-static PyObject *forward(PyObject *op, const char *name, int mutates,
+static PyObject *forward_impl(PyObject *op, const char *name, int mutates,
                          PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     LazyHeaders *self = (LazyHeaders *)op;
@@ -546,6 +552,10 @@ static PyObject *forward(PyObject *op, const char *name, int mutates,
     return res;
 }
 
+/* (locked: defined with the other entry points below) */
+static PyObject *forward(PyObject *op, const char *name, int mutates, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames);
+
 #define FORWARD(pyname, mutates)                                                   \
     static PyObject *lh_fwd_##pyname(PyObject *op, PyObject *const *args,            \
                                      Py_ssize_t nargs, PyObject *kwnames)            \
@@ -563,7 +573,7 @@ FORWARD(index, 0)
 FORWARD(count, 0)
 #undef FORWARD
 
-static PyObject *lh_copy(PyObject *op, PyObject *unused)
+static PyObject *lh_copy_impl(PyObject *op, PyObject *unused)
 {
     (void)unused;
     LazyHeaders *self = (LazyHeaders *)op;
@@ -575,10 +585,10 @@ static PyObject *lh_copy(PyObject *op, PyObject *unused)
 
 /* copy.copy / copy.deepcopy / pickle: a plain list (the type cannot be
    instantiated from Python, and a list is what scope["headers"] stands for). */
-static PyObject *lh_reduce(PyObject *op, PyObject *unused)
+static PyObject *lh_reduce_impl(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    PyObject *list = lh_copy(op, NULL);
+    PyObject *list = lh_copy_impl(op, NULL);
     if (list == NULL) {
         return NULL;
     }
@@ -691,13 +701,13 @@ done:
 
 /* ---- counters -------------------------------------------------------------- */
 
-static PyObject *lh_get_materialized(PyObject *op, void *closure)
+static PyObject *lh_get_materialized_impl(PyObject *op, void *closure)
 {
     (void)closure;
     return PyBool_FromLong(((LazyHeaders *)op)->list != NULL);
 }
 
-static PyObject *lh_get_built(PyObject *op, void *closure)
+static PyObject *lh_get_built_impl(PyObject *op, void *closure)
 {
     (void)closure;
     return PyLong_FromSsize_t(((LazyHeaders *)op)->built);
@@ -734,6 +744,65 @@ static void lh_dealloc(PyObject *op)
     tp->tp_free(op);
     Py_DECREF(tp);
 }
+
+/* ---- entry points: each runs its _impl in a critical section ------------- */
+
+/* Without the GIL, two threads may read (or mutate) one scope's headers at
+   once -- an app that hands them to run_in_executor(), say.  Every slot and
+   method locks the object and calls its _impl; the _impl functions call
+   each other, never these.  Operations on two operands lock both (a
+   LazyHeaders operand is read through lh_as_list).  A critical section is
+   let go for a while when the thread blocks inside it (on another lock, or
+   in Python code that waits), just as the GC can run a finalizer in the
+   middle of a build: the _impl functions already check the state again
+   after anything that can run code (see the top of the file), which is what
+   keeps both cases safe.  With the GIL these are plain calls. */
+
+/* static ret name(params): name##_impl(args) inside the critical section of
+   `op` (LOCKED) or of both `a` and `b` (LOCKED2). */
+#define LOCKED(ret, name, params, args)                                              \
+    static ret name params                                                           \
+    {                                                                                \
+        ret res;                                                                     \
+        Py_BEGIN_CRITICAL_SECTION(op);                                               \
+        res = name##_impl args;                                                      \
+        Py_END_CRITICAL_SECTION();                                                   \
+        return res;                                                                  \
+    }
+#define LOCKED2(ret, name, params, args)                                             \
+    static ret name params                                                           \
+    {                                                                                \
+        ret res;                                                                     \
+        Py_BEGIN_CRITICAL_SECTION2(a, b);                                            \
+        res = name##_impl args;                                                      \
+        Py_END_CRITICAL_SECTION2();                                                  \
+        return res;                                                                  \
+    }
+
+LOCKED(PyObject *, lh_item, (PyObject *op, Py_ssize_t i), (op, i))
+LOCKED(Py_ssize_t, lh_length, (PyObject *op), (op))
+LOCKED(PyObject *, lh_subscript, (PyObject *op, PyObject *key), (op, key))
+LOCKED(int, lh_contains, (PyObject *op, PyObject *value), (op, value))
+LOCKED(PyObject *, lh_iter, (PyObject *op), (op))
+LOCKED(PyObject *, lh_repr, (PyObject *op), (op))
+LOCKED2(PyObject *, lh_richcompare, (PyObject *a, PyObject *b, int cmp), (a, b, cmp))
+LOCKED2(PyObject *, lh_add, (PyObject *a, PyObject *b), (a, b))
+LOCKED(PyObject *, lh_repeat, (PyObject *op, Py_ssize_t count), (op, count))
+LOCKED(int, lh_ass_subscript, (PyObject *op, PyObject *key, PyObject *value), (op, key, value))
+LOCKED2(PyObject *, lh_inplace_add, (PyObject *a, PyObject *b), (a, b))
+LOCKED(PyObject *, lh_inplace_repeat, (PyObject *op, Py_ssize_t count), (op, count))
+LOCKED(PyObject *, lh_append, (PyObject *op, PyObject *value), (op, value))
+LOCKED2(PyObject *, lh_extend, (PyObject *a, PyObject *b), (a, b))
+LOCKED(PyObject *, forward,
+       (PyObject *op, const char *name, int mutates, PyObject *const *args, Py_ssize_t nargs,
+        PyObject *kwnames),
+       (op, name, mutates, args, nargs, kwnames))
+LOCKED(PyObject *, lh_copy, (PyObject *op, PyObject *unused), (op, unused))
+LOCKED(PyObject *, lh_reduce, (PyObject *op, PyObject *unused), (op, unused))
+LOCKED(PyObject *, lh_get_materialized, (PyObject *op, void *closure), (op, closure))
+LOCKED(PyObject *, lh_get_built, (PyObject *op, void *closure), (op, closure))
+#undef LOCKED
+#undef LOCKED2
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 #define METH(name, func, flags, doc)                                                 \

@@ -3,7 +3,8 @@
  *
  * Everything mutable or Python-owned lives in the module state (cp_state):
  * the heap types, interned keys, constant values.  There are no static
- * PyObject* globals, so each (sub-)interpreter gets its own copy.
+ * PyObject* globals, so each (sub-)interpreter gets its own copy.  What
+ * lets the module run without the GIL is in core.h ("Threads").
  */
 #include "core.h"
 
@@ -23,6 +24,7 @@ static inline cp_state *get_state(PyObject *module)
     X(HttpProtocol_Type)                                                                 \
     X(RequestCycle_Type)                                                                 \
     X(Outcome_Type)                                                                      \
+    X(Done_Type)                                                                         \
     X(AppRunner_Type)                                                                    \
     X(LazyHeaders_Type)                                                                  \
     X(WsCodec_Type)                                                                      \
@@ -161,6 +163,7 @@ static int core_exec(PyObject *module)
         add_type(module, &st->HttpProtocol_Type, &cp_protocol_spec, bases) < 0 ||
         add_type(module, &st->RequestCycle_Type, &cp_cycle_spec, NULL) < 0 ||
         add_type(module, &st->Outcome_Type, &cp_outcome_spec, NULL) < 0 ||
+        add_type(module, &st->Done_Type, &cp_done_spec, NULL) < 0 ||
         add_type(module, &st->AppRunner_Type, &cp_runner_spec, NULL) < 0 ||
         add_type(module, &st->LazyHeaders_Type, &cp_lazy_headers_spec, NULL) < 0 ||
         add_type(module, &st->WsCodec_Type, &cp_wscodec_spec, NULL) < 0 ||
@@ -258,7 +261,7 @@ static int core_exec(PyObject *module)
         st->status_line_len[code - 100] =
             (unsigned char)cp_write_status_line(st->status_lines[code - 100], code);
     }
-    st->done_awaitable = cp_outcome_ready(st, NULL);
+    st->done_awaitable = cp_done_new(st);
     if (st->done_awaitable == NULL) {
         goto fail;
     }
@@ -355,8 +358,13 @@ static PyModuleDef_Slot core_slots[] = {
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
 #ifdef Py_mod_gil
-    /* The core relies on the GIL: one event loop thread drives it. */
-    {Py_mod_gil, Py_MOD_GIL_USED},
+    /* Safe without the GIL (3.13t): module state is immutable after exec
+       except for counters bumped atomically, shared objects have no state
+       (Done), objects an app may hand to other threads lock themselves
+       (LazyHeaders), and containers the app owns are read under their
+       critical section.  Everything else belongs to one ServerState, which
+       one event loop thread drives (core.h). */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif
     {0, NULL},
 };

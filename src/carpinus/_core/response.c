@@ -82,8 +82,9 @@ static PyObject *msg_get(const ServerState *s, PyObject *message, PyObject *key,
 {
     PyObject *v;
     if ((s->opts & CP_OPT_DIRECT_RESPONSE) && PyDict_CheckExact(message)) {
-        v = PyDict_GetItemWithError(message, key);
-        Py_XINCREF(v);
+        /* (strong from the start: the app's other threads may change the
+           dict meanwhile when there is no GIL) */
+        (void)PyDict_GetItemRef(message, key, &v);
         return v;
     }
     if (s->opts & CP_OPT_DIRECT_RESPONSE) {
@@ -110,6 +111,50 @@ static int bytes_or_null(const cp_buf *b, PyObject **out)
     return *out == NULL ? -1 : 0;
 }
 
+/* One (name, value) default header into *servers (a Server line) or
+   *others.  -1 with an exception. */
+static int add_default_header(PyObject *item, cp_buf *servers, cp_buf *others)
+{
+    PyObject *name = NULL, *value = NULL;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+        !PyBytes_Check(name = PyTuple_GET_ITEM(item, 0)) ||
+        !PyBytes_Check(value = PyTuple_GET_ITEM(item, 1))) {
+        PyErr_Format(PyExc_TypeError,
+                     "Expected each default header to be a (name, value) tuple of "
+                     "bytes, but got %R.",
+                     item);
+        return -1;
+    }
+    const char *np = PyBytes_AS_STRING(name);
+    size_t nlen = (size_t)PyBytes_GET_SIZE(name);
+    const char *vp = PyBytes_AS_STRING(value);
+    size_t vlen = (size_t)PyBytes_GET_SIZE(value);
+    /* the same rules as for headers an app sends (add_header) */
+    if (!cp_field_name_ok(np, nlen)) {
+        PyErr_Format(PyExc_ValueError, "Invalid HTTP header name: %R.", name);
+        return -1;
+    }
+    if (!cp_field_value_ok(vp, vlen)) {
+        PyErr_Format(PyExc_ValueError, "Invalid HTTP header value: %R.", value);
+        return -1;
+    }
+    /* framing is decided per response, and Date is made per second */
+    if (cp_name_is(np, nlen, "content-length", 14) ||
+        cp_name_is(np, nlen, "transfer-encoding", 17) ||
+        cp_name_is(np, nlen, "connection", 10) || cp_name_is(np, nlen, "date", 4)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%R cannot be a default header: the server sets it per response.",
+                     name);
+        return -1;
+    }
+    cp_buf *into = cp_name_is(np, nlen, "server", 6) ? servers : others;
+    if (cp_buf_put_field_lower(into, np, nlen, vp, vlen) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_line,
                        PyObject **extra)
 {
@@ -124,46 +169,18 @@ int cp_default_headers(PyObject *pairs, int server_header, PyObject **server_lin
         if (seq == NULL) {
             goto done;
         }
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-            PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-            PyObject *name = NULL, *value = NULL;
-            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
-                !PyBytes_Check(name = PyTuple_GET_ITEM(item, 0)) ||
-                !PyBytes_Check(value = PyTuple_GET_ITEM(item, 1))) {
-                PyErr_Format(PyExc_TypeError,
-                             "Expected each default header to be a (name, value) tuple of "
-                             "bytes, but got %R.",
-                             item);
-                goto done;
-            }
-            const char *np = PyBytes_AS_STRING(name);
-            size_t nlen = (size_t)PyBytes_GET_SIZE(name);
-            const char *vp = PyBytes_AS_STRING(value);
-            size_t vlen = (size_t)PyBytes_GET_SIZE(value);
-            /* the same rules as for headers an app sends (add_header) */
-            if (!cp_field_name_ok(np, nlen)) {
-                PyErr_Format(PyExc_ValueError, "Invalid HTTP header name: %R.", name);
-                goto done;
-            }
-            if (!cp_field_value_ok(vp, vlen)) {
-                PyErr_Format(PyExc_ValueError, "Invalid HTTP header value: %R.", value);
-                goto done;
-            }
-            /* framing is decided per response, and Date is made per second */
-            if (cp_name_is(np, nlen, "content-length", 14) ||
-                cp_name_is(np, nlen, "transfer-encoding", 17) ||
-                cp_name_is(np, nlen, "connection", 10) || cp_name_is(np, nlen, "date", 4)) {
-                PyErr_Format(PyExc_ValueError,
-                             "%R cannot be a default header: the server sets it per "
-                             "response.",
-                             name);
-                goto done;
-            }
-            cp_buf *into = cp_name_is(np, nlen, "server", 6) ? &servers : &others;
-            if (cp_buf_put_field_lower(into, np, nlen, vp, vlen) < 0) {
-                PyErr_NoMemory();
-                goto done;
-            }
+        /* the caller's list (Config's): locked as the app's are
+           (cp_response_start); the pairs are tuples, immutable */
+        int pair_rc = 0;
+        Py_BEGIN_CRITICAL_SECTION(seq);
+        for (Py_ssize_t i = 0; pair_rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+            pair_rc = add_default_header(item, &servers, &others);
+            Py_DECREF(item);
+        }
+        Py_END_CRITICAL_SECTION();
+        if (pair_rc < 0) {
+            goto done;
         }
     }
     /* a default Server header given here replaces ours, as in uvicorn */
@@ -231,7 +248,8 @@ static inline int field_of(PyObject *item, const char **np, size_t *nlen, const 
     return 0;
 }
 
-static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+static int add_header_impl(RequestCycle *cy, PyObject *item, int *seen_server,
+                           int *seen_date)
 {
     const char *np, *vp;
     size_t nlen, vlen;
@@ -281,6 +299,17 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
         return -1;
     }
     return 0;
+}
+
+/* One [name, value] pair into the head.  The pair may be the app's list:
+   locked while its name and value (borrowed from it) are read. */
+static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
+{
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(item);
+    rc = add_header_impl(cy, item, seen_server, seen_date);
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 int cp_response_start(RequestCycle *cy, PyObject *message)
@@ -350,19 +379,22 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         if (seq == NULL) {
             return -1;
         }
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-        PyObject **items = PySequence_Fast_ITEMS(seq);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *item = items[i];
-            Py_INCREF(item); /* the app's list may be mutated while we look */
-            int r = add_header(cy, item, &seen_server, &seen_date);
+        /* seq is the app's own list when it sent one.  Without the GIL
+           another thread may change it while we read: the list is locked,
+           and its length and items are read afresh on every step (waiting
+           for an item's lock lets go of the list's for a while: compat.h). */
+        int rc = 0;
+        Py_BEGIN_CRITICAL_SECTION(seq);
+        for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+            rc = add_header(cy, item, &seen_server, &seen_date);
             Py_DECREF(item);
-            if (r < 0) {
-                Py_DECREF(seq);
-                return -1;
-            }
         }
+        Py_END_CRITICAL_SECTION();
         Py_DECREF(seq);
+        if (rc < 0) {
+            return -1;
+        }
     }
     if (s->server_line != NULL && !seen_server &&
         put(&cy->head, PyBytes_AS_STRING(s->server_line),
@@ -394,6 +426,30 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
 
 /* ---- http.response.trailers ---------------------------------------- */
 
+/* One trailer field into cy->head; the pair is locked as in add_header. */
+static int add_trailer(RequestCycle *cy, PyObject *item)
+{
+    const char *np, *vp;
+    size_t nlen, vlen;
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(item);
+    rc = field_of(item, &np, &nlen, &vp, &vlen);
+    /* what frames or routes a message cannot come after it (RFC 9110 6.5.1) */
+    if (rc == 0 && (cp_name_is(np, nlen, "content-length", 14) ||
+                    cp_name_is(np, nlen, "transfer-encoding", 17) ||
+                    cp_name_is(np, nlen, "host", 4) || cp_name_is(np, nlen, "connection", 10) ||
+                    cp_name_is(np, nlen, "trailer", 7))) {
+        PyErr_Format(PyExc_RuntimeError, "%R cannot be a trailer field.", item);
+        rc = -1;
+    }
+    if (rc == 0 && cp_buf_put_field(&cy->head, np, nlen, vp, vlen) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    Py_END_CRITICAL_SECTION();
+    return rc;
+}
+
 int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
 {
     ServerState *s = cy->server;
@@ -417,25 +473,14 @@ int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
         return -1;
     }
     int rc = 0;
+    /* the app's list and pairs, locked as in cp_response_start */
+    Py_BEGIN_CRITICAL_SECTION(seq);
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && rc == 0; i++) {
         PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
-        const char *np, *vp;
-        size_t nlen, vlen;
-        rc = field_of(item, &np, &nlen, &vp, &vlen);
-        /* what frames or routes a message cannot come after it (RFC 9110 6.5.1) */
-        if (rc == 0 && (cp_name_is(np, nlen, "content-length", 14) ||
-                        cp_name_is(np, nlen, "transfer-encoding", 17) ||
-                        cp_name_is(np, nlen, "host", 4) || cp_name_is(np, nlen, "connection", 10) ||
-                        cp_name_is(np, nlen, "trailer", 7))) {
-            PyErr_Format(PyExc_RuntimeError, "%R cannot be a trailer field.", item);
-            rc = -1;
-        }
-        if (rc == 0 && cp_buf_put_field(&cy->head, np, nlen, vp, vlen) < 0) {
-            PyErr_NoMemory();
-            rc = -1;
-        }
+        rc = add_trailer(cy, item);
         Py_DECREF(item);
     }
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(seq);
     return rc;
 }
@@ -457,13 +502,15 @@ int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
     }
     static const char status[] = "HTTP/1.1 103 Early Hints\r\n";
     int rc = 0;
+    /* the app's list: locked while we read it (cp_response_start) */
+    Py_BEGIN_CRITICAL_SECTION(seq);
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (n > 0 && cp_buf_put(out, status, sizeof(status) - 1) < 0) {
         rc = -1;
         PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
-        PyObject *link = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *link = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
         if (!PyBytes_Check(link)) {
             PyErr_Format(PyExc_TypeError, "Expected each link to be bytes, but got %R.", link);
             rc = -1;
@@ -475,11 +522,13 @@ int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
             PyErr_NoMemory();
             rc = -1;
         }
+        Py_DECREF(link);
     }
     if (rc == 0 && n > 0 && cp_buf_put(out, "\r\n", 2) < 0) {
         PyErr_NoMemory();
         rc = -1;
     }
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(seq);
     return rc;
 }

@@ -1,7 +1,9 @@
 /*
  * server.c -- ServerState: everything one running server shares between its
  * connections.  Python creates it once per event loop and hands it to
- * loop.create_server() as the protocol factory (it is callable).
+ * loop.create_server() as the protocol factory (it is callable).  Nothing
+ * here locks: a ServerState is used on its loop's thread only (core.h,
+ * "Threads").
  */
 #include "core.h"
 
@@ -524,9 +526,9 @@ static PyObject *server_stats(ServerState *s, PyObject *unused)
         {"websocket_upgrades", (long long)t->websocket_upgrades},
         {"h2_connections", (long long)t->h2_connections},
         /* module-wide: shared by every server of this interpreter */
-        {"header_name_hits", (long long)st->header_name_hits},
-        {"header_name_misses", (long long)st->header_name_misses},
-        {"lazy_headers_materialized", (long long)st->lazy_headers_materialized},
+        {"header_name_hits", (long long)cp_counter_get(&st->header_name_hits)},
+        {"header_name_misses", (long long)cp_counter_get(&st->header_name_misses)},
+        {"lazy_headers_materialized", (long long)cp_counter_get(&st->lazy_headers_materialized)},
         {"optimizations", (long long)s->opts},
     };
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
@@ -733,7 +735,8 @@ static PyType_Slot server_slots[] = {
     {Py_tp_doc, "ServerState(app, loop, report_exception, task_factory, task_kwargs, log_error, *, "
                 "..., **core_options)\n\nShared state of one running server; call it to get "
                 "a protocol.  The core options are the option table's (carpinus.options, "
-                "core=), every one required."},
+                "core=), every one required.  Not thread-safe: use it on its loop's thread "
+                "only."},
     {0, NULL},
 };
 

@@ -4,21 +4,26 @@ metric families (docs/metrics.md lists them).
 
 Two ways to get the numbers:
 
-- InProcessMetrics, a single server process: the collector reads the
-  ServerState itself on each scrape (from the exporter's thread, under the
-  GIL), so the numbers are exact and current;
+- InProcessMetrics, a single server process: each scrape reads every
+  ServerState (one per serving loop, --threads N), so the numbers are exact
+  and current -- each on the event loop's thread it belongs to (its methods
+  are not thread-safe: without the GIL another thread's read could meet a
+  connection being freed), so the exporter's thread hands the reads to the
+  loops and waits;
 - WorkerMetrics, the supervisor: its workers publish into files of a
   directory it made (WorkerPublisher, their side), and each scrape sums them.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -39,6 +44,7 @@ from carpinus.metrics.snapshot import (
     SnapshotWriter,
     file_pid,
     read_file,
+    sum_snapshots,
     take,
 )
 from carpinus.options import split_host_port
@@ -151,28 +157,66 @@ class Exporter:
         self.thread.join()
 
 
+# How long a scrape waits for the loops to read their ServerStates before it
+# takes a loop's numbers of its last tick instead (a loop held up by an app
+# that blocks it).
+LOOP_READ_TIMEOUT = 1.0
+
+
 class InProcessMetrics:
-    """A single server process: the exporter reads its ServerState on each scrape."""
+    """A single server process: each scrape reads its ServerStates, each on
+    its own loop.  `servings` returns what each serving loop serves
+    (carpinus.serving.LoopServing: its state, loop and last-tick snapshot)."""
 
-    def __init__(self, bind: str, state: Any) -> None:
-        self.state = state
-        self.exporter = Exporter(bind, ServerCollector(lambda: (take(self.state), None)))
+    def __init__(self, bind: str, servings: Callable[[], Sequence[Any]]) -> None:
+        self.servings = servings
+        self.exporter = Exporter(bind, ServerCollector(lambda: (self.read(), None)))
 
-    def publish(self, state: Any) -> None:
-        pass  # read on demand
+    def read(self) -> Mapping[str, float]:
+        """(The exporter's thread) the sum of a snapshot taken on each loop now,
+        or of that loop's last tick's when it does not get to it in time or
+        has stopped."""
+        pending = []
+        for serving in self.servings():
+            future: concurrent.futures.Future[dict[str, float]] = concurrent.futures.Future()
+
+            def on_loop(serving: Any = serving, future: Any = future) -> None:
+                try:
+                    future.set_result(take(serving.state))
+                except BaseException as exc:  # handed to the scrape, which reports it
+                    future.set_exception(exc)
+
+            try:
+                serving.loop.call_soon_threadsafe(on_loop)
+            except (AttributeError, RuntimeError):  # no loop yet, or closed
+                future.cancel()
+            pending.append((serving, future))
+        snapshots = []
+        deadline = time.monotonic() + LOOP_READ_TIMEOUT
+        for serving, future in pending:
+            try:
+                snapshots.append(future.result(max(0.0, deadline - time.monotonic())))
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                if serving.snapshot is not None:
+                    snapshots.append(serving.snapshot)
+        return sum_snapshots(snapshots)
+
+    def publish(self, snapshots: Sequence[Mapping[str, float]]) -> None:
+        pass  # read on demand; the loops' own snapshots are the fall-back
 
     def close(self) -> None:
         self.exporter.close()
 
 
 class WorkerPublisher:
-    """A worker's side: its snapshot, published into the supervisor's directory."""
+    """A worker's side: its snapshot (every serving loop's, summed), published
+    into the supervisor's directory."""
 
     def __init__(self, directory: str) -> None:
         self.writer = SnapshotWriter(directory)
 
-    def publish(self, state: Any) -> None:
-        self.writer.publish(take(state))
+    def publish(self, snapshots: Sequence[Mapping[str, float]]) -> None:
+        self.writer.publish(sum_snapshots(snapshots))
 
     def close(self) -> None:
         self.writer.close()

@@ -8,7 +8,7 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Upper bounds (seconds) of the request-duration histogram's buckets: the C
@@ -57,6 +57,16 @@ def take(state: Any) -> dict[str, float]:
     websockets = state.websocket
     values["websocket_open"] = len(websockets.connections) if websockets is not None else 0
     return values
+
+
+def sum_snapshots(snapshots: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The snapshot of a process: the sum of its serving loops' snapshots
+    (--threads N), counters and gauges alike."""
+    totals = dict.fromkeys(FIELDS, 0.0)
+    for snapshot in snapshots:
+        for name, value in snapshot.items():
+            totals[name] += value
+    return totals
 
 
 class SnapshotWriter:

@@ -7,7 +7,8 @@ inherited listening sockets, and writes one-byte messages on STATUS_FD, a
 pipe the supervisor reads:
 
     READY      startup finished (lifespan included); the worker is accepting
-    HEARTBEAT  once a second from the event loop: the loop is not blocked
+    HEARTBEAT  once a second from the event loop: the loop (with --threads, every
+               serving thread's loop) is not blocked
     STOPPING   a graceful shutdown began on the worker's own account
                (--max-requests, or the supervisor disappeared)
 
@@ -72,7 +73,10 @@ class SupervisedServer(Server):
     def on_tick(self) -> None:
         super().on_tick()
         now = time.monotonic()
-        if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
+        # (with --threads, only while every serving loop turns too: a blocked
+        # loop is what the supervisor's healthcheck is there to catch)
+        if (now - self._last_heartbeat >= HEARTBEAT_INTERVAL
+                and self.loops_responsive(HEARTBEAT_INTERVAL)):
             self._last_heartbeat = now
             self._tell(HEARTBEAT)
         if os.getppid() != self.supervisor_pid and not self.should_exit:
