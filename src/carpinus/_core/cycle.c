@@ -30,6 +30,14 @@
 
 static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+/* What a cycle holds beyond zeroed memory before its request starts (a new
+   one and a reused one alike). */
+static void cycle_init(RequestCycle *cy)
+{
+    cp_buf_init(&cy->head, cy->head_inline, CP_HEAD_INLINE);
+    cy->framing.length = -1;
+}
+
 RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c)
 {
     PyTypeObject *tp = s->mod->RequestCycle_Type;
@@ -39,8 +47,7 @@ RequestCycle *cp_cycle_new(ServerState *s, HttpProtocol *c)
     }
     cy->server = (ServerState *)Py_NewRef((PyObject *)s);
     cy->conn = (HttpProtocol *)Py_NewRef((PyObject *)c);
-    cp_buf_init(&cy->head, cy->head_inline, CP_HEAD_INLINE);
-    cy->framing.length = -1;
+    cycle_init(cy);
     return cy;
 }
 
@@ -93,8 +100,7 @@ static void cycle_reset(RequestCycle *cy, HttpProtocol *c)
     memset((char *)cy + offsetof(RequestCycle, stream_id), 0,
            sizeof(RequestCycle) - offsetof(RequestCycle, stream_id));
     Py_XSETREF(cy->conn, (HttpProtocol *)Py_NewRef((PyObject *)c));
-    cp_buf_init(&cy->head, cy->head_inline, CP_HEAD_INLINE);
-    cy->framing.length = -1;
+    cycle_init(cy);
 }
 
 RequestCycle *cp_cycle_for_request(ServerState *s, HttpProtocol *c)
