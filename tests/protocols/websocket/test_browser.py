@@ -9,6 +9,7 @@ agree on every byte.  Driven over the DevTools protocol (tests/support/chromium.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ class EchoSite:
     def __init__(self) -> None:
         self.received: list[tuple[str, int, str]] = []  # (kind, size, sha256)
         self.closes: list[tuple[int, str]] = []  # (code, reason) of each disconnect
+        # Set when the WebSocket app returns.  The server answers the browser's
+        # close frame itself, before the app's receive() hands it the
+        # disconnect, so the browser's onclose can run first.
+        self.finished = threading.Event()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -50,7 +55,10 @@ class EchoSite:
                                       hashlib.sha256(data).hexdigest()))
             return message
 
-        await ws_apps.echo(scope, recording_receive, send)
+        try:
+            await ws_apps.echo(scope, recording_receive, send)
+        finally:
+            self.finished.set()
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +104,6 @@ def test_chromium_echoes_through_carpinus(serve, browser, agreed_extensions):
     # closed cleanly with 1000: the browser's close frame (code and reason)
     # reached the app, the server's answering close frame (code 1000, no
     # reason: RFC 6455 5.5.1 asks only for the code back) reached the browser
+    assert site.finished.wait(10)
     assert site.closes == [(1000, "done")]
     assert report["close"] == {"code": 1000, "reason": "", "wasClean": True}
