@@ -14,6 +14,7 @@ VENV ?= .venv
 VENV_ASAN ?= .venv-asan
 VENV_NEXT ?= .venv-next
 VENV_FUZZ ?= .venv-fuzz
+VENV_FT ?= .venv-ft
 FUZZ_SECONDS ?= 20
 # the end-to-end target's share of `make fuzz-smoke` (part of `make test`)
 PROTOCOL_SMOKE_SECONDS ?= 15
@@ -29,7 +30,7 @@ SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py py
 
 .PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c \
 	test-asan test-next fuzz fuzz-smoke test-valgrind soak differential bench bench-ws autobahn \
-	test-autobahn python-ft \
+	test-autobahn python-ft test-ft \
 	lint clean
 
 serve: $(VENV)/.built
@@ -43,7 +44,7 @@ $(VENV)/.built: $(SOURCES)
 	touch $@
 
 test: tools lint test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c \
-	test-autobahn test-asan fuzz-smoke test-next
+	test-autobahn test-asan fuzz-smoke test-next test-ft
 	@echo "all test legs passed"
 
 tools:
@@ -146,6 +147,12 @@ test-next:
 python-ft:
 	@bash scripts/build-python-ft.sh
 
+# The behavioural suite on that free-threaded Python with PYTHON_GIL=0, in its
+# own venv (what has no free-threaded build is left out and its tests say so:
+# scripts/test-free-threaded.sh).
+test-ft:
+	bash scripts/test-free-threaded.sh $(VENV_FT) $(PYTEST_ARGS)
+
 # The wrk benchmark suite against uvicorn, granian & co (see benchmarks/README.md).
 $(VENV)-bench/.built: $(SOURCES)
 	test -x $(VENV)-bench/bin/python || $(PYTHON) -m venv $(VENV)-bench
@@ -188,5 +195,6 @@ lint: $(VENV)/.built
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf build dist src/*.egg-info src/carpinus/*.so $(VENV) $(VENV_ASAN) $(VENV_NEXT) $(VENV_FUZZ)
+	rm -rf build dist src/*.egg-info src/carpinus/*.so $(VENV) $(VENV_ASAN) $(VENV_NEXT) $(VENV_FUZZ) \
+		$(VENV_FT)
 	$(MAKE) -C fuzz clean

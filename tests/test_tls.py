@@ -15,8 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import trustme
-from cryptography.hazmat.primitives import serialization
 
 from carpinus.config import Config, ConfigError
 from carpinus.optimizations import DEFAULTS
@@ -25,8 +23,15 @@ from tests.support import apps
 from tests.support.clients import RawClient, build_request
 from tests.support.processes import Spawner
 from tests.support.servers import ServerHandle
-from tests.support.tls_leg import issue_certificates
+from tests.support.tls_leg import NO_TRUSTME, issue_certificates
 from tests.support.waiting import wait_for
+
+# trustme needs cryptography, which has no build for the free-threaded 3.13
+# of `make test-ft`; tests/test_tls_leg.py checks the openssl certificates
+# that replace trustme's in the rest of the suite there.
+pytest.importorskip("trustme", reason=NO_TRUSTME)
+import trustme  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 
 @dataclass

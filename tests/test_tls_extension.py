@@ -14,8 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import trustme
-from cryptography import x509
 
 from carpinus import _core
 from carpinus.options import core_defaults
@@ -26,8 +24,15 @@ from tests.support.clients import RawClient, build_request
 from tests.support.fake_server import Conn, run, settle
 from tests.support.fake_transport import FakeTransport
 from tests.support.servers import ServerHandle
-from tests.support.tls_leg import Certificates, issue_certificates
+from tests.support.tls_leg import NO_TRUSTME, Certificates, issue_certificates
 from tests.support.ws_clients import connect_ws
+
+# trustme needs cryptography, which has no build for the free-threaded 3.13
+# of `make test-ft`; tests/test_tls_leg.py checks the openssl certificates
+# that replace trustme's in the rest of the suite there.
+pytest.importorskip("trustme", reason=NO_TRUSTME)
+import trustme  # noqa: E402
+from cryptography import x509  # noqa: E402
 
 # IANA numbers of suites (RFC 8446 B.4, RFC 5289, RFC 7905), written out here
 # so the test does not ask OpenSSL the question the code asks it.

@@ -23,6 +23,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from carpinus.workers import CORE_MAX_LINE, CarpinusWorker
 from tests.support.process_apps import LIFESPAN_GREETING, SLEEP_MARKER, app
 from tests.support.processes import ServerProcess, Spawner, child_pids, http_get, listening_socket
+from tests.support.tls_leg import NO_TRUSTME
 from tests.support.waiting import wait_for
 
 WORKER_CLASS = "carpinus.workers.CarpinusWorker"
@@ -208,7 +209,7 @@ def test_ssl_ciphers_only_when_gunicorn_has_them(make_worker: Callable[..., Carp
     when given; otherwise carpinus keeps Python's list too."""
     import ssl
 
-    import trustme
+    trustme = pytest.importorskip("trustme", reason=NO_TRUSTME)
 
     cert = trustme.CA().issue_cert("127.0.0.1")
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -233,7 +234,7 @@ def test_gunicorn_worker_serves_tls(spawn: Spawner, tmp_path: Path) -> None:
     import ssl
 
     import httpx
-    import trustme
+    trustme = pytest.importorskip("trustme", reason=NO_TRUSTME)
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")

@@ -19,10 +19,14 @@ import functools
 import os
 import shutil
 import ssl
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Why a test that needs trustme itself is skipped where it is missing.
+NO_TRUSTME = "trustme's cryptography has no free-threaded 3.13 build (make test-ft)"
 
 ENABLED = os.environ.get("CARPINUS_TEST_TLS", "") not in ("", "0")
 
@@ -43,9 +47,16 @@ class Certificates:
 
 
 def issue_certificates(directory: Path) -> tuple[Any, Certificates]:
-    """A new trustme CA and a server certificate for 127.0.0.1 / localhost,
-    written as PEM files into `directory`: (the CA, the files)."""
-    import trustme  # a test dependency; imported here so the fuzz tools need not have it
+    """A new CA and a server certificate for 127.0.0.1 / localhost, written
+    as PEM files into `directory`: (the trustme CA, the files).
+
+    Without trustme (it needs cryptography, which has no build for the
+    free-threaded 3.13 of `make test-ft`) the openssl command issues the
+    same pair of certificates, and the CA object is None."""
+    try:
+        import trustme  # a test dependency; imported here so the fuzz tools need not have it
+    except ImportError:
+        return None, openssl_certificates(directory)
 
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
@@ -54,6 +65,39 @@ def issue_certificates(directory: Path) -> tuple[Any, Certificates]:
     leaf.private_key_pem.write_to_path(str(keyfile))
     ca.cert_pem.write_to_path(str(ca_file))
     return ca, Certificates(str(certfile), str(keyfile), str(ca_file))
+
+
+# The extensions a default client context (VERIFY_X509_STRICT since 3.13)
+# asks of a CA and of the leaf it issued, as trustme writes them.
+CA_EXTENSIONS = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign",
+                 "subjectKeyIdentifier=hash")
+LEAF_EXTENSIONS = ("basicConstraints=critical,CA:FALSE",
+                   "keyUsage=critical,digitalSignature,keyEncipherment",
+                   "extendedKeyUsage=serverAuth,clientAuth",
+                   "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                   "subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid")
+
+
+def openssl_certificates(directory: Path) -> Certificates:
+    """A CA and a server certificate for 127.0.0.1 / localhost made by the
+    openssl command (EC P-256 keys, valid for a day)."""
+    certfile, keyfile, ca_file = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    ca_key, request, extensions = (directory / n for n in ("ca.key", "cert.csr", "cert.ext"))
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ca_extensions = [arg for ext in CA_EXTENSIONS for arg in ("-addext", ext)]
+    extensions.write_text("\n".join(LEAF_EXTENSIONS) + "\n")
+    serial = str(int.from_bytes(os.urandom(8), "big"))
+    for command in (
+        ["req", "-x509", *new_key, "-keyout", ca_key, "-out", ca_file, "-days", "1",
+         "-subj", "/O=carpinus tests/CN=carpinus test CA", *ca_extensions],
+        ["req", *new_key, "-keyout", keyfile, "-out", request, "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", request, "-CA", ca_file, "-CAkey", ca_key, "-set_serial", serial,
+         "-days", "1", "-out", certfile, "-extfile", extensions],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    for scratch in (ca_key, request, extensions):
+        scratch.unlink()
+    return Certificates(str(certfile), str(keyfile), str(ca_file))
 
 
 @functools.cache
