@@ -15,6 +15,7 @@ VENV_ASAN ?= .venv-asan
 VENV_NEXT ?= .venv-next
 VENV_FUZZ ?= .venv-fuzz
 VENV_FT ?= .venv-ft
+VENV_TSAN ?= .venv-tsan
 FUZZ_SECONDS ?= 20
 # the end-to-end target's share of `make fuzz-smoke` (part of `make test`)
 PROTOCOL_SMOKE_SECONDS ?= 15
@@ -30,7 +31,7 @@ SOURCES := $(wildcard src/carpinus/_core/*.c src/carpinus/_core/*.h) setup.py py
 
 .PHONY: serve tools test test-main test-opts-off test-lazy-headers test-tls test-no-http2 test-c \
 	test-asan test-next fuzz fuzz-smoke test-valgrind soak differential bench bench-ws autobahn \
-	test-autobahn python-ft test-ft \
+	test-autobahn python-ft test-ft test-tsan \
 	lint clean
 
 serve: $(VENV)/.built
@@ -153,6 +154,14 @@ python-ft:
 test-ft:
 	bash scripts/test-free-threaded.sh $(VENV_FT) $(PYTEST_ARGS)
 
+# The concurrency tests (servers on several threads, one server on several
+# loops: requests, WebSockets, shutdown) on ThreadSanitizer builds of that
+# interpreter and of the extension; any report fails (docs/reliability.md).
+# Not part of `make test`: the first run builds a second interpreter.
+TSAN_TESTS ?= tests/test_free_threading.py tests/test_threads.py
+test-tsan:
+	bash scripts/test-free-threaded.sh --tsan $(VENV_TSAN) $(TSAN_TESTS) $(PYTEST_ARGS)
+
 # The wrk benchmark suite against uvicorn, granian & co (see benchmarks/README.md).
 $(VENV)-bench/.built: $(SOURCES)
 	test -x $(VENV)-bench/bin/python || $(PYTHON) -m venv $(VENV)-bench
@@ -196,5 +205,5 @@ lint: $(VENV)/.built
 
 clean:
 	rm -rf build dist src/*.egg-info src/carpinus/*.so $(VENV) $(VENV_ASAN) $(VENV_NEXT) $(VENV_FUZZ) \
-		$(VENV_FT)
+		$(VENV_FT) $(VENV_TSAN)
 	$(MAKE) -C fuzz clean

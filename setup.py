@@ -2,6 +2,9 @@
 
 Environment toggles (as in msgspec's setup.py):
   CARPINUS_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer build
+  CARPINUS_SANITIZE=thread
+                       ThreadSanitizer build, for an interpreter built with TSan
+                       (scripts/build-python-ft.sh --tsan; make test-tsan)
   CARPINUS_DEBUG=1     -O0 -g, assertions on
   CARPINUS_WERROR=1    warnings are errors (the test build sets this)
   CARPINUS_FUZZ=1      libFuzzer coverage instrumentation (-fsanitize=fuzzer-no-link;
@@ -22,6 +25,7 @@ from glob import glob
 from setuptools import Extension, setup
 
 SANITIZE = os.environ.get("CARPINUS_SANITIZE") == "1"
+THREAD_SANITIZE = os.environ.get("CARPINUS_SANITIZE") == "thread"
 DEBUG = os.environ.get("CARPINUS_DEBUG") == "1" or SANITIZE
 WERROR = os.environ.get("CARPINUS_WERROR") == "1"
 FUZZ = os.environ.get("CARPINUS_FUZZ") == "1"
@@ -42,6 +46,10 @@ if SANITIZE:
     flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
     compile_args += flags
     link_args += flags
+if THREAD_SANITIZE:
+    # -O1: TSan's own advice (fast enough, stacks still readable)
+    compile_args += ["-fsanitize=thread", "-O1", "-g", "-fno-omit-frame-pointer"]
+    link_args.append("-fsanitize=thread")
 if FUZZ:
     compile_args.append("-fsanitize=fuzzer-no-link")
     link_args.append("-fsanitize=fuzzer-no-link")
@@ -91,7 +99,8 @@ core = Extension(
 # Each flavour builds in its own directory: setuptools reuses an object file
 # or extension in build/ when it is newer than the sources, whatever flags it
 # was built with, so a sanitized install could otherwise pick up a plain one.
-flavour = "-".join(name for name, on in (("sanitize", SANITIZE), ("debug", DEBUG),
+flavour = "-".join(name for name, on in (("sanitize", SANITIZE), ("tsan", THREAD_SANITIZE),
+                                         ("debug", DEBUG),
                                          ("nohttp2", nghttp2 is None),
                                          ("fuzz", FUZZ)) if on) or "release"
 setup(ext_modules=[core], options={"build": {"build_base": os.path.join("build", flavour)}})

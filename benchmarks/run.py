@@ -4,8 +4,9 @@
         --workloads hello,sleep,upload16k,upload1m,headers --duration 10 --rounds 3 \\
         --json out.json --markdown out.md --plot out.png
 
-Each server runs one worker process on 127.0.0.1 pinned to the server CPUs;
-wrk runs pinned to the client CPUs.  Rounds are interleaved: round 1 runs
+Each server runs one worker process on 127.0.0.1 pinned to the server CPUs
+(the free-threaded comparison's three run two event loops each); wrk runs
+pinned to the client CPUs.  Rounds are interleaved: round 1 runs
 every server through every workload, then round 2 does it again, and so on,
 so a slow minute on a shared machine hurts one round of everyone rather than
 all rounds of one server.  Each measurement is preceded by a probe (one
@@ -49,7 +50,7 @@ from harness.requirements import (
     missing,
 )
 from harness.results import Record, Summary, summarize_all
-from harness.servers import HOST, SERVERS, RunningServer, ServerFailed, running
+from harness.servers import HOST, SERVERS, GroupMemory, RunningServer, ServerFailed, running
 from harness.workloads import WORKLOADS, probe, websocket_messages, write_client_files
 from harness.wrk import WrkFailed, WrkResult, WrkSettings, run_wrk
 from harness.wsload import probe_websocket, run_wsload
@@ -204,14 +205,14 @@ LoadRun = Callable[[int], WrkResult]  # runs the load client for so many seconds
 
 
 def warm_up_and_measure(started: RunningServer, run: LoadRun,
-                        args: argparse.Namespace) -> tuple[WrkResult, float]:
+                        args: argparse.Namespace) -> tuple[WrkResult, float, GroupMemory]:
     """run(seconds) for the warm-up (numbers dropped), then for the measurement:
-    its result and the server's CPU seconds during it."""
+    its result, the server's CPU seconds during it and its memory at the end."""
     if args.warmup:
         run(args.warmup)
     cpu = started.cpu_seconds()
     result = run(args.duration)
-    return result, started.cpu_seconds() - cpu
+    return result, started.cpu_seconds() - cpu, started.memory()
 
 
 def probe_and_client(server: str, workload: str, port: int, client_file: Path | None,
@@ -246,10 +247,12 @@ def measure(server: str, workload: str, started: RunningServer, round_number: in
     if problem:
         return Record(server, workload, args.app, round_number, failure=problem)
     try:
-        result, cpu = warm_up_and_measure(started, run, args)
+        result, cpu, memory = warm_up_and_measure(started, run, args)
     except WrkFailed as exc:
         return Record(server, workload, args.app, round_number, failure=str(exc))
-    return Record.measured(server, workload, args.app, round_number, result, cpu)
+    return Record.measured(server, workload, args.app, round_number, result, cpu,
+                           server_rss_mib=memory.rss_mib, server_pss_mib=memory.pss_mib,
+                           server_processes=memory.processes)
 
 
 def run_server_round(server: str, workloads: list[str], round_number: int,
@@ -274,7 +277,7 @@ def run_server_round(server: str, workloads: list[str], round_number: int,
 
 
 def report_progress(record: Record, rounds: int) -> None:
-    where = f"[round {record.round}/{rounds}] {record.server:<12} {record.workload:<16}"
+    where = f"[round {record.round}/{rounds}] {record.server:<17} {record.workload:<16}"
     if record.failure:
         first_line = record.failure.splitlines()[0]
         print(f"{where} FAILED: {first_line}", file=sys.stderr, flush=True)
@@ -333,7 +336,7 @@ def write_outputs(args: argparse.Namespace, document: dict[str, Any], text: str,
         from harness import chart  # matplotlib only when a chart is asked for
 
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        title = (f"{args.app} ASGI app, one worker on CPU {args.server_cpus}, "
+        title = (f"{args.app} ASGI app, servers on CPU {args.server_cpus}, "
                  f"load client -c{args.connections} on CPU {args.client_cpus}, "
                  f"median of {args.rounds} x {args.duration} s")
         chart.draw(summaries, servers, workloads, ceilings, title, args.plot)

@@ -14,12 +14,27 @@
 # machine's own sources use) and to install the build dependencies.  Without
 # root, with nothing cached and something missing, it fails saying what to run.
 #
+# With --tsan it builds (once, into its own prefix, python3.13t-tsan) the same
+# interpreter with ThreadSanitizer (--with-thread-sanitizer, clang), for
+# `make test-tsan`; CPython's suppressions of its own known races
+# (Tools/tsan/suppressions_free_threading.txt) are installed beside it, in
+# share/tsan-suppressions.txt.
+#
 # stdout is only the path; progress goes to stderr.  Exit status 0 with the
 # path, 1 on failure.
 set -euo pipefail
 
-prefix=${CARPINUS_FT_PREFIX:-$HOME/.cache/carpinus/python3.13t}
+tsan=
+if [ "${1:-}" = --tsan ]; then
+    tsan=1
+fi
+if [ -n "$tsan" ]; then
+    prefix=${CARPINUS_FT_TSAN_PREFIX:-$HOME/.cache/carpinus/python3.13t-tsan}
+else
+    prefix=${CARPINUS_FT_PREFIX:-$HOME/.cache/carpinus/python3.13t}
+fi
 python=$prefix/bin/python3.13t
+suppressions=share/tsan-suppressions.txt
 src_list=/etc/apt/sources.list.d/carpinus-trixie-src.list
 # Debian packages the build needs, so that ssl, ctypes, zlib, sqlite3, bz2,
 # lzma, readline, curses, uuid build (the check below imports the first four);
@@ -27,19 +42,27 @@ src_list=/etc/apt/sources.list.d/carpinus-trixie-src.list
 build_deps=(build-essential pkg-config xz-utils libssl-dev zlib1g-dev libffi-dev
             libbz2-dev libsqlite3-dev liblzma-dev libreadline-dev libncurses-dev
             uuid-dev)
+# ThreadSanitizer's runtime for clang (the compiler CPython's own TSan builds use)
+if [ "${1:-}" = --tsan ]; then build_deps+=(clang libclang-rt-14-dev); fi
 
 log() { echo "build-python-ft: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # The interpreter works: the modules that need system libraries import, and
-# the GIL is off (PYTHON_GIL from the caller's environment left out).
+# the GIL is off (PYTHON_GIL from the caller's environment left out).  A TSan
+# build runs with CPython's suppressions; its import must report nothing.
 works() {
-    [ -x "$1" ] && env -u PYTHON_GIL "$1" -c \
+    local tsan_options=
+    if [ -n "$tsan" ]; then
+        [ -f "$2/$suppressions" ] || return 1
+        tsan_options="suppressions=$2/$suppressions"
+    fi
+    [ -x "$1" ] && env -u PYTHON_GIL TSAN_OPTIONS="$tsan_options" "$1" -c \
         'import sys, ssl, ctypes, zlib, sqlite3; assert not sys._is_gil_enabled()' \
         >/dev/null 2>&1
 }
 
-if works "$python"; then
+if works "$python" "$prefix"; then
     echo "$python"
     exit 0
 fi
@@ -126,8 +149,14 @@ start=$SECONDS
 # No --enable-optimizations (PGO) and no --with-lto: they would triple the
 # build time.  The test package is left out (--disable-test-modules): carpinus
 # runs its own tests, and byte-compiling Lib/test is a large part of install.
-run "configure --disable-gil --prefix=$prefix" \
-    ./configure --disable-gil --prefix="$prefix" --disable-test-modules
+configure=(./configure --disable-gil --prefix="$prefix" --disable-test-modules)
+if [ -n "$tsan" ]; then
+    # The interpreter runs during the build and install (generating files,
+    # compileall): a report there must not fail the build.
+    export CC=clang TSAN_OPTIONS="exitcode=0 report_bugs=0"
+    configure+=(--with-thread-sanitizer)
+fi
+run "${configure[*]}" "${configure[@]}"
 run "make -j$(nproc)" make -j"$(nproc)"
 # Extension modules the build could not make (a missing -dev package).
 sed -n '/necessary bits to build these optional modules were not found/,/^$/p;
@@ -135,11 +164,16 @@ sed -n '/necessary bits to build these optional modules were not found/,/^$/p;
         /Failed to build these modules/,/^$/p' "$buildlog" >&2
 run "make install (staged)" make install DESTDIR="$stage"
 staged=$stage$prefix
-works "$staged/bin/python3.13t" ||
+if [ -n "$tsan" ]; then
+    unset TSAN_OPTIONS
+    mkdir -p "$(dirname "$staged/$suppressions")"
+    cp Tools/tsan/suppressions_free_threading.txt "$staged/$suppressions"
+fi
+works "$staged/bin/python3.13t" "$staged" ||
     die "the staged $staged/bin/python3.13t fails: import sys, ssl, ctypes, zlib, sqlite3;" \
         "assert not sys._is_gil_enabled()"
 rm -rf "$prefix"
 mv "$staged" "$prefix"
-works "$python" || die "$python fails the check after moving it into place"
+works "$python" "$prefix" || die "$python fails the check after moving it into place"
 log "built $python in $((SECONDS - start)) s"
 echo "$python"

@@ -159,6 +159,25 @@ def test_runner_measures_the_static_files_over_both_loops(tmp_path: Path) -> Non
     assert "### Static files: server CPU per MiB sent (ms)" in table
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None,
+                    reason="wrk or taskset is not installed (apt-get install -y wrk util-linux)")
+def test_runner_measures_the_memory_of_threads_and_of_workers(tmp_path: Path) -> None:
+    """The free-threaded comparison's carpinus lines (issue 16), on asyncio's loop
+    so that they run on 3.13t too: the memory of every process in the server's
+    group is read from /proc at the end of the run."""
+    records, table = measure_carpinus_briefly(
+        ["hello"], tmp_path, servers=("carpinus-threads2", "carpinus-workers2"))
+    memory = {r["server"]: (r["server_pss_mib"], r["server_rss_mib"], r["server_processes"])
+              for r in records}
+    for pss, rss, _ in memory.values():
+        assert 0 < pss <= rss, memory
+    # two threads of one process; a supervisor and its two workers
+    assert memory["carpinus-threads2"][2] == 1, memory
+    assert memory["carpinus-workers2"][2] == 3, memory
+    assert "### Server memory at the end of the run: PSS MiB (RSS MiB)" in table
+
+
 def test_runner_wants_the_fastapi_app_for_the_static_files() -> None:
     done = run_runner("--servers", "carpinus", "--workloads", "file1m")
     assert done.returncode == EXIT_USAGE

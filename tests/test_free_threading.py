@@ -14,15 +14,19 @@ import subprocess
 import sys
 import sysconfig
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from carpinus.optimizations import OPTIMIZATIONS
-from tests.support import apps
+from tests.support import apps, ws_apps
 from tests.support.clients import RawClient
 from tests.support.servers import ServerHandle, run_server
+from tests.support.waiting import wait_for
+from tests.support.ws_clients import connect_ws
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,20 +81,25 @@ async def headers_twice_app(scope: Any, receive: Any, send: Any) -> None:
     await apps.send_text(send, b"|".join([scope["path"].encode(), here[b"x-client"], body]))
 
 
+def post_requests(client: RawClient, client_id: str, failures: list[str]) -> None:
+    """REQUESTS_PER_CLIENT requests on one keep-alive connection, each checked
+    against its own answer; the first wrong one is reported and ends them."""
+    for n in range(REQUESTS_PER_CLIENT):
+        path, body = f"/{client_id}/{n}", f"body {n}".encode()
+        got = client.request("POST", path, headers=[("X-Client", client_id)], body=body)
+        want = f"{path}|{client_id}|body {n}".encode()
+        if (got.status, got.body) != (200, want):
+            failures.append(f"{client_id}: {got.status} {got.body!r}, want {want!r}")
+            return
+
+
 def hammer(handle: ServerHandle, client_id: str, start: threading.Barrier,
            failures: list[str]) -> None:
     """One keep-alive connection's requests, each checked against its own answer."""
     try:
         with RawClient(handle.host, handle.port) as client:
             start.wait()
-            for n in range(REQUESTS_PER_CLIENT):
-                path, body = f"/{client_id}/{n}", f"body {n}".encode()
-                got = client.request("POST", path, headers=[("X-Client", client_id)],
-                                     body=body)
-                want = f"{path}|{client_id}|body {n}".encode()
-                if (got.status, got.body) != (200, want):
-                    failures.append(f"{client_id}: {got.status} {got.body!r}, want {want!r}")
-                    return
+            post_requests(client, client_id, failures)
     except Exception as exc:  # reported by the test, with the client that failed
         failures.append(f"{client_id}: {exc!r}")
         start.abort()
@@ -120,3 +129,96 @@ def test_servers_on_their_own_threads_answer_at_once() -> None:
     # read once the servers' loops have stopped: a ServerState belongs to its loop's thread
     assert [state.stats()["requests_total"] for state in states] == \
         [CLIENTS_PER_SERVER * REQUESTS_PER_CLIENT] * SERVERS
+
+
+LOOPS = 4
+HTTP_CLIENTS = 8
+WS_SESSIONS = 4
+WS_MESSAGES = 30
+
+
+async def hammered_app(scope: Any, receive: Any, send: Any) -> None:
+    """headers_twice_app for HTTP, the suite's echo for WebSockets."""
+    if scope["type"] == "websocket":
+        await ws_apps.echo(scope, receive, send)
+    else:
+        await headers_twice_app(scope, receive, send)
+
+
+def http_session(handle: ServerHandle, client_id: str, start: threading.Barrier,
+                 finished: threading.Barrier, closed: list[str], failures: list[str]) -> None:
+    """A keep-alive connection's requests, each checked against its own answer;
+    then the connection stays open until the server, stopping, closes it."""
+    try:
+        with handle.connect() as client:
+            start.wait()
+            post_requests(client, client_id, failures)
+            finished.wait()
+            if client.is_closed(timeout=20):
+                closed.append(client_id)
+    except Exception as exc:  # reported by the test, with the client that failed
+        failures.append(f"{client_id}: {exc!r}")
+        start.abort()
+        finished.abort()
+
+
+def ws_session(handle: ServerHandle, client_id: str, start: threading.Barrier,
+               finished: threading.Barrier, closed: list[str], failures: list[str]) -> None:
+    """A WebSocket session's text and binary echoes; then the session stays open
+    until the server, stopping, closes it (1012, service restart)."""
+    try:
+        with connect_ws(handle, "/") as ws:
+            start.wait()
+            for n in range(WS_MESSAGES):
+                message: str | bytes = f"{client_id} {n}" if n % 2 else f"{client_id} {n}".encode()
+                ws.send(message)
+                got = ws.recv(timeout=10)
+                if got != message:
+                    failures.append(f"{client_id}: echo {got!r}, want {message!r}")
+                    break
+            finished.wait()
+            try:
+                ws.recv(timeout=20)
+            except ConnectionClosed as closing:
+                if closing.rcvd is not None and closing.rcvd.code == 1012:
+                    closed.append(client_id)
+    except Exception as exc:
+        failures.append(f"{client_id}: {exc!r}")
+        start.abort()
+        finished.abort()
+
+
+def test_one_server_on_several_loops_hammered(serve: Callable[..., ServerHandle]) -> None:
+    """One server with --threads 4 (every optimization on, lazy headers for
+    every request): HTTP connections and WebSocket sessions all start at once
+    and keep their connections open; then the server stops under them.  Every
+    answer and echo is the one asked for, the loops' counts add up, every
+    connection is closed by the server and every serving thread ends -- on
+    3.13t with the loops running Python in parallel."""
+    handle = serve(hammered_app, threads=LOOPS, lazy_headers_min=1,
+                   optimizations=dict.fromkeys(OPTIMIZATIONS, True))
+    sessions = [(http_session, f"h{i}") for i in range(HTTP_CLIENTS)] + \
+        [(ws_session, f"w{i}") for i in range(WS_SESSIONS)]
+    start = threading.Barrier(len(sessions))
+    finished = threading.Barrier(len(sessions) + 1)  # + this thread
+    failures: list[str] = []
+    closed: list[str] = []
+    clients = [threading.Thread(target=run, args=(handle, name, start, finished, closed, failures))
+               for run, name in sessions]
+    for thread in clients:
+        thread.start()
+    finished.wait(60)
+    states = handle.server.states
+    handle.server.should_exit = True
+    for thread in clients:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in clients), "a client hung"
+    assert failures == []
+    assert sorted(closed) == sorted(name for _, name in sessions)
+    wait_for(lambda: not any(thread.alive for thread in handle.server.serving_threads),
+             what="every serving thread to end")
+    stats = [state.stats() for state in states]  # their loops have stopped
+    # (a WebSocket's upgrade request counts as a request)
+    assert sum(s["requests_total"] for s in stats) == \
+        HTTP_CLIENTS * REQUESTS_PER_CLIENT + WS_SESSIONS
+    assert sum(s["websocket_upgrades"] for s in stats) == WS_SESSIONS

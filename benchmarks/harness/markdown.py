@@ -49,6 +49,14 @@ def cpu_cell(summary: Summary) -> str:
     return f"{summary.server_cpu_us:.1f}"
 
 
+def memory_cell(summary: Summary) -> str:
+    if not summary.rps:
+        return "failed"
+    if not summary.server_pss_mib:
+        return "–"  # /proc showed none (not Linux, or smaps_rollup before Linux 4.14)
+    return f"{summary.server_pss_mib:.1f} ({summary.server_rss_mib:.1f})"
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -63,6 +71,7 @@ def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
                 for w in workloads]
     p99_rows = [[w] + [p99_cell(summaries[s, w]) for s in servers] for w in workloads]
     cpu_rows = [[w] + [cpu_cell(summaries[s, w]) for s in servers] for w in workloads]
+    memory_rows = [[w] + [memory_cell(summaries[s, w]) for s in servers] for w in workloads]
     return [
         "### Requests per second",
         "",
@@ -85,6 +94,15 @@ def matrix_tables(summaries: dict[tuple[str, str], Summary], servers: list[str],
         "saturated spends more per request (fewer requests share each wake-up).",
         "",
         *table(header, cpu_rows),
+        "",
+        "### Server memory at the end of the run: PSS MiB (RSS MiB)",
+        "",
+        "Median of the rounds, read from /proc as each measured run ends: the sum over "
+        "the server's processes (a supervisor and its workers; threads are part of their "
+        "process) of PSS, which counts a page shared between them once, and in brackets "
+        "of RSS, which counts it in each process that maps it.",
+        "",
+        *table(header, memory_rows),
         *file_tables(summaries, servers, workloads, header),
     ]
 

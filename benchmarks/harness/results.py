@@ -29,6 +29,12 @@ class Record:
     # The server's CPU time (its process group's, user + system) during the
     # measured run per request, in µs; 0 when not measured.
     server_cpu_us: float = 0.0
+    # The memory of the server's processes at the end of the measured run, in
+    # MiB: the sum of their RSS (shared pages once per process that maps them)
+    # and of their PSS (every page once); 0 when not measured.
+    server_rss_mib: float = 0.0
+    server_pss_mib: float = 0.0
+    server_processes: int = 0  # how many processes those sums are over
     # Set when nothing could be measured: the server did not start, the probe
     # found a wrong answer, or wrk failed.
     failure: str | None = None
@@ -39,13 +45,16 @@ class Record:
 
     @classmethod
     def measured(cls, server: str, workload: str, app: str, round_number: int,
-                 result: WrkResult, server_cpu_s: float = 0.0) -> Record:
+                 result: WrkResult, server_cpu_s: float = 0.0, server_rss_mib: float = 0.0,
+                 server_pss_mib: float = 0.0, server_processes: int = 0) -> Record:
         return cls(
             server, workload, app, round_number, rps=result.rps, avg_ms=result.avg_ms,
             p50_ms=result.p50_ms, p99_ms=result.p99_ms, max_ms=result.max_ms,
             requests=result.requests, duration_s=result.duration_s, errors=result.errors,
             non_2xx=result.non_2xx, socket_errors=dict(result.socket_errors),
             server_cpu_us=server_cpu_s * 1e6 / result.requests if result.requests else 0.0,
+            server_rss_mib=server_rss_mib, server_pss_mib=server_pss_mib,
+            server_processes=server_processes,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +79,8 @@ class Summary:
     p99_min_ms: float
     p99_max_ms: float
     server_cpu_us: float
+    server_rss_mib: float
+    server_pss_mib: float
     errors: int
     failures: tuple[str, ...]
     valid: bool
@@ -91,7 +102,7 @@ def summarize(records: Iterable[Record], server: str, workload: str) -> Summary:
     measured = [r for r in mine if r.failure is None and r.requests > 0]
     failures = tuple(r.failure for r in mine if r.failure is not None)
     if not measured:
-        return Summary(server, workload, len(mine), 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        return Summary(server, workload, len(mine), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                        sum(r.errors for r in mine), failures, False)
     rps = [r.rps for r in measured]
     p99 = [r.p99_ms for r in measured]
@@ -102,6 +113,8 @@ def summarize(records: Iterable[Record], server: str, workload: str) -> Summary:
         p50_ms=statistics.median(r.p50_ms for r in measured),
         p99_ms=statistics.median(p99), p99_min_ms=min(p99), p99_max_ms=max(p99),
         server_cpu_us=statistics.median(r.server_cpu_us for r in measured),
+        server_rss_mib=statistics.median(r.server_rss_mib for r in measured),
+        server_pss_mib=statistics.median(r.server_pss_mib for r in measured),
         errors=sum(r.errors for r in mine), failures=failures,
         valid=all(r.valid for r in mine),
     )

@@ -1,7 +1,9 @@
 """The servers under test: one line each, and how to run one.
 
 A server is a command template plus what it needs.  Every server runs ONE
-worker process on the host given, pinned with taskset to the server CPUs.
+worker process on the host given, pinned with taskset to the server CPUs; the
+three of the free-threaded comparison are the exception, with two event loops
+each (two threads of one process, or two worker processes).
 Placeholders in a template:
 
     {python}   the interpreter running the benchmark (so peers come from its venv)
@@ -13,7 +15,7 @@ Placeholders in a template:
 
 Processes are started in a session of their own and stopped by their PID:
 SIGTERM, then SIGKILL after a timeout.  Servers that fork a worker (granian,
-gunicorn, hypercorn) are stopped through the PID we started; whatever is left
+gunicorn, hypercorn, carpinus --workers) are stopped through the PID we started; whatever is left
 in the process group that PID leads (ours, made at start) is killed last.
 """
 
@@ -94,6 +96,19 @@ SERVERS: dict[str, ServerSpec] = {
     "hypercorn": ServerSpec("{python} -m hypercorn --workers 1 --worker-class uvloop --bind {host}:{port} {app}", (HYPERCORN, UVLOOP)),  # noqa: E501
     "uvloop-raw": ServerSpec("{python} {apps}/uvloop_raw.py --host {host} --port {port}", (UVLOOP,), ceiling=True),  # noqa: E501
     "nginx": ServerSpec("nginx -p {workdir} -c {workdir}/nginx.conf -e {workdir}/error.log", (NGINX,), ceiling=True, prepare=nginx.write_config),  # noqa: E501
+    # The free-threaded comparison (issue 16): two serving event loops each, run
+    # on the interpreter that runs the runner -- a free-threaded 3.13t one with
+    # PYTHON_GIL=0 for the comparison, where uvloop has no build (hence asyncio).
+    # carpinus: two threads of one process, or a supervisor and two worker processes.
+    "carpinus-threads2": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop asyncio --threads 2 --no-access-log {app}", (CARPINUS,)),  # noqa: E501
+    "carpinus-workers2": ServerSpec("{python} -m carpinus --host {host} --port {port} --loop asyncio --workers 2 --no-access-log {app}", (CARPINUS,)),  # noqa: E501
+    # granian needs no option for threads: its free-threaded wheel (BUILD_GIL
+    # false) always serves with MTServer, whose --workers are threads of one process,
+    # each with its own asyncio loop; it refuses to start if the GIL is on.  On
+    # a GIL build the same line runs a supervisor and two worker processes.
+    # --runtime-mode (the Rust runtime in each worker) stays auto, as for
+    # "granian": mt for ASGI, with --runtime-threads 1.
+    "granian-ft2": ServerSpec("{python} -m granian --interface asgi --host {host} --port {port} --workers 2 --loop asyncio --no-access-log {app}", (GRANIAN,)),  # noqa: E501
 }
 
 # carpinus with its marshalling optimizations switched (docs/optimizations.md):
@@ -179,6 +194,10 @@ class RunningServer:
             f"{self.name} did not answer GET / within {timeout:.0f} s; its log:\n{self.log_tail()}"
         )
 
+    def memory(self) -> GroupMemory:
+        """What every live process in the group we started holds in RAM now."""
+        return group_memory(self.pid)
+
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of every live process in the group we
         started (the server, and a supervisor's workers): what a measured run
@@ -217,9 +236,9 @@ def answers_200(port: int) -> bool:
         connection.close()
 
 
-def group_cpu_seconds(group_id: int) -> dict[int, float]:
-    """{pid: user + system CPU seconds} of the processes in a process group (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+def group_stats(group_id: int) -> dict[int, list[str]]:
+    """{pid: the fields of /proc/PID/stat after "pid (comm)"} of the processes
+    in a process group (Linux /proc): state ppid pgrp ... utime (12th) stime (13th)."""
     found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -229,10 +248,67 @@ def group_cpu_seconds(group_id: int) -> dict[int, float]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        # after "pid (comm)": state ppid pgrp ... utime (12th) stime (13th)
         if int(fields[2]) == group_id:
-            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+            found[int(entry.name)] = fields
     return found
+
+
+def group_cpu_seconds(group_id: int) -> dict[int, float]:
+    """{pid: user + system CPU seconds} of the processes in a process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {pid: (int(fields[11]) + int(fields[12])) / ticks
+            for pid, fields in group_stats(group_id).items()}
+
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class GroupMemory:
+    """The memory of a process group's processes, summed (threads are part of
+    their process).  RSS counts a page shared by several of them (the code of
+    the interpreter, pages a forked child still shares) once per process; PSS
+    splits each page among the processes that map it, so its sum counts every
+    page once: the RAM the group costs."""
+
+    rss_bytes: int
+    pss_bytes: int
+    processes: int
+
+    @property
+    def rss_mib(self) -> float:
+        return self.rss_bytes / MIB
+
+    @property
+    def pss_mib(self) -> float:
+        return self.pss_bytes / MIB
+
+
+def proc_memory_bytes(path: str, key: str) -> int | None:
+    """The bytes a "Key:   N kB" line of a /proc file gives; None when the file
+    is gone (its process exited) or has no such line (a zombie has no memory)."""
+    try:
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):  # gone meanwhile, or a torn read
+        return None
+    return None
+
+
+def group_memory(group_id: int) -> GroupMemory:
+    """VmRSS (/proc/PID/status) and Pss (/proc/PID/smaps_rollup, Linux 4.14+)
+    summed over the live processes of a process group.  A process that exits
+    while being read, so that either number is missing, is left out of both."""
+    rss = pss = processes = 0
+    for pid in group_stats(group_id):
+        process_rss = proc_memory_bytes(f"/proc/{pid}/status", "VmRSS:")
+        process_pss = proc_memory_bytes(f"/proc/{pid}/smaps_rollup", "Pss:")
+        if process_rss is None or process_pss is None:
+            continue
+        rss, pss, processes = rss + process_rss, pss + process_pss, processes + 1
+    return GroupMemory(rss, pss, processes)
 
 
 def group_alive(group_id: int) -> bool:
