@@ -32,7 +32,7 @@ from tests.support.clients import RawClient
 from tests.support.h2_clients import h2_http_client
 from tests.support.process_apps import THREAD_MARKER
 from tests.support.processes import ServerProcess, Spawner, listening_socket, run_cli
-from tests.support.servers import ServerHandle
+from tests.support.servers import ServerHandle, stats_on_their_loops
 from tests.support.waiting import wait_for
 from tests.support.ws_clients import connect_ws
 
@@ -160,7 +160,7 @@ def test_websocket_echo_on_every_thread(serve: Callable[..., ServerHandle]) -> N
                 assert client.recv(timeout=10) == f"message {i}.{round_}"
             clients[0].send(b"\x00\x01")
             assert clients[0].recv(timeout=10) == b"\x00\x01"
-    sessions = sum(state.stats()["websocket_upgrades"] for state in handle.server.states)
+    sessions = sum(stats["websocket_upgrades"] for stats in stats_on_their_loops(handle.server))
     assert sessions == 4
 
 
@@ -178,7 +178,7 @@ def test_http2_on_several_threads(serve: Callable[..., ServerHandle]) -> None:
     served = held_requests(handle, app, 2, get_h2)
     assert [version for version, _ in served] == ["HTTP/2", "HTTP/2"]
     assert len({ident for _, ident in served}) == 2
-    assert sum(state.stats()["h2_connections"] for state in handle.server.states) == 2
+    assert sum(stats["h2_connections"] for stats in stats_on_their_loops(handle.server)) == 2
 
 
 def test_metrics_sum_every_thread(serve: Callable[..., ServerHandle]) -> None:
@@ -192,7 +192,7 @@ def test_metrics_sum_every_thread(serve: Callable[..., ServerHandle]) -> None:
     for _ in range(3):
         assert handle.get("/").status_code == 200
     port = handle.server.metrics.exporter.port
-    per_thread = [state.stats()["requests_total"] for state in handle.server.states]
+    per_thread = [stats["requests_total"] for stats in stats_on_their_loops(handle.server)]
     assert all(per_thread) and sum(per_thread) == 5
     assert value(scrape(port), "carpinus_requests_total") == 5
 

@@ -9,6 +9,7 @@ set it runs with every optimization off (or all of them on).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import ssl
@@ -69,6 +70,27 @@ class ServerHandle:
         """One GET with a client of its own."""
         with self.http_client() as client:
             return client.get(path, **options)
+
+
+def stats_on_their_loops(server: Server) -> list[dict[str, Any]]:
+    """Every serving loop's ServerState.stats(), each read on the loop it
+    belongs to, while they serve.  A ServerState is its loop thread's: read
+    from the test's thread meanwhile, its counters race with the loop's
+    writes (`make test-tsan` reports it).  Once the loops have stopped and
+    their threads are joined, reading them directly is fine."""
+    def read(state: Any, into: concurrent.futures.Future[dict[str, Any]]) -> None:
+        try:
+            into.set_result(state.stats())
+        except BaseException as exc:  # handed to the test's thread
+            into.set_exception(exc)
+
+    futures = []
+    for serving in server.servings:
+        assert serving.loop is not None
+        future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        serving.loop.call_soon_threadsafe(read, serving.state, future)
+        futures.append(future)
+    return [future.result(timeout=IO_TIMEOUT) for future in futures]
 
 
 def apply_optimizations_leg(options: dict[str, Any]) -> None:

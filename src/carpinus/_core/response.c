@@ -301,15 +301,43 @@ static int add_header_impl(RequestCycle *cy, PyObject *item, int *seen_server,
     return 0;
 }
 
-/* One [name, value] pair into the head.  The pair may be the app's list:
-   locked while its name and value (borrowed from it) are read. */
+/* One (name, value) pair into the head.  A tuple is read as it is; a pair
+   that is a list may change under us without the GIL, so it is locked while
+   its name and value (borrowed from it) are read.  Tuples -- what apps and
+   frameworks send, often the same constant in every request -- are never
+   locked: threads serving requests at once would otherwise queue on them. */
 static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
 {
+    if (PyTuple_CheckExact(item)) {
+        return add_header_impl(cy, item, seen_server, seen_date);
+    }
     int rc;
     Py_BEGIN_CRITICAL_SECTION(item);
     rc = add_header_impl(cy, item, seen_server, seen_date);
     Py_END_CRITICAL_SECTION();
     return rc;
+}
+
+/* Item i of seq (what PySequence_Fast returned) as a new reference; NULL,
+   without an exception, past its end.  seq may be the app's own list, which
+   an app may share between requests -- and, without the GIL, between the
+   threads serving them.  It is read without a lock (PyList_GetItemRef takes
+   a strong reference lock-free on 3.13t), so that no thread waits for
+   another on it, and its length is read afresh on every step, since it may
+   change meanwhile.  (A tuple cannot change.) */
+static PyObject *fast_item(PyObject *seq, Py_ssize_t i)
+{
+    if (PyTuple_CheckExact(seq)) {
+        return i < PyTuple_GET_SIZE(seq) ? Py_NewRef(PyTuple_GET_ITEM(seq, i)) : NULL;
+    }
+    if (i >= PyList_GET_SIZE(seq)) {
+        return NULL;
+    }
+    PyObject *item = PyList_GetItemRef(seq, i);
+    if (item == NULL) {
+        PyErr_Clear(); /* it got shorter since: its end */
+    }
+    return item;
 }
 
 int cp_response_start(RequestCycle *cy, PyObject *message)
@@ -379,18 +407,13 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
         if (seq == NULL) {
             return -1;
         }
-        /* seq is the app's own list when it sent one.  Without the GIL
-           another thread may change it while we read: the list is locked,
-           and its length and items are read afresh on every step (waiting
-           for an item's lock lets go of the list's for a while: compat.h). */
+        /* seq is the app's own list when it sent one (fast_item) */
         int rc = 0;
-        Py_BEGIN_CRITICAL_SECTION(seq);
-        for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
-            PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *item;
+        for (Py_ssize_t i = 0; rc == 0 && (item = fast_item(seq, i)) != NULL; i++) {
             rc = add_header(cy, item, &seen_server, &seen_date);
             Py_DECREF(item);
         }
-        Py_END_CRITICAL_SECTION();
         Py_DECREF(seq);
         if (rc < 0) {
             return -1;
@@ -426,14 +449,11 @@ int cp_response_start(RequestCycle *cy, PyObject *message)
 
 /* ---- http.response.trailers ---------------------------------------- */
 
-/* One trailer field into cy->head; the pair is locked as in add_header. */
-static int add_trailer(RequestCycle *cy, PyObject *item)
+static int add_trailer_impl(RequestCycle *cy, PyObject *item)
 {
     const char *np, *vp;
     size_t nlen, vlen;
-    int rc;
-    Py_BEGIN_CRITICAL_SECTION(item);
-    rc = field_of(item, &np, &nlen, &vp, &vlen);
+    int rc = field_of(item, &np, &nlen, &vp, &vlen);
     /* what frames or routes a message cannot come after it (RFC 9110 6.5.1) */
     if (rc == 0 && (cp_name_is(np, nlen, "content-length", 14) ||
                     cp_name_is(np, nlen, "transfer-encoding", 17) ||
@@ -446,6 +466,19 @@ static int add_trailer(RequestCycle *cy, PyObject *item)
         PyErr_NoMemory();
         rc = -1;
     }
+    return rc;
+}
+
+/* One trailer field into cy->head; a pair that is a list is locked, as in
+   add_header. */
+static int add_trailer(RequestCycle *cy, PyObject *item)
+{
+    if (PyTuple_CheckExact(item)) {
+        return add_trailer_impl(cy, item);
+    }
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(item);
+    rc = add_trailer_impl(cy, item);
     Py_END_CRITICAL_SECTION();
     return rc;
 }
@@ -473,14 +506,12 @@ int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
         return -1;
     }
     int rc = 0;
-    /* the app's list and pairs, locked as in cp_response_start */
-    Py_BEGIN_CRITICAL_SECTION(seq);
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && rc == 0; i++) {
-        PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+    /* the app's list and pairs, read as in cp_response_start */
+    PyObject *item;
+    for (Py_ssize_t i = 0; rc == 0 && (item = fast_item(seq, i)) != NULL; i++) {
         rc = add_trailer(cy, item);
         Py_DECREF(item);
     }
-    Py_END_CRITICAL_SECTION();
     Py_DECREF(seq);
     return rc;
 }
@@ -502,16 +533,14 @@ int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
     }
     static const char status[] = "HTTP/1.1 103 Early Hints\r\n";
     int rc = 0;
-    /* the app's list: locked while we read it (cp_response_start) */
-    Py_BEGIN_CRITICAL_SECTION(seq);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n > 0 && cp_buf_put(out, status, sizeof(status) - 1) < 0) {
-        rc = -1;
-        PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
-        PyObject *link = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
-        if (!PyBytes_Check(link)) {
+    /* the app's list, read as in cp_response_start; the links are bytes */
+    PyObject *link;
+    Py_ssize_t n = 0;
+    for (; rc == 0 && (link = fast_item(seq, n)) != NULL; n++) {
+        if (n == 0 && cp_buf_put(out, status, sizeof(status) - 1) < 0) {
+            PyErr_NoMemory();
+            rc = -1;
+        } else if (!PyBytes_Check(link)) {
             PyErr_Format(PyExc_TypeError, "Expected each link to be bytes, but got %R.", link);
             rc = -1;
         } else if (!cp_field_value_ok(PyBytes_AS_STRING(link), (size_t)PyBytes_GET_SIZE(link))) {
@@ -528,7 +557,6 @@ int cp_response_early_hint(RequestCycle *cy, PyObject *message, cp_buf *out)
         PyErr_NoMemory();
         rc = -1;
     }
-    Py_END_CRITICAL_SECTION();
     Py_DECREF(seq);
     return rc;
 }
