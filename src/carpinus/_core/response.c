@@ -308,14 +308,16 @@ static int add_header_impl(RequestCycle *cy, PyObject *item, int *seen_server,
    locked: threads serving requests at once would otherwise queue on them. */
 static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *seen_date)
 {
-    if (PyTuple_CheckExact(item)) {
-        return add_header_impl(cy, item, seen_server, seen_date);
+#ifdef Py_GIL_DISABLED
+    if (!PyTuple_CheckExact(item)) {
+        int rc;
+        Py_BEGIN_CRITICAL_SECTION(item);
+        rc = add_header_impl(cy, item, seen_server, seen_date);
+        Py_END_CRITICAL_SECTION();
+        return rc;
     }
-    int rc;
-    Py_BEGIN_CRITICAL_SECTION(item);
-    rc = add_header_impl(cy, item, seen_server, seen_date);
-    Py_END_CRITICAL_SECTION();
-    return rc;
+#endif
+    return add_header_impl(cy, item, seen_server, seen_date);
 }
 
 /* Item i of seq (what PySequence_Fast returned) as a new reference; NULL,
@@ -327,6 +329,10 @@ static int add_header(RequestCycle *cy, PyObject *item, int *seen_server, int *s
    change meanwhile.  (A tuple cannot change.) */
 static PyObject *fast_item(PyObject *seq, Py_ssize_t i)
 {
+#ifndef Py_GIL_DISABLED
+    /* with the GIL nothing changes the list while we read it */
+    return i < PySequence_Fast_GET_SIZE(seq) ? Py_NewRef(PySequence_Fast_GET_ITEM(seq, i)) : NULL;
+#endif
     if (PyTuple_CheckExact(seq)) {
         return i < PyTuple_GET_SIZE(seq) ? Py_NewRef(PyTuple_GET_ITEM(seq, i)) : NULL;
     }
@@ -473,14 +479,16 @@ static int add_trailer_impl(RequestCycle *cy, PyObject *item)
    add_header. */
 static int add_trailer(RequestCycle *cy, PyObject *item)
 {
-    if (PyTuple_CheckExact(item)) {
-        return add_trailer_impl(cy, item);
+#ifdef Py_GIL_DISABLED
+    if (!PyTuple_CheckExact(item)) {
+        int rc;
+        Py_BEGIN_CRITICAL_SECTION(item);
+        rc = add_trailer_impl(cy, item);
+        Py_END_CRITICAL_SECTION();
+        return rc;
     }
-    int rc;
-    Py_BEGIN_CRITICAL_SECTION(item);
-    rc = add_trailer_impl(cy, item);
-    Py_END_CRITICAL_SECTION();
-    return rc;
+#endif
+    return add_trailer_impl(cy, item);
 }
 
 int cp_response_trailers(RequestCycle *cy, PyObject *message, int *more)
