@@ -183,7 +183,11 @@ class Server:
             sockets = self.bound_sockets = bind_sockets(self.config)
         self.listening = list(sockets)
         for index in range(1, self.config.threads + 1):
-            thread = ServingThread(self.config, index, sockets, lifespan_state)
+            # Each thread gets its own copy of the state lifespan left (the
+            # same objects in it): every request copies it again, and on a
+            # free-threaded build copying a dict locks it, so one dict
+            # copied by every thread for every request makes them queue.
+            thread = ServingThread(self.config, index, sockets, dict(lifespan_state))
             self.serving_threads.append(thread)
             thread.start()
         # (each thread makes its state and listens within milliseconds; a

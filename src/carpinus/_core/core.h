@@ -345,6 +345,10 @@ typedef struct ServerState {
     PyObject *raw_root_path; /* root_path as the bytes of a raw path
                                 (percent-encoded UTF-8); b"" when none */
     PyObject *scope_template; /* see cp_scope_template */
+    PyObject *asgi_template;  /* the module's asgi_template, copied: each scope's
+                                 "asgi" is copied from this one, which no other
+                                 thread copies at the same time (PyDict_Copy
+                                 locks its source on a free-threaded build) */
     PyObject *lifespan_state;  /* dict copied into each scope */
     PyObject *access_log;      /* callable(scope, status, body_bytes, seconds) or
                                   NULL: access logging off costs nothing */

@@ -349,7 +349,7 @@ PyObject *cp_build_scope(ServerState *s, HttpProtocol *c, const char *buf,
     if (scope == NULL) {
         return NULL;
     }
-    if (set_steal(scope, st->k_asgi, PyDict_Copy(st->asgi_template)) < 0 ||
+    if (set_steal(scope, st->k_asgi, PyDict_Copy(s->asgi_template)) < 0 ||
         PyDict_SetItem(scope, st->k_http_version,
                        req->http_minor == 1   ? st->v_1_1
                        : req->http_minor == 0 ? st->v_1_0

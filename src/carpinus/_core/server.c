@@ -294,7 +294,8 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         goto fail;
     }
     s->scope_template = cp_scope_template(s->mod, s->root_path);
-    if (s->scope_template == NULL) {
+    s->asgi_template = PyDict_Copy(s->mod->asgi_template);
+    if (s->scope_template == NULL || s->asgi_template == NULL) {
         goto fail;
     }
     if (lifespan_state == Py_None) {
@@ -612,6 +613,7 @@ static int server_traverse(ServerState *s, visitproc visit, void *arg)
     Py_VISIT(s->tls_extensions);
     Py_VISIT(s->pathsend);
     Py_VISIT(s->extensions_template);
+    Py_VISIT(s->asgi_template);
     Py_VISIT(s->scratch_view);
     for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
         if (o->kind == CP_KW_STR) {
@@ -660,6 +662,7 @@ static int server_clear(ServerState *s)
     Py_CLEAR(s->tls_extensions);
     Py_CLEAR(s->pathsend);
     Py_CLEAR(s->extensions_template);
+    Py_CLEAR(s->asgi_template);
     Py_CLEAR(s->scratch_view);
     for (const cp_core_option *o = cp_core_options; o->name != NULL; o++) {
         if (o->kind == CP_KW_STR) {
