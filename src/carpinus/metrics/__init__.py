@@ -10,9 +10,10 @@ only when the ServerState was made with metrics=True, so a server without
 
 Each serving process publishes a snapshot of those counters about ten times
 a second (every tick of its main loop) and once more when it has shut down,
-into a small shared-memory block (snapshot.py): a fixed array of float64 behind
-a sequence number, written as a seqlock so that a reader never sees half of
-an update.  A worker's block is a file in a directory the supervisor made
+into a small shared-memory block (snapshot.py): two fixed arrays of float64
+written in turn behind a publication count, so that a reader never sees half
+of an update and a worker killed while writing still leaves its last whole
+snapshot.  A worker's block is a file in a directory the supervisor made
 for the purpose (on tmpfs when /dev/shm exists); without a supervisor it is
 an anonymous mapping of the process itself.
 

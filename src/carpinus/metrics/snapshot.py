@@ -32,9 +32,20 @@ GAUGES: tuple[str, ...] = ("connections", "connections_idle", "active_requests",
                            "websocket_open")
 FIELDS = COUNTERS + GAUGES
 
+# The block: a publication count, then two slots of values.  Publication n
+# goes into slot n % 2 and is announced by storing n afterwards, so the slot
+# the count points at is always whole, even when the writer was killed
+# (SIGKILL, the OOM killer) in the middle of writing the other one.  A
+# single slot behind an odd/even seqlock would leave a killed writer's block
+# unreadable and its counts lost.
 _SEQUENCE = struct.Struct("<Q")
 _VALUES = struct.Struct("<" + "d" * len(FIELDS))
-SIZE = _SEQUENCE.size + _VALUES.size
+SIZE = _SEQUENCE.size + 2 * _VALUES.size
+
+
+def _slot(sequence: int) -> int:
+    """The offset of the slot publication `sequence` is written to."""
+    return _SEQUENCE.size + (sequence % 2) * _VALUES.size
 FILE_SUFFIX = ".metrics"
 
 
@@ -91,29 +102,32 @@ class SnapshotWriter:
         self.sequence = 0
 
     def publish(self, values: Mapping[str, float]) -> None:
-        # seqlock: odd while writing; a reader that sees it change retries
-        self.sequence += 1
-        _SEQUENCE.pack_into(self.block, 0, self.sequence)
-        _VALUES.pack_into(self.block, _SEQUENCE.size, *(float(values[f]) for f in FIELDS))
-        self.sequence += 1
-        _SEQUENCE.pack_into(self.block, 0, self.sequence)
+        # the slot the last publication did not use, then the count that
+        # points readers at it (x86 and the kernel's shared pages keep the
+        # two stores in this order for a reader in another process)
+        sequence = self.sequence + 1
+        _VALUES.pack_into(self.block, _slot(sequence), *(float(values[f]) for f in FIELDS))
+        _SEQUENCE.pack_into(self.block, 0, sequence)
+        self.sequence = sequence
 
     def close(self) -> None:
         self.block.close()
 
 
 def read_block(block: Any) -> dict[str, float] | None:
-    """A consistent copy of a block (mmap or bytes), or None if the writer
-    kept it busy for every one of a few tries."""
+    """A consistent copy of a block (mmap or bytes): the last publication
+    (all zeros before the first).  None only if the writer published again
+    during every one of a thousand copies, which a writer publishing ten
+    times a second never does."""
     for _ in range(1000):
         (before,) = _SEQUENCE.unpack_from(block, 0)
-        if before % 2:
-            time.sleep(0.0001)  # the writer is between its two stores
-            continue
-        values = _VALUES.unpack_from(block, _SEQUENCE.size)
+        values = _VALUES.unpack_from(block, _slot(before))
         (after,) = _SEQUENCE.unpack_from(block, 0)
         if before == after:
             return dict(zip(FIELDS, values, strict=True))
+        # a publication came in meanwhile: the next may have been writing
+        # into the slot just copied
+        time.sleep(0)
     return None
 
 
