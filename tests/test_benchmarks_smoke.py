@@ -219,6 +219,6 @@ def test_micro_benchmark_measures_every_mode(tmp_path: Path) -> None:
     cells = {(r["mode"], r["workload"]) for r in document["results"]}
     modes = {"all-on", "all-off"} | {f"no-{name}" for name in (
         "zero_copy_body", "direct_response", "scope_cache", "header_names", "lazy_headers",
-        "status_cache", "cycle_reuse")}
+        "status_cache", "cycle_reuse", "task_names")}
     assert cells == {(m, w) for m in modes for w in ("hello", "headers", "upload16k", "upload4k")}
     assert all(r["ns_per_request"] > 0 for r in document["results"])

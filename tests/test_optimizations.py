@@ -1,6 +1,7 @@
-"""The six marshalling optimizations and cycle_reuse: each is active when on,
-inactive when off, and invisible to the app either way (the same scope, body
-and wire bytes; cycle_reuse: new receive/send whenever the app kept the old).
+"""The six marshalling optimizations, cycle_reuse and task_names: each is
+active when on, inactive when off, and invisible to the app either way (the
+same scope, body and wire bytes; cycle_reuse: new receive/send whenever the
+app kept the old; task_names: only the request task's name differs).
 
 Activity is proven with the C core's counters (ServerState.stats()); the
 whole behavioural suite additionally runs with every switch off
@@ -9,7 +10,9 @@ whole behavioural suite additionally runs with every switch off
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import sysconfig
 import time
 from collections.abc import Callable
@@ -47,7 +50,7 @@ def only(name: str, on: bool) -> dict[str, bool]:
 def test_names_and_defaults() -> None:
     assert set(OPTIMIZATIONS) == {"zero_copy_body", "direct_response", "scope_cache",
                                   "header_names", "lazy_headers", "status_cache",
-                                  "cycle_reuse"}
+                                  "cycle_reuse", "task_names"}
     assert resolve(None) == DEFAULTS
     assert resolve({"scope_cache": False})["scope_cache"] is False
     with pytest.raises(ValueError, match="unknown optimization"):
@@ -445,6 +448,34 @@ def test_cycle_reuse_counts_on_a_keep_alive_connection(serve) -> None:
             wait_for(lambda: handle.state.stats()["active_requests"] == 0)
     # every request after the first, once the previous task has ended
     assert handle.state.stats()["cycles_reused"] == 19
+
+
+# -- task_names --------------------------------------------------------------
+
+
+def task_names_served(serve, on: bool, n: int = 3) -> list[str]:
+    """The names of the tasks `n` requests ran in, one connection."""
+    async def app(scope, receive, send):
+        await apps.send_text(send, asyncio.current_task().get_name().encode())
+
+    handle = serve(app, optimizations=only("task_names", on))
+    with handle.connect() as c:
+        return [c.request("GET", "/").body.decode() for _ in range(n)]
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_task_names(serve, on: bool) -> None:
+    """On 3.11 the core names a request's task carpinus-request-N (N counted
+    over the process); off, and on 3.12+ either way, the Task's own Task-N.
+    Every name is unique either way."""
+    names = task_names_served(serve, on)
+    ours = on and sys.version_info < (3, 12)
+    prefix = "carpinus-request-" if ours else "Task-"
+    assert all(name.startswith(prefix) for name in names), names
+    numbers = [int(name.removeprefix(prefix)) for name in names]
+    assert numbers == sorted(set(numbers)), names
+    if ours:
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
 # -- all together ------------------------------------------------------------

@@ -42,7 +42,7 @@ RUNTIME_ARGUMENTS = {
     "app", "loop", "report_exception", "task_factory", "task_kwargs", "log_error",
     "lifespan_state", "access_log", "use_writelines", "default_headers", "proxy_fixup",
     "proxy_trust", "websocket", "base_context", "context_kwarg", "report_refusal",
-    "tls_extensions", "metrics", "pathsend", "extensions",
+    "tls_extensions", "metrics", "pathsend", "extensions", "task_name_kwarg",
 }
 
 
@@ -373,7 +373,8 @@ def test_every_core_option_reaches_the_core(monkeypatch: pytest.MonkeyPatch) -> 
         state = http_c.make_server_state(config, loop, apps.hello, {})
         assert state.stats()["optimizations"] == _core.OPT_ZERO_COPY_BODY | \
             _core.OPT_DIRECT_RESPONSE | _core.OPT_SCOPE_CACHE | _core.OPT_HEADER_NAMES | \
-            _core.OPT_LAZY_HEADERS | _core.OPT_STATUS_CACHE | _core.OPT_CYCLE_REUSE
+            _core.OPT_LAZY_HEADERS | _core.OPT_STATUS_CACHE | _core.OPT_CYCLE_REUSE | \
+            _core.OPT_TASK_NAMES
     finally:
         loop.close()
     assert seen.keys() >= {o.name for o in CORE_OPTIONS}

@@ -12,6 +12,7 @@ OPT_HEADER_NAMES: int
 OPT_LAZY_HEADERS: int
 OPT_STATUS_CACHE: int
 OPT_CYCLE_REUSE: int
+OPT_TASK_NAMES: int
 ZERO_COPY_MAX: int
 ZERO_COPY_BUDGET: int
 # ServerState http_versions bits (--http); HAVE_HTTP2: built with libnghttp2
@@ -75,6 +76,7 @@ class ServerState:
         websocket: Callable[[asyncio.Transport, dict[str, Any], bytes], object] | None = None,
         base_context: contextvars.Context | None = None,
         context_kwarg: bool = False,
+        task_name_kwarg: bool = False,
         report_refusal: Callable[[int, str, Any, Any], object] | None = None,
         tls_extensions: Callable[[asyncio.Transport], dict[str, dict[str, Any]]] | None = None,
         metrics: bool = False,

@@ -7,7 +7,8 @@ docs/optimizations.md); each can be turned off alone with `--opt NAME=off` or
 only: an app cannot tell whether one is on.  `cycle_reuse` is the exception
 an app could notice in one way: a connection's next request may get the very
 `receive` and `send` objects of the previous one -- only when the app let go
-of them (docs/optimizations.md).
+of them -- and `task_names` in one: on Python 3.11 a request's task is named
+"carpinus-request-N" instead of asyncio's "Task-N" (docs/optimizations.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ OPTIMIZATIONS: dict[str, str] = {
     "lazy_headers": "OPT_LAZY_HEADERS",
     "status_cache": "OPT_STATUS_CACHE",
     "cycle_reuse": "OPT_CYCLE_REUSE",
+    "task_names": "OPT_TASK_NAMES",
 }
 
 DEFAULTS: dict[str, bool] = {
@@ -33,6 +35,7 @@ DEFAULTS: dict[str, bool] = {
     "lazy_headers": False,
     "status_cache": True,
     "cycle_reuse": True,
+    "task_names": True,
 }
 
 

@@ -74,6 +74,16 @@ static inline void cp_counter_add(uint64_t *counter, uint64_t n)
 #endif
 }
 
+/* Add one and return the new value (a number handed out once). */
+static inline uint64_t cp_counter_next(uint64_t *counter)
+{
+#ifdef Py_GIL_DISABLED
+    return _Py_atomic_add_uint64(counter, 1) + 1;
+#else
+    return ++*counter;
+#endif
+}
+
 static inline uint64_t cp_counter_get(const uint64_t *counter)
 {
 #ifdef Py_GIL_DISABLED

@@ -107,7 +107,7 @@ typedef struct {
         *s_resume_reading, *s_get_extra_info, *s_peername, *s_sockname,
         *s_sslcontext, *s_set_result, *s_done, *s_cancel, *s_throw, *s_process_pending,
         *s_flush_h2, *s_ssl_object, *s_selected_alpn,
-        *s_context, *s_dunder_call;
+        *s_context, *s_name, *s_dunder_call;
     PyTypeObject *Done_Type;
     PyObject *done_awaitable; /* a Done: what a send() that need not wait
                                  returns; it has no state, so it is shared */
@@ -120,6 +120,7 @@ typedef struct {
     uint64_t header_name_hits;
     uint64_t header_name_misses;
     uint64_t lazy_headers_materialized;
+    uint64_t request_tasks_named; /* the last n of "carpinus-request-n" */
 } cp_state;
 
 /* ---- awaitable.c --------------------------------------------------- */
@@ -227,7 +228,9 @@ struct RequestCycle;
                                        reuses the last one's RequestCycle,
                                        receive and send when nothing else
                                        holds them */
-#define CP_OPT_ALL 0x7f
+#define CP_OPT_TASK_NAMES 0x80     /* 3.11: the core names request tasks
+                                       (cheaper than asyncio's "Task-N") */
+#define CP_OPT_ALL 0xff
 
 /* Bodies at or above the threshold are read straight into their bytes
    object only up to this size; larger ones stream in chunks as usual. */
@@ -339,6 +342,9 @@ typedef struct ServerState {
        entered around the factory call (3.10, a loop's own task factory). */
     PyObject *base_context;
     int context_kwarg;
+    /* the kwnames have "name" (before "context"): task_names is on and the
+       factory takes name= (cycle.c, request_task_name) */
+    int name_tasks;
     int server_header;       /* send "server: carpinus" (read at construction:
                                 see server_line) */
     PyObject *root_path;     /* str */

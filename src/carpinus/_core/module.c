@@ -90,6 +90,7 @@ static inline cp_state *get_state(PyObject *module)
     X(s_ssl_object)                                                                      \
     X(s_selected_alpn)                                                                   \
     X(s_context)                                                                         \
+    X(s_name)                                                                            \
     X(s_dunder_call)                                                                     \
     X(done_awaitable)
 
@@ -218,7 +219,8 @@ static int core_exec(PyObject *module)
         intern(&st->s_process_pending, "_process_pending") < 0 ||
         intern(&st->s_flush_h2, "_flush_h2") < 0 || intern(&st->s_ssl_object, "ssl_object") < 0 ||
         intern(&st->s_selected_alpn, "selected_alpn_protocol") < 0 ||
-        intern(&st->s_context, "context") < 0 || intern(&st->s_dunder_call, "__call__") < 0) {
+        intern(&st->s_context, "context") < 0 || intern(&st->s_name, "name") < 0 ||
+        intern(&st->s_dunder_call, "__call__") < 0) {
         goto fail;
     }
     static const char *const method_names[CP_METHOD_COUNT] = {
@@ -249,6 +251,7 @@ static int core_exec(PyObject *module)
         PyModule_AddIntConstant(module, "OPT_LAZY_HEADERS", CP_OPT_LAZY_HEADERS) < 0 ||
         PyModule_AddIntConstant(module, "OPT_STATUS_CACHE", CP_OPT_STATUS_CACHE) < 0 ||
         PyModule_AddIntConstant(module, "OPT_CYCLE_REUSE", CP_OPT_CYCLE_REUSE) < 0 ||
+        PyModule_AddIntConstant(module, "OPT_TASK_NAMES", CP_OPT_TASK_NAMES) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_MAX", CP_ZERO_COPY_MAX) < 0 ||
         PyModule_AddIntConstant(module, "ZERO_COPY_BUDGET", CP_ZERO_COPY_BUDGET) < 0 ||
         PyModule_AddIntConstant(module, "HTTP_1", CP_HTTP_1) < 0 ||

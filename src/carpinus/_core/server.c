@@ -177,6 +177,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                              "metrics",
                              "pathsend",
                              "extensions",
+                             "task_name_kwarg",
                              NULL};
     PyObject *app, *loop, *report_exception, *task_factory, *task_kwargs = Py_None, *log_error;
     PyObject *lifespan_state = Py_None, *access_log = Py_None;
@@ -184,7 +185,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     PyObject *default_headers = Py_None, *proxy_fixup = Py_None, *proxy_trust = Py_None;
     PyObject *websocket = Py_None, *base_context = Py_None, *report_refusal = Py_None;
     PyObject *tls_extensions = Py_None, *pathsend = Py_None, *extensions = Py_None;
-    int context_kwarg = 0, metrics = 0;
+    int context_kwarg = 0, metrics = 0, task_name_kwarg = 0;
     ServerState *s = (ServerState *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
         return NULL;
@@ -193,13 +194,13 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
        values it shares with kwds alive until the end.) */
     PyObject *kw = kwds != NULL ? PyDict_Copy(kwds) : PyDict_New();
     if (kw == NULL || set_core_options(s, kw) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOOpOO:ServerState", kwlist,
+        !PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|$OOpOOOOOpOOpOOp:ServerState", kwlist,
                                      &app, &loop, &report_exception, &task_factory,
                                      &task_kwargs, &log_error, &lifespan_state, &access_log,
                                      &use_writelines, &default_headers, &proxy_fixup,
                                      &proxy_trust, &websocket, &base_context,
                                      &context_kwarg, &report_refusal, &tls_extensions,
-                                     &metrics, &pathsend, &extensions)) {
+                                     &metrics, &pathsend, &extensions, &task_name_kwarg)) {
         goto fail;
     }
     if (s->http_versions == 0 || (s->http_versions & ~(size_t)(CP_HTTP_1 | CP_HTTP_2)) != 0) {
@@ -309,9 +310,10 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     if (s->lifespan_state == NULL) {
         goto fail;
     }
-    if (task_kwargs != Py_None || context_kwarg) {
-        /* kwnames: the task_kwargs keys, then "context" when the factory
-           takes it (its value is made per request) */
+    s->name_tasks = task_name_kwarg && (s->opts & CP_OPT_TASK_NAMES);
+    if (task_kwargs != Py_None || context_kwarg || s->name_tasks) {
+        /* kwnames: the task_kwargs keys, then "name" and "context" when the
+           core passes them (their values are made per request) */
         if (task_kwargs != Py_None &&
             (!PyDict_Check(task_kwargs) || PyDict_GET_SIZE(task_kwargs) > 3)) {
             PyErr_SetString(PyExc_TypeError, "task_kwargs must be a dict of at most 3 items");
@@ -320,6 +322,7 @@ static PyObject *server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         PyObject *keys = task_kwargs != Py_None ? PyDict_Keys(task_kwargs) : PyList_New(0);
         PyObject *values = task_kwargs != Py_None ? PyDict_Values(task_kwargs) : PyList_New(0);
         if (keys == NULL || values == NULL ||
+            (s->name_tasks && PyList_Append(keys, s->mod->s_name) < 0) ||
             (context_kwarg && PyList_Append(keys, s->mod->s_context) < 0)) {
             Py_XDECREF(keys);
             Py_XDECREF(values);

@@ -40,21 +40,30 @@ def report_exception(exc: BaseException, scope: dict[str, Any], disconnected: bo
         logger.error("Exception in ASGI application\n", exc_info=exc)
 
 
-def _task_factory(loop: asyncio.AbstractEventLoop) -> tuple[Any, dict[str, Any] | None, bool]:
+def _task_factory(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[Any, dict[str, Any] | None, bool, bool]:
     """How the core makes each request's Task: (factory, its keyword arguments,
-    whether it takes context=).  The core gives every Task its own copy of the
-    server's base context, as a context= argument where the factory takes one,
-    else by entering the copy around the call.
+    whether it takes context=, whether the core should give it name=).  The
+    core gives every Task its own copy of the server's base context, as a
+    context= argument where the factory takes one, else by entering the copy
+    around the call.  It names the Task itself only where that is cheaper than
+    the Task's own default name (3.11; the `task_names` switch).
 
     A task factory the loop already has when the server starts (OpenTelemetry,
     aiomonitor, asyncio.eager_task_factory) is honoured on every version; it
     need not take context=.  Otherwise: eager tasks on 3.12+, so that an app
     that never suspends costs no loop iteration."""
     if loop.get_task_factory() is not None:
-        return loop.create_task, None, False
+        return loop.create_task, None, False, False
     if sys.version_info >= (3, 12):
-        return asyncio.Task, {"loop": loop, "eager_start": True}, True
-    return loop.create_task, None, sys.version_info >= (3, 11)
+        # (3.12+ Tasks format their default name only when asked for it)
+        return asyncio.Task, {"loop": loop, "eager_start": True}, True, False
+    if sys.version_info >= (3, 11):
+        # what loop.create_task does, without its call: asyncio's is Python
+        # code, uvloop's a method call; both only add a closed-loop check
+        return asyncio.Task, {"loop": loop}, True, True
+    return loop.create_task, None, False, False
 
 
 # A client that sends garbage can send a lot of it: at most this many
@@ -137,7 +146,7 @@ def make_server_state(
     config: Config, loop: asyncio.AbstractEventLoop, app: Any, lifespan_state: dict[str, Any]
 ) -> _core.ServerState:
     """The protocol factory for loop.create_server: one per running server."""
-    factory, task_kwargs, context_kwarg = _task_factory(loop)
+    factory, task_kwargs, context_kwarg, task_name_kwarg = _task_factory(loop)
     proxy = (ProxyHeaders(config.trusted_hosts, host=config.forwarded_host)
              if config.proxy_headers else None)
     # Every request (and WebSocket) task starts from a copy of this context,
@@ -167,6 +176,7 @@ def make_server_state(
         websocket=websocket,
         base_context=base_context,
         context_kwarg=context_kwarg,
+        task_name_kwarg=task_name_kwarg,
         report_refusal=RefusalLog(access_log),
         tls_extensions=tls,
         metrics=config.metrics_bind is not None,
