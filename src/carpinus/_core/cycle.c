@@ -964,22 +964,14 @@ static int start_failed(RequestCycle *cy, PyObject *scope)
 static PyObject *request_task_name(cp_state *m)
 {
     static const char prefix[] = "carpinus-request-";
-    const Py_ssize_t prefix_len = (Py_ssize_t)sizeof(prefix) - 1;
-    uint64_t n = cp_counter_next(&m->request_tasks_named);
-    char digits[20]; /* UINT64_MAX has 20 */
-    Py_ssize_t nd = 0;
-    do {
-        digits[nd++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n != 0);
-    PyObject *name = PyUnicode_New(prefix_len + nd, 127);
-    if (name == NULL) {
-        return NULL;
-    }
-    Py_UCS1 *out = PyUnicode_1BYTE_DATA(name);
-    memcpy(out, prefix, (size_t)prefix_len);
-    for (Py_ssize_t i = 0; i < nd; i++) {
-        out[prefix_len + i] = (Py_UCS1)digits[nd - 1 - i];
+    char text[sizeof(prefix) - 1 + CP_UINT_DIGITS_MAX];
+    memcpy(text, prefix, sizeof(prefix) - 1);
+    size_t len = sizeof(prefix) - 1 +
+                 cp_format_uint(text + sizeof(prefix) - 1,
+                                cp_counter_next(&m->request_tasks_named));
+    PyObject *name = PyUnicode_New((Py_ssize_t)len, 127);
+    if (name != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(name), text, len);
     }
     return name;
 }

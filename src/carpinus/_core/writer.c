@@ -88,8 +88,7 @@ void cp_buf_release(cp_buf *b)
 
 /* ---- numbers ------------------------------------------------------------ */
 
-/* Decimal digits of v into out (no terminator); returns the length. */
-static size_t format_uint(char *out, uint64_t v)
+size_t cp_format_uint(char *out, uint64_t v)
 {
     char tmp[24];
     size_t n = 0;
@@ -338,7 +337,7 @@ int cp_finish_head(cp_buf *head, cp_framing *f, size_t body_len, int more_body)
             /* the whole body is here: its length frames it */
             char line[40];
             memcpy(line, "content-length: ", 16);
-            size_t n = 16 + format_uint(line + 16, (uint64_t)body_len);
+            size_t n = 16 + cp_format_uint(line + 16, (uint64_t)body_len);
             line[n++] = '\r';
             line[n++] = '\n';
             if (cp_buf_put(head, line, n) < 0) {
@@ -396,7 +395,7 @@ int cp_write_error_response(cp_buf *out, int status, const char *server_lines,
     size_t rlen = strlen(reason);
     char line[CP_STATUS_LINE_MAX];
     char length[24];
-    size_t llen = format_uint(length, rlen);
+    size_t llen = cp_format_uint(length, rlen);
     size_t n = cp_write_status_line(line, status);
     if (cp_buf_put(out, line, n) < 0 ||
         cp_buf_put(out, "content-type: text/plain; charset=utf-8\r\n", 41) < 0 ||

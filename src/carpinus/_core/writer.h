@@ -49,6 +49,11 @@ void cp_buf_release(cp_buf *b);
 /* The reason phrase of a status ("" when it has none we know). */
 const char *cp_reason_phrase(int status);
 
+/* Decimal digits of v into out (no terminator; at most CP_UINT_DIGITS_MAX
+   bytes); returns the length. */
+#define CP_UINT_DIGITS_MAX 20
+size_t cp_format_uint(char *out, uint64_t v);
+
 /* "HTTP/1.1 NNN Reason\r\n" for 100 <= status <= 999, into out (at least
    CP_STATUS_LINE_MAX bytes); returns its length. */
 #define CP_STATUS_LINE_MAX 48

@@ -41,12 +41,12 @@ FIELDS = COUNTERS + GAUGES
 _SEQUENCE = struct.Struct("<Q")
 _VALUES = struct.Struct("<" + "d" * len(FIELDS))
 SIZE = _SEQUENCE.size + 2 * _VALUES.size
+FILE_SUFFIX = ".metrics"
 
 
 def _slot(sequence: int) -> int:
     """The offset of the slot publication `sequence` is written to."""
     return _SEQUENCE.size + (sequence % 2) * _VALUES.size
-FILE_SUFFIX = ".metrics"
 
 
 def take(state: Any) -> dict[str, float]:
