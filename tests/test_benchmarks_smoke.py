@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from carpinus import _core
+from carpinus.optimizations import OPTIMIZATIONS
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "benchmarks" / "run.py"
@@ -200,6 +202,17 @@ def test_runner_rejects_an_unknown_server() -> None:
     assert "unknown server(s) nosuchserver" in done.stderr
     assert "uvicorn" in done.stderr  # the names it knows are listed
 
+
+
+def test_runner_has_a_server_without_each_switch() -> None:
+    # The harness writes the switch names out (it runs without carpinus
+    # installed); a switch added to the package must get its A/B spec too.
+    done = run_runner("--help")
+    assert done.returncode == 0, done.stderr
+    # argparse wraps the list of servers, breaking lines after hyphens too
+    listed = re.sub(r"-\s+", "-", " ".join(done.stdout.split()))
+    for name in OPTIMIZATIONS:
+        assert f"carpinus-no-{name}" in listed, name
 
 MICRO = REPO / "benchmarks" / "micro.py"
 
