@@ -203,7 +203,6 @@ def test_runner_rejects_an_unknown_server() -> None:
     assert "uvicorn" in done.stderr  # the names it knows are listed
 
 
-
 def test_runner_has_a_server_without_each_switch() -> None:
     # The harness writes the switch names out (it runs without carpinus
     # installed); a switch added to the package must get its A/B spec too.
@@ -213,6 +212,7 @@ def test_runner_has_a_server_without_each_switch() -> None:
     listed = re.sub(r"-\s+", "-", " ".join(done.stdout.split()))
     for name in OPTIMIZATIONS:
         assert f"carpinus-no-{name}" in listed, name
+
 
 MICRO = REPO / "benchmarks" / "micro.py"
 

@@ -113,8 +113,8 @@ SERVERS: dict[str, ServerSpec] = {
 
 # carpinus with its switches (docs/optimizations.md) set: carpinus-all-on,
 # carpinus-all-off, and carpinus-no-NAME for each one.  Written out rather than
-# imported so that the harness runs without carpinus installed; a test keeps
-# the list equal to carpinus.optimizations.OPTIMIZATIONS.
+# imported so that the harness runs without carpinus installed; a smoke test
+# checks that every switch of carpinus.optimizations.OPTIMIZATIONS is here.
 OPTIMIZATION_NAMES = ("zero_copy_body", "direct_response", "scope_cache", "header_names",
                       "lazy_headers", "status_cache", "cycle_reuse", "task_names")
 
